@@ -1,0 +1,91 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** Backends gentune can run on, in the order `auto` tries them. */
+export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+
+export interface BackendOptions {
+  /** wasm only: threads for XNNPACK. 1 (the default) keeps wasm single-threaded. */
+  wasmThreads?: number;
+  /** Called with one line per backend tried, for the start-up log. */
+  log?: (message: string) => void;
+}
+
+/** What was chosen: the tfjs backend name and a human description of the device. */
+export interface BackendInfo {
+  name: string;
+  device: string;
+}
+
+let active: BackendInfo | undefined;
+
+/** The backend chosen by `initBackend`, if any. */
+export function activeBackend(): BackendInfo | undefined {
+  return active;
+}
+
+/**
+ * Chooses and initialises the TensorFlow.js backend. `auto` tries
+ * tfjs-node-gpu, tfjs-node, then wasm (SIMD), then the pure-JS cpu backend.
+ * Idempotent: a second call returns the first choice.
+ */
+export async function initBackend(requested: BackendName = 'auto', options: BackendOptions = {}): Promise<BackendInfo> {
+  if (active) return active;
+  const log = options.log ?? (() => {});
+  const order: Exclude<BackendName, 'auto'>[] =
+    requested === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [requested];
+  for (const name of order) {
+    try {
+      const info = await tryBackend(name, options);
+      if (info) {
+        active = info;
+        log(`backend ${info.name} (${info.device})`);
+        return info;
+      }
+      log(`backend ${name} unavailable`);
+    } catch (err) {
+      log(`backend ${name} failed: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(`no TensorFlow.js backend could be initialised (asked for ${requested})`);
+}
+
+async function tryBackend(name: Exclude<BackendName, 'auto'>, options: BackendOptions): Promise<BackendInfo | undefined> {
+  switch (name) {
+    case 'tensorflow': {
+      // Either package registers the `tensorflow` backend on import.
+      for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+        try {
+          await import(pkg);
+        } catch {
+          continue;
+        }
+        if (await tf.setBackend('tensorflow')) {
+          await tf.ready();
+          return { name: 'tensorflow', device: pkg.endsWith('gpu') ? 'libtensorflow (CUDA)' : 'libtensorflow (CPU)' };
+        }
+      }
+      return undefined;
+    }
+    case 'wasm': {
+      const wasm = await import('@tensorflow/tfjs-backend-wasm');
+      const threads = options.wasmThreads ?? 1;
+      if (threads > 1) {
+        // tfjs disables wasm threads under Node by default; this opts in.
+        tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+        wasm.setThreadsCount(threads);
+      }
+      if (!(await tf.setBackend('wasm'))) return undefined;
+      await tf.ready();
+      const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+      return { name: 'wasm', device: `wasm${simd ? ' simd' : ''}, ${wasm.getThreadsCount()} thread(s)` };
+    }
+    case 'webgpu':
+      // Wired by the GPU-backends work; until then it is never available.
+      return undefined;
+    case 'cpu': {
+      if (!(await tf.setBackend('cpu'))) return undefined;
+      await tf.ready();
+      return { name: 'cpu', device: 'pure JavaScript' };
+    }
+  }
+}

@@ -1,0 +1,346 @@
+import { open, rename, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { endianness } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { InvalidArgument, NotFound } from '../../common/errors.js';
+import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from './dtype.js';
+
+/**
+ * Reads and writes the safetensors format
+ * (https://github.com/huggingface/safetensors#format): an 8-byte
+ * little-endian header length N, N bytes of JSON header (padded with spaces),
+ * then the byte buffer. Each header entry gives a tensor's dtype, shape and
+ * `data_offsets` [begin, end) relative to the start of the byte buffer; the
+ * optional `__metadata__` entry maps strings to strings. Validation follows
+ * the reference implementation: the tensors must tile the buffer exactly.
+ */
+
+/** A tensor in host memory, row-major. */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** The dtypes this module converts to and from float32. */
+export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';
+
+/** Options for {@link writeSafetensors}. */
+export interface WriteSafetensorsOptions {
+  /** Storage dtype of every tensor; default F32. */
+  dtype?: SafetensorsDtype;
+  /** Written as `__metadata__` (Hugging Face expects `{ format: 'pt' }`). */
+  metadata?: Record<string, string>;
+}
+
+const BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2 };
+// Bits per element of every dtype the format defines: enough to check the
+// layout of tensors we skip, and to say "unsupported" rather than "unknown".
+const BITS: Record<string, number> = {
+  BOOL: 8, U8: 8, I8: 8, F8_E5M2: 8, F8_E4M3: 8, F8_E8M0: 8, F6_E2M3: 6, F6_E3M2: 6, F4: 4,
+  I16: 16, U16: 16, F16: 16, BF16: 16, I32: 32, U32: 32, F32: 32, I64: 64, U64: 64, F64: 64, C64: 64,
+};
+/** The reference implementation refuses bigger headers; so do we, before allocating. */
+const MAX_HEADER_BYTES = 100_000_000;
+const LITTLE_ENDIAN = endianness() === 'LE';
+const CHUNK_BYTES = 1 << 30;
+
+/** Options for {@link readSafetensors}. */
+export interface ReadSafetensorsOptions {
+  /**
+   * Which tensors to decode (default: all). The others are still checked for
+   * layout but not read, and may have any dtype the format defines, so a
+   * caller can skip, say, a BOOL attention-mask buffer it does not need.
+   */
+  include?: (name: string) => boolean;
+}
+
+interface Entry {
+  name: string;
+  dtype: string;
+  skip: boolean;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** Product of the dims; throws `InvalidArgument` (via `fail`) past 2^53. */
+function elementCount(shape: number[], fail: (why: string) => never): number {
+  let n = 1;
+  for (const d of shape) {
+    n *= d;
+    if (!Number.isSafeInteger(n)) fail(`shape [${shape}] has too many elements`);
+  }
+  return n;
+}
+
+function parseEntry(file: string, name: string, raw: unknown, skip: boolean): Entry {
+  const fail = (why: string): never => {
+    throw new InvalidArgument(`${file}: tensor \`${name}\` ${why}`);
+  };
+  if (!isRecord(raw)) fail('header entry must be an object');
+  const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
+  if (typeof dtype !== 'string') fail(`has no dtype (got ${JSON.stringify(dtype)})`);
+  const known = Object.hasOwn(BITS, dtype as string);
+  if (!known || (!skip && !Object.hasOwn(BYTES, dtype as string))) {
+    fail(`has ${known ? 'unsupported' : 'unknown'} dtype ${JSON.stringify(dtype)} (supported: F32, F16, BF16)`);
+  }
+  if (!Array.isArray(shape) || !shape.every(isCount)) {
+    fail(`has an invalid shape ${JSON.stringify(shape)} (want an array of non-negative integers)`);
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
+    fail(`has invalid data_offsets ${JSON.stringify(offsets)} (want [begin, end] with 0 <= begin <= end)`);
+  }
+  const [begin, end] = offsets as number[];
+  const entry: Entry = { name, dtype: dtype as string, skip, shape: shape as number[], begin, end };
+  const bits = elementCount(entry.shape, fail) * BITS[entry.dtype];
+  if (!Number.isSafeInteger(bits)) fail(`shape [${entry.shape}] has too many elements`);
+  if (bits % 8 !== 0) fail(`has shape [${entry.shape}] of ${entry.dtype}, which is not a whole number of bytes`);
+  const want = bits / 8;
+  if (end - begin !== want) {
+    fail(`has data_offsets [${begin},${end}] (${end - begin} bytes) but shape [${entry.shape}] of ${entry.dtype} needs ${want} bytes`);
+  }
+  return entry;
+}
+
+/** Parses and checks the header against a byte buffer of `dataBytes` bytes. */
+function parseHeader(
+  file: string,
+  text: string,
+  dataBytes: number,
+  include: (name: string) => boolean,
+): { entries: Entry[]; metadata: Record<string, string> } {
+  if (!text.startsWith('{')) throw new InvalidArgument(`${file}: header does not start with '{': not a safetensors file`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidArgument(`${file}: header is not valid JSON (${(err as Error).message})`, { cause: err });
+  }
+  if (!isRecord(json)) throw new InvalidArgument(`${file}: header must be a JSON object`);
+  let metadata: Record<string, string> = {};
+  const entries: Entry[] = [];
+  for (const [name, raw] of Object.entries(json)) {
+    if (name === '__metadata__') {
+      if (!isRecord(raw)) throw new InvalidArgument(`${file}: \`__metadata__\` must be an object of strings`);
+      for (const [k, v] of Object.entries(raw)) {
+        if (typeof v !== 'string') {
+          throw new InvalidArgument(`${file}: \`__metadata__.${k}\` must be a string, got ${JSON.stringify(v)}`);
+        }
+      }
+      metadata = Object.fromEntries(Object.entries(raw)) as Record<string, string>; // own keys only, even `__proto__`
+    } else {
+      entries.push(parseEntry(file, name, raw, !include(name)));
+    }
+  }
+  // Like the reference implementation: sorted by offset, the tensors must
+  // follow one another with no gap or overlap and end exactly at the end of the file.
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (const e of sorted) {
+    if (e.end > dataBytes) {
+      throw new InvalidArgument(
+        `${file}: tensor \`${e.name}\` data_offsets [${e.begin},${e.end}] go past the end of the data (${dataBytes} bytes): file truncated?`,
+      );
+    }
+    if (e.begin !== at) {
+      const why = e.begin < at ? 'overlaps the tensor before it' : 'leaves a gap after the tensor before it';
+      throw new InvalidArgument(`${file}: tensor \`${e.name}\` data_offsets [${e.begin},${e.end}] ${why} (which ends at ${at})`);
+    }
+    at = e.end;
+  }
+  if (at !== dataBytes) {
+    throw new InvalidArgument(`${file}: ${dataBytes - at} bytes after the last tensor are not described by the header`);
+  }
+  return { entries, metadata };
+}
+
+/** Fills `dst` from the file at byte `position`, or throws if the file ends first. */
+async function readFully(fh: FileHandle, file: string, dst: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < dst.length) {
+    const want = Math.min(dst.length - done, CHUNK_BYTES);
+    const { bytesRead } = await fh.read(dst, done, want, position + done);
+    if (bytesRead === 0) throw new InvalidArgument(`${file}: file ended early (truncated while reading?)`);
+    done += bytesRead;
+  }
+}
+
+function bytesOf(a: Float32Array | Uint16Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+async function readTensor(fh: FileHandle, file: string, e: Entry, dataStart: number): Promise<HostTensor> {
+  const count = (e.end - e.begin) / BYTES[e.dtype as SafetensorsDtype];
+  const data = new Float32Array(count);
+  if (e.dtype === 'F32') {
+    await readFully(fh, file, bytesOf(data), dataStart + e.begin);
+    if (!LITTLE_ENDIAN) Buffer.from(data.buffer).swap32();
+  } else {
+    const half = new Uint16Array(count);
+    await readFully(fh, file, bytesOf(half), dataStart + e.begin);
+    if (!LITTLE_ENDIAN) Buffer.from(half.buffer).swap16();
+    (e.dtype === 'F16' ? float16ToFloat32 : bfloat16ToFloat32)(half, data);
+  }
+  return { shape: [...e.shape], data };
+}
+
+/**
+ * Reads a safetensors file; F16 and BF16 tensors are widened to float32.
+ * Tensors come back in file-offset order, without those `options.include` skips.
+ * @throws NotFound if the file does not exist; InvalidArgument (naming the
+ *   file and the tensor) for any malformation or unsupported dtype.
+ */
+export async function readSafetensors(
+  path: string,
+  options: ReadSafetensorsOptions = {},
+): Promise<{ tensors: Map<string, HostTensor>; metadata: Record<string, string> }> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFound(`${path}: no such file`, { cause: err });
+    throw err;
+  }
+  try {
+    const { size } = await fh.stat();
+    if (size < 8) throw new InvalidArgument(`${path}: file is ${size} bytes, too short for a safetensors header`);
+    const prefix = new Uint8Array(8);
+    await readFully(fh, path, prefix, 0);
+    const headerBytes = Buffer.from(prefix).readBigUInt64LE(0);
+    if (headerBytes > BigInt(size - 8)) {
+      throw new InvalidArgument(`${path}: header length ${headerBytes} bytes is beyond the file (${size} bytes)`);
+    }
+    if (headerBytes > BigInt(MAX_HEADER_BYTES)) {
+      throw new InvalidArgument(`${path}: header length ${headerBytes} bytes exceeds the limit of ${MAX_HEADER_BYTES}`);
+    }
+    const n = Number(headerBytes);
+    const raw = new Uint8Array(n);
+    await readFully(fh, path, raw, 8);
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    } catch (err) {
+      throw new InvalidArgument(`${path}: header is not valid UTF-8`, { cause: err });
+    }
+    const { entries, metadata } = parseHeader(path, text, size - 8 - n, options.include ?? (() => true));
+    const tensors = new Map<string, HostTensor>();
+    for (const e of [...entries].sort((a, b) => a.begin - b.begin)) {
+      if (e.skip) continue;
+      tensors.set(e.name, await readTensor(fh, path, e, 8 + n));
+    }
+    return { tensors, metadata };
+  } finally {
+    await fh.close();
+  }
+}
+
+function encode(data: Float32Array, dtype: SafetensorsDtype): Uint8Array {
+  if (dtype === 'F32') {
+    if (LITTLE_ENDIAN) return bytesOf(data);
+    const copy = Buffer.from(new Float32Array(data).buffer);
+    return copy.swap32();
+  }
+  const half = (dtype === 'F16' ? float32ToFloat16 : float32ToBfloat16)(data);
+  if (!LITTLE_ENDIAN) Buffer.from(half.buffer).swap16();
+  return bytesOf(half);
+}
+
+/**
+ * Writes `path` atomically: the chunks go to a hidden temporary file in the
+ * same folder, which is fsynced and then renamed over `path`; readers see the
+ * old file or the new one, never a partial one. Chunks are pulled one at a
+ * time, so a generator can produce them lazily.
+ */
+export async function writeFileAtomic(path: string, chunks: Iterable<Uint8Array | string>): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx');
+  try {
+    try {
+      for (const chunk of chunks) {
+        const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+        for (let done = 0; done < bytes.length; ) {
+          const { bytesWritten } = await fh.write(bytes, done, Math.min(bytes.length - done, CHUNK_BYTES));
+          done += bytesWritten;
+        }
+      }
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  // Persist the rename itself; some platforms cannot open a directory, which is fine.
+  try {
+    const d = await open(dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  } catch {
+    // best effort
+  }
+}
+
+/**
+ * Writes tensors as a safetensors file, atomically (see {@link writeFileAtomic}).
+ * Tensors are laid out in sorted name order; the header is padded with spaces
+ * to a multiple of 8 bytes, as the reference implementation does, so every
+ * tensor starts 8-byte aligned relative to the buffer.
+ * @throws InvalidArgument if a name is empty or `__metadata__`, or a tensor's
+ *   data length does not match its shape.
+ */
+export async function writeSafetensors(
+  path: string,
+  tensors: Map<string, HostTensor>,
+  options: WriteSafetensorsOptions = {},
+): Promise<void> {
+  const dtype = options.dtype ?? 'F32';
+  if (!Object.hasOwn(BYTES, dtype)) throw new InvalidArgument(`\`dtype\` must be F32, F16 or BF16, got ${JSON.stringify(dtype)}`);
+  const names = [...tensors.keys()].sort();
+  const header: Record<string, unknown> = {};
+  if (options.metadata && Object.keys(options.metadata).length > 0) {
+    for (const [k, v] of Object.entries(options.metadata)) {
+      if (typeof v !== 'string') throw new InvalidArgument(`${path}: metadata \`${k}\` must be a string, got ${JSON.stringify(v)}`);
+    }
+    header.__metadata__ = options.metadata;
+  }
+  let offset = 0;
+  for (const name of names) {
+    const t = tensors.get(name)!;
+    if (name === '' || name === '__metadata__') throw new InvalidArgument(`${path}: invalid tensor name ${JSON.stringify(name)}`);
+    const fail = (why: string): never => {
+      throw new InvalidArgument(`${path}: tensor \`${name}\` ${why}`);
+    };
+    if (!Array.isArray(t.shape) || !t.shape.every(isCount)) fail(`has an invalid shape ${JSON.stringify(t.shape)}`);
+    const count = elementCount(t.shape, fail);
+    if (!(t.data instanceof Float32Array) || t.data.length !== count) {
+      fail(`has ${t.data?.length} values but shape [${t.shape}] needs ${count}`);
+    }
+    const bytes = count * BYTES[dtype];
+    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  const jsonBytes = Buffer.byteLength(json, 'utf8');
+  json += ' '.repeat((8 - (jsonBytes % 8)) % 8);
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(Buffer.byteLength(json, 'utf8')));
+  function* chunks(): Generator<Uint8Array | string> {
+    yield prefix;
+    yield json;
+    for (const name of names) yield encode(tensors.get(name)!.data, dtype);
+  }
+  await writeFileAtomic(path, chunks());
+}

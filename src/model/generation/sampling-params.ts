@@ -1,0 +1,70 @@
+import { InvalidArgument } from '../../common/errors.js';
+import {
+  type LogitsProcessor,
+  RepetitionPenaltyProcessor,
+  TemperatureProcessor,
+  TopKProcessor,
+  TopPProcessor,
+} from './logits-processors.js';
+
+/** How to pick tokens and when to stop. Names follow TGI / OpenAI. */
+export interface SamplingParams {
+  /** Tokens to generate at most (>= 1). */
+  maxNewTokens: number;
+  /** 0 = greedy; otherwise logits are divided by it. Default 1. */
+  temperature: number;
+  /** 0 = off. */
+  topK: number;
+  /** In (0, 1]; 1 = off. */
+  topP: number;
+  /** >= 1 penalises repeats; 1 = off (values in (0, 1) encourage repeats). */
+  repetitionPenalty: number;
+  /** Seed of the sampler; the same seed and prompt give the same text. */
+  seed: number;
+  /** Generation stops before the first occurrence of any of these strings. */
+  stop: string[];
+  /** Return the log-probability of each generated token. */
+  logprobs: boolean;
+  /** Stop at `<|endoftext|>` (default true). */
+  stopAtEos: boolean;
+}
+
+/** Defaults for every field; callers override what they set. */
+export const DEFAULT_SAMPLING: SamplingParams = {
+  maxNewTokens: 64,
+  temperature: 1,
+  topK: 0,
+  topP: 1,
+  repetitionPenalty: 1,
+  seed: 0,
+  stop: [],
+  logprobs: false,
+  stopAtEos: true,
+};
+
+/** Checks each field, one rule per check; messages name the field and the value. */
+export function validateSampling(p: SamplingParams): SamplingParams {
+  const fail = (msg: string) => {
+    throw new InvalidArgument(msg);
+  };
+  if (!Number.isInteger(p.maxNewTokens) || p.maxNewTokens < 1) fail(`\`max_new_tokens\` must be an integer >= 1, got ${p.maxNewTokens}`);
+  if (!Number.isFinite(p.temperature) || p.temperature < 0) fail(`\`temperature\` must be >= 0, got ${p.temperature}`);
+  if (!Number.isInteger(p.topK) || p.topK < 0) fail(`\`top_k\` must be an integer >= 0, got ${p.topK}`);
+  if (!Number.isFinite(p.topP) || p.topP <= 0 || p.topP > 1) fail(`\`top_p\` must be > 0 and <= 1, got ${p.topP}`);
+  if (!Number.isFinite(p.repetitionPenalty) || p.repetitionPenalty <= 0) fail(`\`repetition_penalty\` must be > 0, got ${p.repetitionPenalty}`);
+  if (!Number.isInteger(p.seed) || p.seed < 0) fail(`\`seed\` must be an integer >= 0, got ${p.seed}`);
+  p.stop.forEach((s, i) => {
+    if (s.length === 0) fail(`\`stop[${i}]\` must not be empty`);
+  });
+  return p;
+}
+
+/** The processors a request asks for, in application order. */
+export function logitsProcessors(p: SamplingParams): LogitsProcessor[] {
+  const out: LogitsProcessor[] = [];
+  if (p.repetitionPenalty !== 1) out.push(new RepetitionPenaltyProcessor(p.repetitionPenalty));
+  if (p.temperature > 0 && p.temperature !== 1) out.push(new TemperatureProcessor(p.temperature));
+  if (p.temperature > 0 && p.topK > 0) out.push(new TopKProcessor(p.topK));
+  if (p.temperature > 0 && p.topP < 1) out.push(new TopPProcessor(p.topP));
+  return out;
+}

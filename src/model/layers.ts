@@ -1,0 +1,31 @@
+import * as tf from '@tensorflow/tfjs';
+import type { LayerNormWeights, Linear } from './gpt-weights.js';
+import { matMul, matMulFrozen } from './matmul.js';
+
+/** LayerNorm over the last axis. */
+export function layerNorm(x: tf.Tensor2D, w: LayerNormWeights, eps: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(w.weight).add(w.bias) as tf.Tensor2D;
+  });
+}
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+
+/** GPT-2's tanh-approximated GELU (`gelu_new`), or the exact erf form (`gelu`). */
+export function gelu(x: tf.Tensor2D, kind: 'gelu_new' | 'gelu'): tf.Tensor2D {
+  return tf.tidy(() => {
+    if (kind === 'gelu') return x.mul(tf.erf(x.div(Math.SQRT2)).add(1)).mul(0.5) as tf.Tensor2D;
+    const inner = x.add(x.pow(3).mul(0.044715)).mul(GELU_C);
+    return x.mul(tf.tanh(inner).add(1)).mul(0.5) as tf.Tensor2D;
+  });
+}
+
+/**
+ * y = x @ W + b on 2D input, with transpose-free gradients (see matmul.ts);
+ * frozen weights that carry `weightT` reuse that precomputed transpose.
+ */
+export function linear(x: tf.Tensor2D, lin: Linear): tf.Tensor2D {
+  const y = lin.weightT ? matMulFrozen(x, lin.weight, lin.weightT) : matMul(x, lin.weight);
+  return tf.add(y, lin.bias) as tf.Tensor2D;
+}

@@ -1,0 +1,94 @@
+import * as tf from '@tensorflow/tfjs';
+import { matMul } from './matmul.js';
+
+/** Modules of a GPT-2 block that LoRA can target (PEFT's names). */
+export const LORA_TARGETS = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'] as const;
+export type LoraTarget = (typeof LORA_TARGETS)[number];
+
+/** One adapted projection. Stored for a plain forward matMul (PEFT's A is [r, in], B is [out, r]). */
+export interface LoraModule {
+  /** A transposed: [in, r]. */
+  a: tf.Tensor2D;
+  /** B transposed: [r, out]. */
+  b: tf.Tensor2D;
+}
+
+/** A LoRA adapter resident on the backend: delta(x) = scale * (x @ a) @ b. */
+export interface LoraWeights {
+  r: number;
+  alpha: number;
+  /** alpha / r, or alpha / sqrt(r) with rsLoRA. */
+  scale: number;
+  targets: LoraTarget[];
+  /** Key `${layer}.${target}`, e.g. `3.attn.c_attn`. */
+  modules: Map<string, LoraModule>;
+}
+
+/** The scale PEFT applies: alpha / r, or alpha / sqrt(r) when rsLoRA is on. */
+export function loraScale(r: number, alpha: number, rsLora = false): number {
+  return rsLora ? alpha / Math.sqrt(r) : alpha / r;
+}
+
+/** Frees an adapter's tensors. */
+export function disposeLora(lora: LoraWeights): void {
+  for (const m of lora.modules.values()) {
+    m.a.dispose();
+    m.b.dispose();
+  }
+}
+
+/** Bytes an adapter occupies on the backend (float32). */
+export function loraBytes(lora: LoraWeights): number {
+  let n = 0;
+  for (const m of lora.modules.values()) n += m.a.size + m.b.size;
+  return n * 4;
+}
+
+/**
+ * A run of consecutive batch rows that use the same adapter. Rows are grouped
+ * so that each adapter's contribution is one slice, one small matMul pair, and
+ * one concat: no per-step merging, and base-model rows skip LoRA entirely.
+ */
+export interface RowSegment {
+  /** First batch row. */
+  start: number;
+  /** Rows in the run. */
+  count: number;
+  lora?: LoraWeights;
+}
+
+/** Options for LoRA during training. */
+export interface LoraTrainingOptions {
+  /** Dropout probability on the LoRA input (PEFT's lora_dropout). */
+  dropout: number;
+  /** Seed source for dropout masks; called once per use. */
+  nextSeed: () => number;
+}
+
+/**
+ * The LoRA delta for one projection over a batch flattened to [rows * tokensPerRow, in],
+ * or null when no segment adapts this module.
+ */
+export function loraDelta(
+  x: tf.Tensor2D,
+  key: string,
+  segments: RowSegment[],
+  tokensPerRow: number,
+  outDim: number,
+  training?: LoraTrainingOptions,
+): tf.Tensor2D | null {
+  if (!segments.some((s) => s.lora?.modules.has(key))) return null;
+  const parts: tf.Tensor2D[] = [];
+  for (const s of segments) {
+    const rows = s.count * tokensPerRow;
+    const m = s.lora?.modules.get(key);
+    if (!m || !s.lora) {
+      parts.push(tf.zeros([rows, outDim]));
+      continue;
+    }
+    let xs = segments.length === 1 ? x : (tf.slice(x, [s.start * tokensPerRow, 0], [rows, -1]) as tf.Tensor2D);
+    if (training && training.dropout > 0) xs = tf.dropout(xs, training.dropout, undefined, training.nextSeed()) as tf.Tensor2D;
+    parts.push(matMul(matMul(xs, m.a), m.b).mul(s.lora.scale) as tf.Tensor2D);
+  }
+  return parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor2D);
+}
