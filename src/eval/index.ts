@@ -1,0 +1,119 @@
+/**
+ * Evaluation metrics: generation metrics (BLEU, ROUGE, exact match) scored
+ * against references, and token-level loss, perplexity and accuracy.
+ */
+import { InvalidArgument } from '../common/errors.js';
+import { type BleuOptions, type BleuScore, computeBleu, bleuSegmentStats, sumBleuStats } from './bleu.js';
+import { checkCorpus } from './corpus-args.js';
+import { corpusExactMatch, type ExactMatchOptions } from './exact-match.js';
+import { corpusRouge, type RougeScore, type RougeType } from './rouge.js';
+
+export * from './bleu.js';
+export * from './exact-match.js';
+export * from './perplexity.js';
+export * from './porter-stemmer.js';
+export * from './rouge.js';
+export * from './token-accuracy.js';
+export { tokenize13a } from './tokenizer-13a.js';
+
+/** Generation metrics by their names in the Evaluate RPC. */
+export type GenerationMetricName = 'bleu' | 'rouge1' | 'rouge2' | 'rougeL' | 'exact_match';
+
+const GENERATION_METRICS: readonly GenerationMetricName[] = ['bleu', 'rouge1', 'rouge2', 'rougeL', 'exact_match'];
+
+/** Options of {@link computeGenerationMetrics}; defaults are each tool's own. */
+export interface GenerationMetricsOptions {
+  /** sacrebleu options; default 13a, exp smoothing, order 4. */
+  bleu?: BleuOptions;
+  /** rouge-score's `use_stemmer`. Default false. */
+  rougeUseStemmer?: boolean;
+  /** Exact-match options; default case-sensitive. */
+  exactMatch?: ExactMatchOptions;
+}
+
+/** One value per requested metric. */
+export type MetricValues = Partial<Record<GenerationMetricName, number>>;
+
+/** Result of {@link computeGenerationMetrics}. */
+export interface GenerationMetrics {
+  /**
+   * Corpus values: `bleu` is sacrebleu's corpus BLEU (0..100, statistics
+   * pooled over the corpus); `rouge1`/`rouge2`/`rougeL` are the mean of
+   * per-example ROUGE F-measures (0..1); `exact_match` is the fraction of
+   * examples matching a reference (0..1).
+   */
+  aggregates: MetricValues;
+  /**
+   * One row per example: `bleu` is sacrebleu's sentence BLEU (0..100, exp
+   * smoothing, effective order); ROUGE values are that example's F-measure
+   * against its best reference; `exact_match` is 0 or 1.
+   */
+  perExample: MetricValues[];
+  /** Full detail: BLEU statistics and ROUGE precision/recall means. */
+  details: {
+    bleu?: BleuScore;
+    rouge?: Partial<Record<RougeType, RougeScore>>;
+  };
+}
+
+/**
+ * Scores generated `hypotheses` against `references` (`references[i]` lists
+ * every reference of `hypotheses[i]`, one or more) with the named metrics.
+ * Each metric is computed as its reference tool does: BLEU as sacrebleu,
+ * ROUGE as Google's rouge-score (best of several references per example, as
+ * its `score_multi`), exact match as {@link normalizeForExactMatch}.
+ *
+ * @throws InvalidArgument for an unknown metric name, an empty corpus,
+ *   mismatched lengths, or a hypothesis without references.
+ */
+export function computeGenerationMetrics(
+  names: readonly GenerationMetricName[],
+  hypotheses: readonly string[],
+  references: readonly (readonly string[])[],
+  options: GenerationMetricsOptions = {},
+): GenerationMetrics {
+  for (const name of names) {
+    if (!GENERATION_METRICS.includes(name)) {
+      throw new InvalidArgument(`\`metrics\` must be among ${GENERATION_METRICS.join(', ')}, got ${String(name)}`);
+    }
+  }
+  checkCorpus(hypotheses, references);
+  const wanted = new Set(names);
+  const aggregates: MetricValues = {};
+  const perExample: MetricValues[] = hypotheses.map(() => ({}));
+  const details: GenerationMetrics['details'] = {};
+
+  if (wanted.has('bleu')) {
+    const bleuOptions = options.bleu ?? {};
+    const stats = bleuSegmentStats(hypotheses, references, bleuOptions);
+    details.bleu = computeBleu(sumBleuStats(stats), bleuOptions);
+    aggregates.bleu = details.bleu.score;
+    const sentenceOptions = { ...bleuOptions, effectiveOrder: bleuOptions.effectiveOrder ?? true };
+    stats.forEach((s, i) => {
+      perExample[i].bleu = computeBleu(s, sentenceOptions).score;
+    });
+  }
+
+  const rougeTypes = (['rouge1', 'rouge2', 'rougeL'] as const).filter((t) => wanted.has(t));
+  if (rougeTypes.length > 0) {
+    const rouge = corpusRouge(rougeTypes, hypotheses, references, { useStemmer: options.rougeUseStemmer });
+    details.rouge = {};
+    for (const type of rougeTypes) {
+      details.rouge[type] = rouge.aggregate[type];
+      aggregates[type] = rouge.aggregate[type].fmeasure;
+      rouge.perExample.forEach((row, i) => {
+        perExample[i][type] = row[type].fmeasure;
+      });
+    }
+  }
+
+  if (wanted.has('exact_match')) {
+    const em = corpusExactMatch(hypotheses, references, options.exactMatch);
+    aggregates.exact_match = em.score;
+    em.perExample.forEach((m, i) => {
+      perExample[i].exact_match = m;
+    });
+  }
+
+  return { aggregates, perExample, details };
+}
