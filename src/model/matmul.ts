@@ -50,9 +50,17 @@ export function matMulFrozen(a: tf.Tensor2D, b: tf.Tensor2D, bT: tf.Tensor2D): t
  * wasm backend lacks.
  */
 export function embed(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
-  const f = tf.customGrad(((t: tf.Tensor) => ({
-    value: tf.gather(t, ids),
-    gradFunc: (dy: tf.Tensor) => tf.scatterND(tf.reshape(ids, [-1, 1]), dy, t.shape),
-  })) as unknown as CustomGradientFunc);
-  return f(table) as tf.Tensor2D;
+  // ids is an input (and saved) rather than a closure: the backward pass can
+  // run after the forward pass's tidy has freed its intermediates.
+  const f = tf.customGrad(((t: tf.Tensor, i: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([i]);
+    return {
+      value: tf.gather(t, i),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+        tf.scatterND(tf.reshape(saved[0], [-1, 1]), dy, t.shape),
+        tf.zerosLike(saved[0]),
+      ],
+    };
+  }) as unknown as CustomGradientFunc);
+  return f(table, ids) as tf.Tensor2D;
 }

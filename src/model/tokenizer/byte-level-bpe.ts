@@ -9,6 +9,7 @@ export const END_OF_TEXT = '<|endoftext|>';
 /**
  * GPT-2's pre-tokenisation pattern (openai/gpt-2 `encoder.py`, tiktoken
  * `r50k_base`): BPE never merges across the pieces it cuts the text into.
+ * It is a global (`g`) regex with `lastIndex` state: copy it (`new RegExp(p)`) before use.
  */
 export const GPT2_SPLIT_PATTERN =
   /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
@@ -127,7 +128,7 @@ export class ByteLevelBpe implements Tokenizer {
       this.byteIds[b] = id;
     }
 
-    this.merges = options.merges;
+    this.merges = options.merges.map(([a, b]) => [a, b] as const);
     this.table = new MergeTable(options.merges.length);
     options.merges.forEach(([a, b], rank) => {
       const idA = vocab.get(a);
