@@ -65,7 +65,13 @@ export function initLoraAdapter(gpt: GptConfig, config: LoraAdapterConfig, optio
   return {
     kind: 'lora',
     config: { ...config, targetModules: [...config.targetModules] },
-    lora: { r, alpha: config.loraAlpha, scale: loraScale(r, config.loraAlpha, config.useRslora), targets: [...config.targetModules], modules },
+    lora: {
+      r,
+      alpha: config.loraAlpha,
+      scale: loraScale(r, config.loraAlpha, config.useRslora),
+      targets: [...config.targetModules],
+      modules,
+    },
     baseModel: options.baseModel ?? '',
   };
 }
@@ -86,7 +92,14 @@ export function initLastLayersAdapter(base: GptWeights, numLayers: number, baseM
   const blocks = new Map<number, BlockWeights>();
   for (let i = n - numLayers; i < n; i++) {
     const b = base.blocks[i];
-    blocks.set(i, { ln_1: ln(b.ln_1), c_attn: lin(b.c_attn), attn_c_proj: lin(b.attn_c_proj), ln_2: ln(b.ln_2), c_fc: lin(b.c_fc), mlp_c_proj: lin(b.mlp_c_proj) });
+    blocks.set(i, {
+      ln_1: ln(b.ln_1),
+      c_attn: lin(b.c_attn),
+      attn_c_proj: lin(b.attn_c_proj),
+      ln_2: ln(b.ln_2),
+      c_fc: lin(b.c_fc),
+      mlp_c_proj: lin(b.mlp_c_proj),
+    });
   }
   return { kind: 'last_layers', numLayers, blocks, lnF: ln(base.ln_f), baseModel };
 }

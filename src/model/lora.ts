@@ -78,17 +78,24 @@ export function loraDelta(
   training?: LoraTrainingOptions,
 ): tf.Tensor2D | null {
   if (!segments.some((s) => s.lora?.modules.has(key))) return null;
+  const totalRows = x.shape[0] / tokensPerRow;
   const parts: tf.Tensor2D[] = [];
+  let row = 0;
+  // Rows not covered by any segment (gaps) use the base model: a zero delta.
+  const zeros = (rows: number) => parts.push(tf.zeros([rows * tokensPerRow, outDim]));
   for (const s of segments) {
-    const rows = s.count * tokensPerRow;
+    if (s.start > row) zeros(s.start - row);
+    row = s.start + s.count;
     const m = s.lora?.modules.get(key);
     if (!m || !s.lora) {
-      parts.push(tf.zeros([rows, outDim]));
+      zeros(s.count);
       continue;
     }
-    let xs = segments.length === 1 ? x : (tf.slice(x, [s.start * tokensPerRow, 0], [rows, -1]) as tf.Tensor2D);
+    const whole = s.start === 0 && s.count === totalRows;
+    let xs = whole ? x : (tf.slice(x, [s.start * tokensPerRow, 0], [s.count * tokensPerRow, -1]) as tf.Tensor2D);
     if (training && training.dropout > 0) xs = tf.dropout(xs, training.dropout, undefined, training.nextSeed()) as tf.Tensor2D;
     parts.push(matMul(matMul(xs, m.a), m.b).mul(s.lora.scale) as tf.Tensor2D);
   }
+  if (row < totalRows) zeros(totalRows - row);
   return parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor2D);
 }

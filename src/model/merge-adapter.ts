@@ -56,12 +56,14 @@ function applyLora(weights: GptWeights, lora: LoraWeights, sign: 1 | -1): Merged
     const target = key.slice(dot + 1) as LoraTarget;
     if (!Number.isInteger(layer) || !LORA_TARGETS.includes(target)) throw new InvalidArgument(`adapter: malformed module key \`${key}\``);
     if (layer < 0 || layer >= weights.blocks.length) {
-      throw new InvalidArgument(`adapter: module \`${key}\`: layer ${layer} is out of range (the model has ${weights.blocks.length} layers)`);
+      const note = `(the model has ${weights.blocks.length} layers)`;
+      throw new InvalidArgument(`adapter: module \`${key}\`: layer ${layer} is out of range ${note}`);
     }
     const lin = weights.blocks[layer][FIELD[target]];
     const [din, dout] = lin.weight.shape;
     if (m.a.shape[0] !== din || m.b.shape[1] !== dout || m.a.shape[1] !== m.b.shape[0]) {
-      throw new InvalidArgument(`adapter: module \`${key}\` has a [${m.a.shape}] and b [${m.b.shape}], which do not fit a [${din},${dout}] weight`);
+      const fit = `which do not fit a [${din},${dout}] weight`;
+      throw new InvalidArgument(`adapter: module \`${key}\` has a [${m.a.shape}] and b [${m.b.shape}], ${fit}`);
     }
     plan.push({ layer, field: FIELD[target], lin, a: m.a, b: m.b });
   }

@@ -99,3 +99,23 @@ test('a forward pass leaves no tensor behind', async () => {
   assert.equal(tf.memory().numTensors, before);
   disposeWeights(weights);
 });
+
+test('rows outside every LoRA segment run on the base model', async () => {
+  const { initLoraAdapter } = await import('../../../src/model/adapter-init.js');
+  const { disposeAdapter } = await import('../../../src/model/adapter.js');
+  const weights = tinyWeights(TINY, 6);
+  const adapter = initLoraAdapter(TINY, { r: 4, loraAlpha: 8, loraDropout: 0, targetModules: ['attn.c_attn', 'mlp.c_fc'], useRslora: false }, { seed: 3, init: false });
+  const ids = [4, 8, 15, 16, 23, 42];
+  const input: ForwardInput = { batch: 3, length: 2, ids: Int32Array.from(ids), positions: Int32Array.from([0, 1, 0, 1, 0, 1]), valid: new Uint8Array(6).fill(1) };
+  const base = forward(TINY, weights, input, { output: 'last' });
+  const mixed = forward(TINY, weights, input, { output: 'last', segments: [{ start: 1, count: 1, lora: adapter.lora }] });
+  const [b, m] = [await base.data(), await mixed.data()];
+  base.dispose();
+  mixed.dispose();
+  const V = TINY.vocabSize;
+  assert.ok(maxAbsDiff(b.subarray(0, V), m.subarray(0, V)) < 1e-6, 'row 0 is base');
+  assert.ok(maxAbsDiff(b.subarray(2 * V), m.subarray(2 * V)) < 1e-6, 'row 2 is base');
+  assert.ok(maxAbsDiff(b.subarray(V, 2 * V), m.subarray(V, 2 * V)) > 1e-4, 'row 1 is adapted');
+  disposeAdapter(adapter);
+  disposeWeights(weights);
+});
