@@ -1,0 +1,209 @@
+/**
+ * The engine behind ModelService: one base model resident on the backend,
+ * the dataset, adapter and job stores under config.dataDir, the decode loop
+ * serving Generate, and the fine-tune runner. This file wires them together;
+ * each concern lives in its own module.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { Unavailable } from '../common/errors.js';
+import { type BackendInfo, initBackend } from '../model/backend.js';
+import { GptModel } from '../model/gpt-model.js';
+import { AdapterRegistry, DEFAULT_ADAPTER_BUDGET_BYTES } from './adapter-registry.js';
+import { AdapterStore } from './adapter-store.js';
+import type { GentuneConfig } from './config.js';
+import { DatasetStore } from './dataset-store.js';
+import type {
+  AdapterInfo,
+  AdapterRef,
+  DatasetInfo,
+  DatasetUploadMeta,
+  Engine,
+  EvaluateParams,
+  EvaluateResult,
+  FineTuneSpec,
+  GenerateChunk,
+  GenerateParams,
+  JobEvent,
+  JobFilter,
+  JobInfo,
+  ServerInfo,
+} from './engine-api.js';
+import { EvaluationService } from './evaluation-service.js';
+import { FineTuneRunner } from './fine-tune-runner.js';
+import { GenerationService } from './generation-service.js';
+import { JobStore } from './job-store.js';
+
+/** Things tests and embedders may set that the server's config does not carry. */
+export interface EngineOptions {
+  /** Default: pino at config.logLevel. */
+  log?: Logger;
+  /** Resident bytes of idle, unpinned adapters before eviction. */
+  adapterBudgetBytes?: number;
+}
+
+/** Initialises the backend, loads the base model, opens the stores and returns the engine. */
+export async function createEngine(config: GentuneConfig, options: EngineOptions = {}): Promise<Engine> {
+  const log = options.log ?? pino({ level: config.logLevel });
+  const startedAtMs = Date.now();
+  const backend = await initBackend(config.backend, { log: (msg) => log.info(msg) });
+  const model = await GptModel.load(config.model);
+  log.info({ model: model.name, parameters: model.parameters, backend: backend.name }, 'base model loaded');
+  try {
+    const datasets = await DatasetStore.open(join(config.dataDir, 'datasets'), log);
+    const adapterStore = await AdapterStore.open(join(config.dataDir, 'adapters'), model.config, log);
+    const jobs = await JobStore.open(join(config.dataDir, 'jobs'), log);
+    const registry = new AdapterRegistry(adapterStore, log, options.adapterBudgetBytes ?? DEFAULT_ADAPTER_BUDGET_BYTES);
+    const generation = new GenerationService(model, registry, config.limits, log);
+    const evaluation = new EvaluationService(model, registry, datasets, config.limits, log);
+    const runner = new FineTuneRunner(model, jobs, datasets, registry, config.limits, log);
+    runner.start();
+    return new GentuneEngine(config, await packageVersion(), backend, model, { datasets, jobs, registry, generation, evaluation, runner }, log, startedAtMs);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+}
+
+interface Parts {
+  datasets: DatasetStore;
+  jobs: JobStore;
+  registry: AdapterRegistry;
+  generation: GenerationService;
+  evaluation: EvaluationService;
+  runner: FineTuneRunner;
+}
+
+class GentuneEngine implements Engine {
+  private accepting = true;
+  private drained: Promise<void> | null = null;
+
+  constructor(
+    private readonly config: GentuneConfig,
+    private readonly version: string,
+    private readonly backend: BackendInfo,
+    private readonly model: GptModel,
+    private readonly parts: Parts,
+    private readonly log: Logger,
+    private readonly startedAtMs: number,
+  ) {}
+
+  info(): ServerInfo {
+    const c = this.model.config;
+    return {
+      version: this.version,
+      model: {
+        name: this.model.name,
+        nLayer: c.nLayer,
+        nHead: c.nHead,
+        nEmbd: c.nEmbd,
+        nPositions: c.nPositions,
+        vocabSize: c.vocabSize,
+        numParameters: this.model.parameters,
+        eosTokenId: this.model.tokenizer.eosId,
+      },
+      backend: this.backend.name,
+      limits: { ...this.config.limits },
+      ready: this.isReady(),
+      startedAtMs: this.startedAtMs,
+    };
+  }
+
+  isReady(): boolean {
+    return this.accepting;
+  }
+
+  generate(req: GenerateParams, signal: AbortSignal): AsyncIterable<GenerateChunk> {
+    return this.parts.generation.generate(req, signal);
+  }
+
+  evaluate(req: EvaluateParams, signal: AbortSignal): Promise<EvaluateResult> {
+    this.checkAccepting();
+    return this.parts.evaluation.evaluate(req, signal);
+  }
+
+  submitFineTune(spec: FineTuneSpec): Promise<JobInfo> {
+    this.checkAccepting();
+    return this.parts.runner.submit(spec);
+  }
+
+  watchJob(jobId: string, fromSequence: number, signal: AbortSignal): AsyncIterable<JobEvent> {
+    return this.parts.jobs.watch(jobId, fromSequence, signal);
+  }
+
+  async getJob(jobId: string): Promise<JobInfo> {
+    return this.parts.jobs.get(jobId);
+  }
+
+  async listJobs(filter: JobFilter): Promise<JobInfo[]> {
+    return this.parts.jobs.list(filter);
+  }
+
+  cancelJob(jobId: string): Promise<JobInfo> {
+    return this.parts.runner.cancel(jobId);
+  }
+
+  uploadDataset(meta: DatasetUploadMeta, chunks: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<DatasetInfo> {
+    this.checkAccepting();
+    return this.parts.datasets.upload(meta, chunks, signal, this.config.limits.maxUploadBytes);
+  }
+
+  async listDatasets(): Promise<DatasetInfo[]> {
+    return this.parts.datasets.list();
+  }
+
+  deleteDataset(datasetId: string): Promise<void> {
+    return this.parts.datasets.delete(datasetId, this.parts.runner.jobUsingDataset(datasetId));
+  }
+
+  async listAdapters(): Promise<AdapterInfo[]> {
+    return this.parts.registry.list();
+  }
+
+  loadAdapter(ref: AdapterRef, pin: boolean): Promise<AdapterInfo> {
+    return this.parts.registry.load(ref, pin);
+  }
+
+  async unloadAdapter(ref: AdapterRef): Promise<AdapterInfo> {
+    return this.parts.registry.unload(ref);
+  }
+
+  deleteAdapter(ref: AdapterRef): Promise<void> {
+    return this.parts.registry.delete(ref);
+  }
+
+  drain(graceMs: number): Promise<void> {
+    this.drained ??= this.doDrain(graceMs);
+    return this.drained;
+  }
+
+  private async doDrain(graceMs: number): Promise<void> {
+    this.accepting = false;
+    const deadline = Date.now() + graceMs;
+    this.log.info({ graceMs }, 'engine draining');
+    await Promise.all([
+      this.parts.generation.drain(graceMs),
+      this.parts.runner.drain(graceMs),
+    ]);
+    await this.parts.evaluation.drain(Math.max(0, deadline - Date.now()));
+    await this.parts.jobs.close();
+    this.parts.registry.dispose();
+    this.model.dispose();
+    this.log.info('engine drained');
+  }
+
+  private checkAccepting(): void {
+    if (!this.accepting) throw new Unavailable('the server is shutting down');
+  }
+}
+
+/** gentune's version from package.json ('' if it cannot be read). */
+async function packageVersion(): Promise<string> {
+  try {
+    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '';
+  } catch {
+    return '';
+  }
+}

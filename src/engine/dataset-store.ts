@@ -1,0 +1,170 @@
+/**
+ * Uploaded JSONL datasets, one folder each: `<dataDir>/datasets/<id>/` holding
+ * `data.jsonl` (the bytes as uploaded) and `meta.json` (a {@link DatasetInfo}).
+ * An upload is validated line by line while it streams, written into a hidden
+ * temporary folder and renamed into place only when every line passed: a
+ * failed or cancelled upload leaves nothing behind.
+ */
+import { createHash } from 'node:crypto';
+import { open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted } from '../common/errors.js';
+import { readSftJsonl, readSftJsonlFile } from '../training/data/jsonl-reader.js';
+import type { NumberedExample } from '../training/data/sft-example.js';
+import type { DatasetFormat, DatasetInfo, DatasetUploadMeta } from './engine-api.js';
+import { listEntries, makeTempDir, newId, publishDir, removeDir, writeJsonSynced } from './store-files.js';
+
+const DATA_FILE = 'data.jsonl';
+const META_FILE = 'meta.json';
+const FORMATS: readonly DatasetFormat[] = ['prompt_completion', 'chat', 'text'];
+
+/** The datasets of one data directory, listed from disk at open. */
+export class DatasetStore {
+  private readonly datasets = new Map<string, DatasetInfo>();
+
+  private constructor(
+    /** `<dataDir>/datasets`. */
+    readonly dir: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Lists the datasets on disk; an entry whose meta.json is unreadable is logged and skipped. */
+  static async open(dir: string, log: Logger): Promise<DatasetStore> {
+    const store = new DatasetStore(dir, log);
+    for (const id of await listEntries(dir)) {
+      try {
+        const info = parseMeta(JSON.parse(await readFile(join(dir, id, META_FILE), 'utf8')), id);
+        store.datasets.set(id, info);
+      } catch (err) {
+        log.warn({ datasetId: id, err }, 'skipping dataset with an unreadable meta.json');
+      }
+    }
+    return store;
+  }
+
+  /**
+   * Stores an upload. Every line is validated as it arrives (InvalidArgument
+   * naming the line), the whole file must hold at most `maxBytes` bytes
+   * (ResourceExhausted naming the limit) and lines must all have one format.
+   * Nothing is stored if it throws, including when `signal` aborts.
+   */
+  async upload(
+    meta: DatasetUploadMeta,
+    chunks: AsyncIterable<Uint8Array>,
+    signal: AbortSignal,
+    maxBytes: number,
+  ): Promise<DatasetInfo> {
+    const tmp = await makeTempDir(this.dir);
+    try {
+      const fh = await open(join(tmp, DATA_FILE), 'wx');
+      const hash = createHash('sha256');
+      let sizeBytes = 0;
+      let numExamples = 0;
+      let format: DatasetFormat | undefined = meta.format === 'auto' ? undefined : meta.format;
+      try {
+        // The reader pulls from this tee: every byte is counted, hashed and
+        // written before it is parsed, so memory stays at one chunk.
+        async function* tee(): AsyncGenerator<Uint8Array> {
+          for await (const chunk of chunks) {
+            if (signal.aborted) throw signal.reason;
+            sizeBytes += chunk.length;
+            if (sizeBytes > maxBytes) {
+              throw new ResourceExhausted(`dataset is larger than limits.max_upload_bytes (${maxBytes} bytes)`);
+            }
+            hash.update(chunk);
+            for (let done = 0; done < chunk.length; ) {
+              done += (await fh.write(chunk, done, chunk.length - done)).bytesWritten;
+            }
+            yield chunk;
+          }
+        }
+        for await (const { line, example } of readSftJsonl(tee())) {
+          if (format === undefined) format = example.kind;
+          else if (example.kind !== format) {
+            throw new InvalidArgument(`line ${line}: expected a ${format} example, got ${example.kind}`);
+          }
+          numExamples++;
+        }
+        if (signal.aborted) throw signal.reason;
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      if (numExamples === 0 || format === undefined) throw new InvalidArgument('dataset has no examples');
+      const info: DatasetInfo = {
+        id: newId('ds'),
+        name: meta.name,
+        format,
+        numExamples,
+        sizeBytes,
+        sha256: hash.digest('hex'),
+        createdAtMs: Date.now(),
+      };
+      await writeJsonSynced(join(tmp, META_FILE), info);
+      await publishDir(tmp, join(this.dir, info.id), this.dir);
+      this.datasets.set(info.id, info);
+      this.log.info({ datasetId: info.id, numExamples, sizeBytes, format }, 'dataset stored');
+      return info;
+    } catch (err) {
+      await removeDir(tmp, this.dir).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Newest first. */
+  list(): DatasetInfo[] {
+    return [...this.datasets.values()].sort((a, b) => b.createdAtMs - a.createdAtMs || (a.id < b.id ? 1 : -1));
+  }
+
+  /** @throws NotFound naming `field` (the request field that held the id). */
+  get(id: string, field = 'dataset_id'): DatasetInfo {
+    const info = this.datasets.get(id);
+    if (!info) throw new NotFound(`\`${field}\` ${JSON.stringify(id)}: no such dataset`);
+    return info;
+  }
+
+  /** The examples of a stored dataset, with their line numbers. */
+  read(id: string): AsyncGenerator<NumberedExample> {
+    this.get(id);
+    return readSftJsonlFile(join(this.dir, id, DATA_FILE));
+  }
+
+  /**
+   * Deletes a dataset. `usedBy` names a queued or running job that reads it,
+   * if any: then the dataset stays (FailedPrecondition).
+   */
+  async delete(id: string, usedBy?: string): Promise<void> {
+    this.get(id);
+    if (usedBy !== undefined) {
+      throw new FailedPrecondition(`dataset ${JSON.stringify(id)} is used by fine-tune job ${JSON.stringify(usedBy)}`);
+    }
+    this.datasets.delete(id);
+    await removeDir(join(this.dir, id), this.dir);
+    this.log.info({ datasetId: id }, 'dataset deleted');
+  }
+}
+
+/** Checks a meta.json read back from disk. */
+function parseMeta(value: unknown, id: string): DatasetInfo {
+  const o = value as Record<string, unknown>;
+  const ok =
+    typeof o === 'object' && o !== null &&
+    o.id === id &&
+    typeof o.name === 'string' &&
+    FORMATS.includes(o.format as DatasetFormat) &&
+    Number.isInteger(o.numExamples) &&
+    Number.isInteger(o.sizeBytes) &&
+    typeof o.sha256 === 'string' && /^[0-9a-f]{64}$/.test(o.sha256) &&
+    Number.isFinite(o.createdAtMs);
+  if (!ok) throw new Error(`${META_FILE} of ${id} is malformed`);
+  return {
+    id,
+    name: o.name as string,
+    format: o.format as DatasetFormat,
+    numExamples: o.numExamples as number,
+    sizeBytes: o.sizeBytes as number,
+    sha256: o.sha256 as string,
+    createdAtMs: o.createdAtMs as number,
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * Continuous batching. One loop runs while there is work: at each step
+ * boundary, requests that left (cancelled, deadline, client gone) drop out of
+ * the batch, waiting requests join (prefill) while batch slots are free, and
+ * every running row is decoded by one forward pass per lane. Rows of the base
+ * model and of every LoRA adapter share one lane; a `last_layers` adapter
+ * replaces whole blocks, so its rows get a lane (a BatchDecoder) of their own.
+ * Between steps the loop yields to the event loop so new requests, aborts and
+ * other I/O get in.
+ */
+import type { Logger } from 'pino';
+import { BatchDecoder, type DecoderModel } from '../model/generation/batch-decoder.js';
+import type { GenerationSequence, TokenOutput } from '../model/generation/generation-sequence.js';
+import type { ServedRequest } from './served-sequence.js';
+
+interface Lane {
+  key: string;
+  decoder: BatchDecoder;
+  rows: Map<GenerationSequence, ServedRequest>;
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** The scheduler: a FIFO of waiting requests and the running lanes. */
+export class DecodeLoop {
+  private readonly waiting: ServedRequest[] = [];
+  private readonly lanes = new Map<string, Lane>();
+  private running: Promise<void> | null = null;
+  private idleWaiters: (() => void)[] = [];
+  /** Set by cancelAll: every request leaves at the next step boundary. */
+  private cancelling = false;
+  /** Requests submitted and not yet ended (waiting, joining or running). */
+  private active = 0;
+
+  constructor(
+    private readonly model: DecoderModel,
+    /** Rows decoded together, all lanes counted. */
+    private readonly maxBatchSize: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Requests waiting, joining or running. */
+  get load(): number {
+    return this.active;
+  }
+
+  /** Queues a request; it joins the batch at the next step boundary with a free slot. */
+  submit(req: ServedRequest): void {
+    this.waiting.push(req);
+    this.active++;
+    this.kick();
+  }
+
+  /** Ends every request at the next step boundary (finish reason 'cancelled'). */
+  cancelAll(): void {
+    this.cancelling = true;
+  }
+
+  /** Resolves when no request is waiting or running. */
+  idle(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = this.run()
+      .catch((err: unknown) => this.log.error({ err }, 'decode loop failed'))
+      .finally(() => {
+        this.running = null;
+        // A request may have arrived while the loop was winding down.
+        if (this.waiting.length > 0) this.kick();
+        else for (const wake of this.idleWaiters.splice(0)) wake();
+      });
+  }
+
+  private async run(): Promise<void> {
+    while (this.waiting.length > 0 || this.lanes.size > 0) {
+      const joining = this.admit();
+      for (const key of new Set([...this.lanes.keys(), ...joining.keys()])) {
+        await this.stepLane(key, joining.get(key) ?? []);
+      }
+      await nextTurn();
+    }
+  }
+
+  /** Takes waiting requests, oldest first, while batch slots are free; grouped by lane. */
+  private admit(): Map<string, ServedRequest[]> {
+    const joining = new Map<string, ServedRequest[]>();
+    let used = 0;
+    for (const lane of this.lanes.values()) used += lane.decoder.size;
+    while (this.waiting.length > 0) {
+      const req = this.waiting[0];
+      if (req.wantsOut || this.cancelling) {
+        this.waiting.shift();
+        this.end(req);
+        continue;
+      }
+      if (used >= this.maxBatchSize) break;
+      this.waiting.shift();
+      used++;
+      const list = joining.get(req.lane) ?? [];
+      list.push(req);
+      joining.set(req.lane, list);
+    }
+    return joining;
+  }
+
+  /** Drops leavers, prefills joiners, decodes one token for every row of a lane. */
+  private async stepLane(key: string, joining: ServedRequest[]): Promise<void> {
+    let lane = this.lanes.get(key);
+    if (!lane) {
+      lane = { key, decoder: new BatchDecoder(this.model), rows: new Map() };
+      this.lanes.set(key, lane);
+    }
+    try {
+      for (const req of lane.rows.values()) if (req.wantsOut || this.cancelling) req.seq.cancel();
+      this.removeFinished(lane);
+      if (joining.length > 0) {
+        const now = Date.now();
+        for (const req of joining) {
+          req.joinedMs = now;
+          lane.rows.set(req.seq, req);
+        }
+        const outs = await lane.decoder.add(joining.map((r) => r.seq));
+        joining.forEach((req, i) => req.deliver(outs[i]));
+        this.removeFinished(lane);
+      }
+      if (lane.decoder.size > 0) {
+        const rows = lane.decoder.rows;
+        const outs = await lane.decoder.step();
+        outs.forEach((out: TokenOutput, b) => lane!.rows.get(rows[b])!.deliver(out));
+        this.removeFinished(lane);
+      }
+    } catch (err) {
+      this.log.error({ err, lane: key, rows: lane.rows.size }, 'decode step failed');
+      for (const req of lane.rows.values()) this.end(req, err);
+      lane.rows.clear();
+      lane.decoder.dispose();
+      this.lanes.delete(key);
+      return;
+    }
+    if (lane.decoder.size === 0) {
+      // Free the (empty) cache's tensors: an idle server holds nothing but weights.
+      lane.decoder.dispose();
+      this.lanes.delete(key);
+    }
+  }
+
+  private removeFinished(lane: Lane): void {
+    for (const seq of lane.decoder.removeFinished()) {
+      const req = lane.rows.get(seq);
+      lane.rows.delete(seq);
+      if (req) this.end(req);
+    }
+  }
+
+  /** A request leaves for good: its stream ends (with `err`, if given). */
+  private end(req: ServedRequest, err?: unknown): void {
+    this.active--;
+    if (err === undefined) req.close();
+    else req.fail(err);
+  }
+}

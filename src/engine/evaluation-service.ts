@@ -1,0 +1,210 @@
+/**
+ * Evaluate: scores the base model and/or adapters on one dataset. Token
+ * metrics (loss, perplexity, token accuracy) come from teacher forcing
+ * (src/training/evaluate-loss.ts); generation metrics (BLEU, ROUGE, exact
+ * match) from greedy-or-as-asked generation for each prompt, scored against
+ * its completion (src/eval). Work is cut into small pieces with a readback
+ * each, so the event loop keeps turning and an abort stops it quickly.
+ */
+import type { Logger } from 'pino';
+import { InvalidArgument, Unavailable } from '../common/errors.js';
+import { computeGenerationMetrics, type GenerationMetricName } from '../eval/index.js';
+import type { Adapter } from '../model/adapter.js';
+import { generate, type GenerationRequest } from '../model/generation/generate.js';
+import type { SequenceAdapter } from '../model/generation/generation-sequence.js';
+import type { GptModel } from '../model/gpt-model.js';
+import { renderChat } from '../training/data/chat-template.js';
+import type { NumberedExample } from '../training/data/sft-example.js';
+import { encodeSegments } from '../training/data/tokenize-example.js';
+import { lossTokenCount, type TokenSequence } from '../training/data/token-sequence.js';
+import { evaluateLoss } from '../training/evaluate-loss.js';
+import type { AdapterLease, AdapterRegistry } from './adapter-registry.js';
+import type { LimitsConfig } from './config.js';
+import type { DatasetStore } from './dataset-store.js';
+import type { EvaluateParams, EvaluateResult, ExampleResult, MetricName, MetricValues, ModelEvaluation } from './engine-api.js';
+import { readExamples, tokenizeExamples } from './examples.js';
+import { modelSampling } from './generation-service.js';
+
+const TOKEN_METRICS: readonly MetricName[] = ['loss', 'perplexity', 'tokenAccuracy'];
+const GENERATION_METRICS: Partial<Record<MetricName, GenerationMetricName>> = {
+  bleu: 'bleu', rouge1: 'rouge1', rouge2: 'rouge2', rougeL: 'rougeL', exactMatch: 'exact_match',
+};
+/** Sequences per teacher-forcing readback (one chunk of work between event-loop turns). */
+const LOSS_CHUNK = 16;
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+interface Prompted {
+  promptIds: number[];
+  reference: string;
+}
+
+/** Runs Evaluate requests. */
+export class EvaluationService {
+  private readonly running = new Set<AbortController>();
+
+  constructor(
+    private readonly model: GptModel,
+    private readonly registry: AdapterRegistry,
+    private readonly datasets: DatasetStore,
+    private readonly limits: LimitsConfig,
+    private readonly log: Logger,
+  ) {}
+
+  async evaluate(req: EvaluateParams, signal: AbortSignal): Promise<EvaluateResult> {
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
+    this.running.add(controller);
+    const leases: AdapterLease[] = [];
+    try {
+      const nPositions = this.model.config.nPositions;
+      const maxSeqLen = req.maxSeqLen ?? nPositions;
+      if (maxSeqLen > nPositions) {
+        throw new InvalidArgument(`\`max_seq_len\` must be <= n_positions ${nPositions}, got ${maxSeqLen}`);
+      }
+      // Resolve every adapter before any work: a typo fails fast.
+      req.adapters.forEach((ref, i) => this.registry.resolve(ref, `adapters[${i}]`));
+      let records = await readExamples(req.data, this.datasets);
+      if (req.maxExamples !== undefined) records = records.slice(0, req.maxExamples);
+      if (records.length === 0) throw new InvalidArgument('the evaluation set has no examples');
+      const sequences = tokenizeExamples(records, this.model.tokenizer, maxSeqLen, true);
+      const numTokens = sequences.reduce((n, s) => n + lossTokenCount(s), 0);
+      const genMetrics = req.metrics.map((m) => GENERATION_METRICS[m]).filter((m): m is GenerationMetricName => m !== undefined);
+      const prompts = genMetrics.length > 0 ? this.prompts(records, req.generation.maxNewTokens) : [];
+
+      const results: ModelEvaluation[] = [];
+      if (req.includeBaseModel || req.adapters.length === 0) {
+        results.push(await this.evaluateOne(req, undefined, sequences, prompts, genMetrics, controller.signal));
+      }
+      for (const [i, ref] of req.adapters.entries()) {
+        const lease = await this.registry.acquire(ref, `adapters[${i}]`);
+        leases.push(lease);
+        results.push(await this.evaluateOne(req, lease, sequences, prompts, genMetrics, controller.signal));
+      }
+      return { results, numExamples: records.length, numTokens };
+    } finally {
+      for (const l of leases) l.release();
+      signal.removeEventListener('abort', onAbort);
+      this.running.delete(controller);
+    }
+  }
+
+  /** Waits up to `graceMs` for evaluations to end, then aborts them. */
+  async drain(graceMs: number): Promise<void> {
+    const deadline = Date.now() + graceMs;
+    while (this.running.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const c of this.running) c.abort(new Unavailable('the server is shutting down'));
+    while (this.running.size > 0) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  private async evaluateOne(
+    req: EvaluateParams,
+    lease: AdapterLease | undefined,
+    sequences: TokenSequence[],
+    prompts: Prompted[],
+    genMetrics: GenerationMetricName[],
+    signal: AbortSignal,
+  ): Promise<ModelEvaluation> {
+    const started = performance.now();
+    const metrics: MetricValues = {};
+    const rows: ExampleResult[] = req.includeExamples
+      ? sequences.map((_, index) => ({ index, generated: '', metrics: {} }))
+      : [];
+    if (req.metrics.some((m) => TOKEN_METRICS.includes(m))) {
+      const totals = await this.tokenScores(sequences, lease?.adapter, req.includeExamples ? rows : undefined, signal);
+      const loss = totals.lossSum / totals.tokens;
+      const values: MetricValues = { loss, perplexity: Math.exp(loss), tokenAccuracy: totals.correct / totals.tokens };
+      for (const m of TOKEN_METRICS) if (req.metrics.includes(m)) metrics[m] = values[m];
+      for (const row of rows) for (const m of Object.keys(row.metrics) as MetricName[]) if (!req.metrics.includes(m)) delete row.metrics[m];
+    }
+    if (genMetrics.length > 0) {
+      const generated = await this.generateAll(prompts, req, lease, signal);
+      const scored = computeGenerationMetrics(genMetrics, generated, prompts.map((p) => [p.reference]));
+      for (const [name, metric] of Object.entries(GENERATION_METRICS) as [MetricName, GenerationMetricName][]) {
+        if (scored.aggregates[metric] === undefined) continue;
+        metrics[name] = scored.aggregates[metric];
+        rows.forEach((row, i) => (row.metrics[name] = scored.perExample[i][metric]));
+      }
+      rows.forEach((row, i) => (row.generated = generated[i]));
+    }
+    return { adapter: lease?.label ?? '', metrics, examples: rows, evalSeconds: (performance.now() - started) / 1000 };
+  }
+
+  /** Token-weighted loss sums over every sequence; per-example rows when asked. */
+  private async tokenScores(
+    sequences: TokenSequence[],
+    adapter: Adapter | undefined,
+    rows: ExampleResult[] | undefined,
+    signal: AbortSignal,
+  ): Promise<{ lossSum: number; correct: number; tokens: number }> {
+    const options = { adapter, padId: this.model.tokenizer.eosId, batchSize: this.limits.maxBatchSize };
+    const totals = { lossSum: 0, correct: 0, tokens: 0 };
+    // Per-example rows need one evaluation per example; otherwise chunks of several.
+    const step = rows ? 1 : LOSS_CHUNK;
+    for (let start = 0; start < sequences.length; start += step) {
+      if (signal.aborted) throw signal.reason;
+      const chunk = sequences.slice(start, start + step).filter((s) => lossTokenCount(s) > 0);
+      if (chunk.length === 0) continue;
+      const r = await evaluateLoss(this.model.config, this.model.weights, chunk, options);
+      totals.lossSum += r.loss * r.tokens;
+      totals.correct += r.tokenAccuracy * r.tokens;
+      totals.tokens += r.tokens;
+      if (rows) rows[start].metrics = { loss: r.loss, perplexity: r.perplexity, tokenAccuracy: r.tokenAccuracy };
+      await nextTurn();
+    }
+    if (totals.tokens === 0) throw new InvalidArgument('the evaluation set has no completion tokens to score');
+    return totals;
+  }
+
+  /** Generates for every prompt, limits.maxBatchSize prompts at a time. */
+  private async generateAll(prompts: Prompted[], req: EvaluateParams, lease: AdapterLease | undefined, signal: AbortSignal): Promise<string[]> {
+    const params = { ...modelSampling(req.generation, false), seed: req.generation.seed ?? 0 };
+    const adapter: SequenceAdapter = !lease
+      ? { key: '' }
+      : lease.adapter.kind === 'lora'
+        ? { key: lease.label, lora: lease.adapter.lora }
+        : { key: lease.label, blocks: lease.adapter.blocks, lnF: lease.adapter.lnF };
+    const texts = prompts.map(() => '');
+    for (let start = 0; start < prompts.length; start += this.limits.maxBatchSize) {
+      const batch: GenerationRequest[] = prompts
+        .slice(start, start + this.limits.maxBatchSize)
+        .map((p) => ({ promptIds: p.promptIds, params, adapter }));
+      let tokens = 0;
+      for await (const e of generate(this.model, batch, signal)) {
+        texts[start + e.index] += e.text;
+        // One event per row per step: yield to the event loop once per step.
+        if (++tokens % batch.length === 0) await nextTurn();
+      }
+      if (signal.aborted) throw signal.reason;
+    }
+    return texts;
+  }
+
+  /** The prompt ids and the reference completion of each example (left-truncated to leave room to generate). */
+  private prompts(records: NumberedExample[], maxNewTokens: number): Prompted[] {
+    const tok = this.model.tokenizer;
+    const room = this.model.config.nPositions - maxNewTokens;
+    if (room < 1) {
+      throw new InvalidArgument(`\`generation.max_new_tokens\` must be < n_positions ${this.model.config.nPositions}, got ${maxNewTokens}`);
+    }
+    return records.map(({ line, example }) => {
+      let ids: number[];
+      let reference: string;
+      if (example.kind === 'prompt_completion') {
+        ids = tok.encode(example.prompt);
+        reference = example.completion;
+      } else if (example.kind === 'chat') {
+        const last = example.messages.length - 1;
+        const segments = renderChat(example.messages.slice(0, last), { addGenerationPrompt: true });
+        ids = Array.from(encodeSegments(segments, tok).ids);
+        reference = example.messages[last].content;
+      } else {
+        throw new InvalidArgument(`line ${line}: generation metrics need prompt/completion or chat examples, got a text example`);
+      }
+      if (ids.length === 0) ids = [tok.eosId];
+      return { promptIds: ids.slice(Math.max(0, ids.length - room)), reference };
+    });
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Generate, as a pipeline: validate what only the engine can (prompt length
+ * in tokens, context length, the adapter) -> queue (bounded) -> the decode
+ * loop, which streams chunks back. The last chunk carries finish and usage.
+ */
+import type { Logger } from 'pino';
+import { InvalidArgument, ResourceExhausted, Unavailable } from '../common/errors.js';
+import type { GptModel } from '../model/gpt-model.js';
+import type { SequenceAdapter } from '../model/generation/generation-sequence.js';
+import type { SamplingParams as ModelSampling } from '../model/generation/sampling-params.js';
+import type { AdapterLease, AdapterRegistry } from './adapter-registry.js';
+import type { LimitsConfig } from './config.js';
+import { DecodeLoop } from './decode-loop.js';
+import type { GenerateChunk, GenerateParams, SamplingParams } from './engine-api.js';
+import { ServedRequest, ServedSequence } from './served-sequence.js';
+
+/** The lane of base-model and LoRA rows; each `last_layers` adapter has its own. */
+const SHARED_LANE = 'shared';
+
+/** Serves Generate requests with continuous batching. */
+export class GenerationService {
+  private readonly loop: DecodeLoop;
+  private accepting = true;
+
+  constructor(
+    private readonly model: GptModel,
+    private readonly registry: AdapterRegistry,
+    private readonly limits: LimitsConfig,
+    private readonly log: Logger,
+  ) {
+    this.loop = new DecodeLoop(model, limits.maxBatchSize, log);
+  }
+
+  /** Requests waiting plus running. */
+  get load(): number {
+    return this.loop.load;
+  }
+
+  /**
+   * Streams one generation. Throws InvalidArgument (prompt too long, context
+   * exceeded), NotFound (adapter), ResourceExhausted (queue full) or
+   * Unavailable (draining) before the first chunk. When `signal` aborts, the
+   * stream ends with finish.reason 'cancelled'.
+   */
+  async *generate(req: GenerateParams, signal: AbortSignal): AsyncGenerator<GenerateChunk> {
+    const served = await this.admit(req, signal);
+    try {
+      for (;;) {
+        const item = await served.out.next();
+        if (item.done) return;
+        yield item.value;
+      }
+    } finally {
+      // The consumer stopped early: leave the batch at the next step.
+      if (!served.out.isEnded) served.abandoned = true;
+    }
+  }
+
+  /** Stops accepting requests; lets running ones finish within `graceMs`, then cancels them. */
+  async drain(graceMs: number): Promise<void> {
+    this.accepting = false;
+    const idle = this.loop.idle();
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      idle.then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs))),
+    ]);
+    clearTimeout(timer);
+    if (late) {
+      this.loop.cancelAll();
+      await this.loop.idle();
+    }
+  }
+
+  /** Validates, resolves the adapter and queues the request. */
+  private async admit(req: GenerateParams, signal: AbortSignal): Promise<ServedRequest> {
+    if (!this.accepting) throw new Unavailable('the server is shutting down');
+    const promptIds = this.promptIds(req.prompt);
+    this.checkContext(promptIds.length, req.sampling);
+    this.checkQueue();
+    let lease: AdapterLease | undefined;
+    if (req.adapter) lease = await this.registry.acquire(req.adapter, 'adapter');
+    try {
+      if (signal.aborted) throw signal.reason;
+      this.checkQueue();
+      const adapter = sequenceAdapter(lease);
+      const seq = new ServedSequence(
+        promptIds,
+        modelSampling(req.sampling, req.logprobs),
+        this.model.tokenizer,
+        adapter,
+        this.model.config.nPositions,
+        req.logprobs ? req.topLogprobs : 0,
+      );
+      const lane = adapter.blocks ? `last_layers:${adapter.key}` : SHARED_LANE;
+      const served = new ServedRequest(req.requestId, seq, signal, lane, lease, this.model.tokenizer, req.logprobs);
+      this.loop.submit(served);
+      return served;
+    } catch (err) {
+      lease?.release();
+      throw err;
+    }
+  }
+
+  /** Prompt text or ids -> ids, checked against the vocabulary and limits.maxPromptTokens. */
+  private promptIds(prompt: string | number[]): number[] {
+    const { vocabSize } = this.model.config;
+    let ids: number[];
+    let field = 'prompt';
+    if (typeof prompt === 'string') ids = this.model.tokenizer.encode(prompt);
+    else {
+      field = 'prompt_token_ids';
+      prompt.forEach((id, i) => {
+        if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+          throw new InvalidArgument(`\`prompt_token_ids[${i}]\` must be a token id in 0..${vocabSize - 1}, got ${id}`);
+        }
+      });
+      ids = prompt;
+    }
+    if (ids.length > this.limits.maxPromptTokens) {
+      throw new InvalidArgument(`\`${field}\` is ${ids.length} tokens, more than the limit of ${this.limits.maxPromptTokens} tokens`);
+    }
+    // GPT-2 starts unconditional text after <|endoftext|>.
+    return ids.length > 0 ? ids : [this.model.tokenizer.eosId];
+  }
+
+  /** The prompt and every new token must fit in the context window (n_positions). */
+  private checkContext(promptTokens: number, sampling: SamplingParams): void {
+    const context = this.model.config.nPositions;
+    if (promptTokens + sampling.maxNewTokens > context) {
+      throw new InvalidArgument(
+        `\`max_new_tokens\` ${sampling.maxNewTokens} plus the prompt's ${promptTokens} tokens exceeds the context length of ${context} tokens`,
+      );
+    }
+  }
+
+  /** Requests beyond the free batch slots wait; at most limits.maxQueue of them. */
+  private checkQueue(): void {
+    if (this.loop.load >= this.limits.maxBatchSize + this.limits.maxQueue) {
+      throw new ResourceExhausted(`the generation queue is full (limits.max_queue = ${this.limits.maxQueue} waiting requests)`);
+    }
+  }
+}
+
+/** How a batch row uses an adapter; the lease's label groups rows sharing weights. */
+function sequenceAdapter(lease: AdapterLease | undefined): SequenceAdapter {
+  if (!lease) return { key: '' };
+  const a = lease.adapter;
+  return a.kind === 'lora' ? { key: lease.label, lora: a.lora } : { key: lease.label, blocks: a.blocks, lnF: a.lnF };
+}
+
+/** Engine sampling settings -> the model's (random seed when unset; always stop at EOS). */
+export function modelSampling(s: SamplingParams, logprobs: boolean): ModelSampling {
+  return {
+    maxNewTokens: s.maxNewTokens,
+    temperature: s.temperature,
+    topK: s.topK,
+    topP: s.topP,
+    repetitionPenalty: s.repetitionPenalty,
+    seed: s.seed ?? Math.floor(Math.random() * 2 ** 32),
+    stop: s.stop,
+    logprobs,
+    stopAtEos: true,
+  };
+}

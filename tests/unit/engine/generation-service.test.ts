@@ -1,0 +1,199 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { GentuneError } from '../../../src/common/errors.js';
+import { createEngine } from '../../../src/engine/create-engine.js';
+import type { Engine, GenerateChunk, GenerateParams } from '../../../src/engine/engine-api.js';
+import { disposeAdapter } from '../../../src/model/adapter.js';
+import { initLastLayersAdapter, initLoraAdapter } from '../../../src/model/adapter-init.js';
+import { saveAdapter } from '../../../src/model/checkpoint/peft-adapter.js';
+import { GptModel } from '../../../src/model/gpt-model.js';
+import { TINY } from '../../helpers/tiny-model.js';
+import { byteTokenizer } from '../../helpers/byte-tokenizer.js';
+import { collect, genParams, greedy, silentLog, summary, tempDir, testConfig, tinyModelWithTokenizer } from './engine-fixture.js';
+
+let engine: Engine;
+let modelDir: string;
+
+/** Stores a LoRA adapter `lora@1` and a last_layers adapter `top@1` where the engine will find them. */
+async function seedAdapters(dataDir: string): Promise<void> {
+  const model = await GptModel.load(modelDir);
+  // Scaled up so the adapter visibly changes greedy output.
+  const lora = initLoraAdapter(TINY, { r: 4, loraAlpha: 64, loraDropout: 0, targetModules: ['attn.c_attn', 'mlp.c_fc'], useRslora: false }, { seed: 3, init: false, baseModel: model.name });
+  await saveAdapter(join(dataDir, 'adapters', 'lora', '1'), lora, TINY);
+  const top = initLastLayersAdapter(model.weights, 1, model.name);
+  const block = top.blocks.get(1)!;
+  const scaled = tf.mul(block.c_fc.weight, 4) as tf.Tensor2D;
+  block.c_fc.weight.dispose();
+  block.c_fc.weight = scaled;
+  await saveAdapter(join(dataDir, 'adapters', 'top', '1'), top, TINY);
+  disposeAdapter(lora);
+  disposeAdapter(top);
+  model.dispose();
+}
+
+before(async () => {
+  modelDir = await tinyModelWithTokenizer();
+  const dataDir = await tempDir();
+  await seedAdapters(dataDir);
+  engine = await createEngine(await testConfig(modelDir, dataDir, { maxBatchSize: 8, maxQueue: 8, maxPromptTokens: 40 }), { log: silentLog });
+});
+
+after(() => engine.drain(0));
+
+function rejectsWith(code: string, pattern: RegExp) {
+  return (err: unknown) => {
+    assert.ok(err instanceof GentuneError, String(err));
+    assert.equal(err.code, code);
+    assert.match(err.message, pattern);
+    return true;
+  };
+}
+
+test('streams text deltas with token ids; only the last chunk carries finish and usage', async () => {
+  const chunks = await collect(engine, genParams('Hello, whale', { sampling: greedy(10, { maxNewTokens: 10 }) }));
+  const { ids, text, last } = summary(chunks);
+  assert.ok(chunks.slice(0, -1).every((c) => c.finish === undefined));
+  assert.ok(last.finish);
+  assert.equal(last.finish.reason, ids.length === 10 ? 'length' : 'eos');
+  assert.equal(last.finish.adapter, '');
+  const u = last.finish.usage;
+  assert.equal(u.promptTokens, 'Hello, whale'.length);
+  assert.equal(u.generatedTokens, ids.length);
+  assert.ok(u.queueMs >= 0 && u.queueMs <= u.timeToFirstTokenMs && u.timeToFirstTokenMs <= u.totalMs);
+  const tokenizer = byteTokenizer();
+  assert.equal(text, tokenizer.decode(ids.filter((id) => id !== tokenizer.eosId)));
+  assert.ok(engine.isReady());
+  assert.equal(engine.info().model.nPositions, TINY.nPositions);
+});
+
+test('concurrent requests share the batch and produce exactly what each produces alone (greedy and seeded)', async () => {
+  // Greedy output of a random tiny model is monotonous; seeded sampling varies
+  // the tokens, and logprobs compare the distributions themselves.
+  const sampled = (n: number, seed: number) => ({ ...greedy(n), temperature: 1, seed });
+  const requests: GenerateParams[] = [
+    genParams('a', { sampling: greedy(12) }),
+    genParams('Call me Ishmael.', { sampling: sampled(6, 1) }),
+    genParams('The whale', { sampling: sampled(9, 2), adapter: { name: 'lora' } }),
+    genParams('xyz', { sampling: greedy(7), adapter: { name: 'top' } }),
+    genParams('xyz', { sampling: sampled(7, 3), adapter: { name: 'lora', version: 1 } }),
+    genParams('Starbuck', { sampling: sampled(10, 4), adapter: { name: 'top' } }),
+  ].map((r) => ({ ...r, logprobs: true }));
+  const alone: GenerateChunk[][] = [];
+  for (const r of requests) alone.push(await collect(engine, r));
+  const order: number[] = [];
+  const together = await Promise.all(
+    requests.map(async (r, i) => {
+      const chunks: GenerateChunk[] = [];
+      for await (const c of engine.generate(r, new AbortController().signal)) {
+        chunks.push(c);
+        order.push(i);
+      }
+      return chunks;
+    }),
+  );
+  together.forEach((chunks, i) => {
+    assert.deepEqual(summary(chunks).ids, summary(alone[i]).ids, `request ${i}`);
+    const lps = (cs: GenerateChunk[]) => cs.flatMap((c) => c.logprobs ?? []).map((l) => l.logprob);
+    lps(chunks).forEach((lp, j) => assert.ok(Math.abs(lp - lps(alone[i])[j]) < 1e-4, `request ${i} token ${j}`));
+  });
+  assert.deepEqual(together.map((c) => summary(c).last.finish!.adapter), ['', '', 'lora@1', 'top@1', 'lora@1', 'top@1']);
+  // Interleaved output: they ran in one batch, not one after another.
+  assert.notDeepEqual(order, [...order].sort((a, b) => a - b));
+  // The adapters do change the model's distribution.
+  const first = async (adapter: GenerateParams['adapter']) =>
+    (await collect(engine, genParams('xyz', { sampling: greedy(1), adapter, logprobs: true })))[0].logprobs![0].logprob;
+  const base = await first(null);
+  assert.ok(Math.abs((await first({ name: 'lora' })) - base) > 1e-3);
+  assert.ok(Math.abs((await first({ name: 'top' })) - base) > 1e-3);
+});
+
+test('a cancelled request leaves the batch with finish reason cancelled; the others are unaffected', async () => {
+  const other = genParams('Moby Dick', { sampling: greedy(20) });
+  const expected = summary(await collect(engine, other)).ids;
+  const controller = new AbortController();
+  const cancelled = (async () => {
+    const chunks: GenerateChunk[] = [];
+    for await (const c of engine.generate(genParams('Ahab', { sampling: greedy(40) }), controller.signal)) {
+      chunks.push(c);
+      if (chunks.length === 3) controller.abort(new Error('client went away'));
+    }
+    return chunks;
+  })();
+  const [mine, theirs] = await Promise.all([cancelled, collect(engine, other)]);
+  const last = summary(mine).last;
+  assert.equal(last.finish?.reason, 'cancelled');
+  assert.ok(last.finish!.usage.generatedTokens >= 3 && last.finish!.usage.generatedTokens < 40);
+  assert.deepEqual(summary(theirs).ids, expected);
+});
+
+test('a consumer that stops reading leaves the batch too', async () => {
+  const before = tf.memory().numTensors;
+  for await (const c of engine.generate(genParams('Queequeg', { sampling: greedy(40) }), new AbortController().signal)) {
+    if (c.tokenIds.length > 0) break;
+  }
+  // The loop notices at its next step boundary and frees the row's cache.
+  for (let i = 0; i < 50 && tf.memory().numTensors !== before; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(tf.memory().numTensors, before);
+});
+
+test('logprobs: one entry per token, the greedy token is the most likely alternative', async () => {
+  const chunks = await collect(engine, genParams('Pequod', { sampling: greedy(5), logprobs: true, topLogprobs: 3 }));
+  const withTokens = chunks.filter((c) => c.tokenIds.length > 0);
+  assert.ok(withTokens.length > 0);
+  for (const c of withTokens) {
+    assert.equal(c.logprobs!.length, 1);
+    const lp = c.logprobs![0];
+    assert.equal(lp.tokenId, c.tokenIds[0]);
+    assert.equal(lp.topLogprobs.length, 3);
+    assert.equal(lp.topLogprobs[0].tokenId, lp.tokenId);
+    assert.ok(Math.abs(lp.topLogprobs[0].logprob - lp.logprob) < 1e-4);
+    assert.ok(lp.topLogprobs[0].logprob >= lp.topLogprobs[1].logprob && lp.topLogprobs[1].logprob >= lp.topLogprobs[2].logprob);
+    assert.ok(lp.logprob <= 0);
+  }
+});
+
+test('the engine checks prompt length, context length, token ids and the adapter', async () => {
+  await assert.rejects(collect(engine, genParams('x'.repeat(41))), rejectsWith('INVALID_ARGUMENT', /`prompt` is 41 tokens, more than the limit of 40/));
+  await assert.rejects(collect(engine, genParams('x'.repeat(40), { sampling: greedy(25) })), rejectsWith('INVALID_ARGUMENT', /`max_new_tokens` 25 plus the prompt's 40 tokens exceeds the context length of 64/));
+  await assert.rejects(collect(engine, genParams([1, 2, 999])), rejectsWith('INVALID_ARGUMENT', /`prompt_token_ids\[2\]` must be a token id in 0..256, got 999/));
+  await assert.rejects(collect(engine, genParams('a', { adapter: { name: 'missing' } })), rejectsWith('NOT_FOUND', /`adapter` "missing"/));
+  await assert.rejects(collect(engine, genParams('a', { adapter: { name: 'lora', version: 2 } })), rejectsWith('NOT_FOUND', /`adapter` "lora@2"/));
+  // Token ids work as a prompt, and a full context ends with `length`.
+  const last = summary(await collect(engine, genParams([72, 105], { sampling: greedy(3) }))).last;
+  assert.equal(last.finish!.usage.promptTokens, 2);
+});
+
+test('the tensor count does not grow across requests (base, LoRA, last_layers, cancelled)', async () => {
+  const round = async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 1);
+    await Promise.all([
+      collect(engine, genParams('one', { sampling: greedy(6) })),
+      collect(engine, genParams('two', { sampling: greedy(6), adapter: { name: 'lora' } })),
+      collect(engine, genParams('three', { sampling: greedy(6), adapter: { name: 'top' } })),
+      collect(engine, genParams('four', { sampling: greedy(30) }), controller.signal),
+    ]);
+  };
+  await round(); // adapters resident from here on
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) await round();
+  assert.equal(tf.memory().numTensors, before);
+});
+
+test('a full queue is ResourceExhausted; drain cancels what runs and refuses new work', async () => {
+  const small = await createEngine(await testConfig(modelDir, await tempDir(), { maxBatchSize: 1, maxQueue: 0 }), { log: silentLog });
+  const first = small.generate(genParams('long', { sampling: greedy(50) }), new AbortController().signal)[Symbol.asyncIterator]();
+  await first.next(); // running: the only batch slot is taken
+  await assert.rejects(collect(small, genParams('b')), rejectsWith('RESOURCE_EXHAUSTED', /max_queue = 0/));
+  const rest: GenerateChunk[] = [];
+  const reading = (async () => {
+    for (let r = await first.next(); !r.done; r = await first.next()) rest.push(r.value);
+  })();
+  await small.drain(0);
+  await reading;
+  assert.equal(rest.at(-1)?.finish?.reason, 'cancelled');
+  assert.equal(small.isReady(), false);
+  await assert.rejects(collect(small, genParams('c')), rejectsWith('UNAVAILABLE', /shutting down/));
+});

@@ -1,0 +1,118 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FineTuneSpec, JobEvent } from '../../../src/engine/engine-api.js';
+import { INTERRUPTED_REASON, JobStore } from '../../../src/engine/job-store.js';
+import { silentLog, tempDir } from './engine-fixture.js';
+
+const spec = (adapter = 'a'): FineTuneSpec => ({
+  baseModel: '',
+  adapter,
+  training: { examples: [{ text: 'x' }] },
+  method: { kind: 'lora', targetModules: [] },
+  hyperparameters: { maxSteps: 2 },
+});
+
+const metrics = { trainLoss: 1, steps: 2, tokens: 10, trainSeconds: 0.1 };
+
+async function openStore() {
+  const dir = join(await tempDir(), 'jobs');
+  return { dir, store: await JobStore.open(dir, silentLog) };
+}
+
+async function drain(it: AsyncIterable<JobEvent>): Promise<JobEvent[]> {
+  const out: JobEvent[] = [];
+  for await (const e of it) out.push(e);
+  return out;
+}
+
+test('state is derived from the event log; appends are durable lines', async () => {
+  const { dir, store } = await openStore();
+  const job = await store.create(spec(), 0);
+  assert.equal(job.state, 'queued');
+  await store.append(job.id, { type: 'started', totalSteps: 2, numTrainExamples: 1, numValidationExamples: 0, trainableParameters: 5 });
+  assert.equal(store.get(job.id).state, 'running');
+  await store.append(job.id, { type: 'progress', step: 1, totalSteps: 2, epoch: 1, loss: 3.5, learningRate: 1e-3, gradNorm: 1, tokensPerSecond: 100, etaSeconds: 1 });
+  assert.equal(store.get(job.id).loss, 3.5);
+  await store.append(job.id, { type: 'succeeded', adapter: 'a', version: 1, metrics });
+  const done = store.get(job.id);
+  assert.equal(done.state, 'succeeded');
+  assert.equal(done.adapterVersion, 1);
+  assert.ok(done.finishedAtMs !== undefined && done.startedAtMs !== undefined);
+  const lines = (await readFile(join(dir, job.id, 'events.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((e) => [e.sequence, e.type]), [[0, 'queued'], [1, 'started'], [2, 'progress'], [3, 'succeeded']]);
+});
+
+test('watch replays the history, then follows live events, and ends after the terminal one', async () => {
+  const { store } = await openStore();
+  const job = await store.create(spec(), 0);
+  await store.append(job.id, { type: 'started', totalSteps: 2, numTrainExamples: 1, numValidationExamples: 0, trainableParameters: 5 });
+  const watching = drain(store.watch(job.id, 0, new AbortController().signal));
+  const late = drain(store.watch(job.id, 1, new AbortController().signal));
+  await new Promise((r) => setTimeout(r, 10));
+  await store.append(job.id, { type: 'checkpoint', step: 1 });
+  await store.append(job.id, { type: 'cancelled' });
+  const all = await watching;
+  assert.deepEqual(all.map((e) => e.type), ['queued', 'started', 'checkpoint', 'cancelled']);
+  assert.deepEqual((await late).map((e) => e.sequence), [1, 2, 3]);
+  // A finished job replays from disk.
+  assert.deepEqual(await drain(store.watch(job.id, 0, new AbortController().signal)), all);
+  assert.deepEqual((await drain(store.watch(job.id, 3, new AbortController().signal))).map((e) => e.type), ['cancelled']);
+});
+
+test('an aborted watch ends without waiting for more events', async () => {
+  const { store } = await openStore();
+  const job = await store.create(spec(), 0);
+  const controller = new AbortController();
+  const watching = drain(store.watch(job.id, 0, controller.signal));
+  setTimeout(() => controller.abort(), 10);
+  assert.deepEqual((await watching).map((e) => e.type), ['queued']);
+});
+
+test('list filters by state and adapter, newest first; unknown ids are NotFound', async () => {
+  const { store } = await openStore();
+  const a = await store.create(spec('x'), 0);
+  const b = await store.create(spec('y'), 1);
+  const c = await store.create(spec('x'), 2);
+  await store.append(b.id, { type: 'failed', reason: 'boom' });
+  assert.deepEqual(store.list({ limit: 10 }).map((j) => j.id), [c.id, b.id, a.id]);
+  assert.deepEqual(store.list({ limit: 10, adapter: 'x' }).map((j) => j.id), [c.id, a.id]);
+  assert.deepEqual(store.list({ limit: 10, state: 'failed' }).map((j) => j.id), [b.id]);
+  assert.deepEqual(store.list({ limit: 1 }).map((j) => j.id), [c.id]);
+  assert.deepEqual(store.queued().map((j) => j.id), [a.id, c.id]);
+  assert.throws(() => store.get('ft-nope'), /`job_id` "ft-nope": no such fine-tune job/);
+});
+
+test('after a restart jobs are re-listed; a job that was running is failed as interrupted; a torn line is skipped', async () => {
+  const { dir, store } = await openStore();
+  const queued = await store.create(spec(), 0);
+  const running = await store.create(spec(), 1);
+  await store.append(running.id, { type: 'started', totalSteps: 2, numTrainExamples: 1, numValidationExamples: 0, trainableParameters: 5 });
+  const done = await store.create(spec(), 2);
+  await store.append(done.id, { type: 'succeeded', adapter: 'a', version: 3, metrics });
+  await store.close();
+  // The process died mid-append.
+  await appendFile(join(dir, running.id, 'events.jsonl'), '{"jobId":"x","seq');
+
+  const reopened = await JobStore.open(dir, silentLog);
+  assert.equal(reopened.get(queued.id).state, 'queued');
+  assert.equal(reopened.get(done.id).state, 'succeeded');
+  assert.equal(reopened.get(done.id).adapterVersion, 3);
+  const failed = reopened.get(running.id);
+  assert.equal(failed.state, 'failed');
+  assert.equal(failed.error, INTERRUPTED_REASON);
+  const events = await drain(reopened.watch(running.id, 0, new AbortController().signal));
+  assert.deepEqual(events.map((e) => [e.sequence, e.type]), [[0, 'queued'], [1, 'started'], [2, 'failed']]);
+  // A job still queued after the restart streams its new events to watchers.
+  const following = drain(reopened.watch(queued.id, 0, new AbortController().signal));
+  await new Promise((r) => setTimeout(r, 10));
+  await reopened.append(queued.id, { type: 'started', totalSteps: 2, numTrainExamples: 1, numValidationExamples: 0, trainableParameters: 5 });
+  await reopened.append(queued.id, { type: 'cancelled' });
+  assert.deepEqual((await following).map((e) => [e.sequence, e.type]), [[0, 'queued'], [1, 'started'], [2, 'cancelled']]);
+  // And once more: the log stays readable.
+  const again = await JobStore.open(dir, silentLog);
+  assert.equal(again.get(running.id).error, INTERRUPTED_REASON);
+  await reopened.close();
+  await again.close();
+});
