@@ -1,0 +1,33 @@
+/** `gentune info`: model, backend, limits, version and health. */
+import { Command } from 'commander';
+import { GetServerInfoResponse } from '../gen/gentune/v1/server_info.js';
+import { clientOptions, fmtBytes, printJson, withClient, type ClientOptions } from './output.js';
+
+export function infoCommand(): Command {
+  return clientOptions(new Command('info').description('show the served model, backend, limits and health')).action(
+    async (opts: ClientOptions) => {
+      await withClient(opts, async (client) => {
+        const [info, health] = await Promise.all([
+          client.getServerInfo({ timeoutMs: opts.timeout }),
+          client.checkHealth('', { timeoutMs: opts.timeout }),
+        ]);
+        if (opts.json) {
+          printJson({ ...(GetServerInfoResponse.toJSON(info) as object), health });
+          return;
+        }
+        const m = info.model;
+        const l = info.limits;
+        process.stdout.write(
+          [
+            `gentune ${info.version} at ${opts.addr}: ${health}${info.ready ? '' : ' (model loading)'}`,
+            `model    ${m?.name} (${m?.nLayer} layers, ${m?.nHead} heads, n_embd ${m?.nEmbd}, context ${m?.nPositions}, vocab ${m?.vocabSize}, ${m?.numParameters} parameters)`,
+            `backend  ${info.backend}`,
+            `limits   ${l?.maxConcurrentStreams} streams, prompt ${l?.maxPromptTokens} tokens, max_new_tokens ${l?.maxNewTokens}, ` +
+              `upload ${fmtBytes(l?.maxUploadBytes ?? 0)}, batch ${l?.maxBatchSize}, queue ${l?.maxQueue}`,
+            `started  ${info.startedAt?.toISOString() ?? '-'}`,
+          ].join('\n') + '\n',
+        );
+      });
+    },
+  );
+}

@@ -1,0 +1,91 @@
+/**
+ * Renders a fine-tune event stream: a cli-progress bar on stderr (step, loss,
+ * learning rate, ETA from the server) when stderr is a terminal, one line per
+ * event otherwise, JSON lines with --json. Returns the process exit code:
+ * 0 when the job succeeded, 1 when it failed or was cancelled.
+ */
+import cliProgress from 'cli-progress';
+import { FineTuneEvent } from '../gen/gentune/v1/fine_tune.js';
+import { fmt, printJson } from './output.js';
+
+/** "1h02m", "3m05s", "42s". */
+export function formatEta(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '-';
+  const s = Math.round(seconds);
+  if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${s}s`;
+}
+
+/** One human-readable line for an event. */
+export function describeEvent(e: FineTuneEvent): string {
+  const ev = e.event;
+  switch (ev?.$case) {
+    case 'queued':
+      return `job ${e.jobId} queued (${ev.value.position} ahead)`;
+    case 'started':
+      return `started: ${ev.value.totalSteps} steps, ${ev.value.numTrainExamples} train / ${ev.value.numValidationExamples} validation examples, ${ev.value.trainableParameters} trainable parameters`;
+    case 'progress': {
+      const p = ev.value;
+      return `step ${p.step}/${p.totalSteps} epoch ${fmt(p.epoch)} loss ${fmt(p.loss)} lr ${p.learningRate.toExponential(2)} grad_norm ${fmt(p.gradNorm)} ${fmt(p.tokensPerSecond)} tok/s eta ${formatEta(p.etaSeconds)}`;
+    }
+    case 'evaluation':
+      return `eval at step ${ev.value.step}: loss ${fmt(ev.value.evalLoss)} perplexity ${fmt(ev.value.perplexity)}`;
+    case 'checkpoint':
+      return `checkpoint at step ${ev.value.step}`;
+    case 'succeeded': {
+      const m = ev.value.metrics;
+      const evalPart = m?.evalLoss === undefined ? '' : `, eval loss ${fmt(m.evalLoss)}`;
+      return `succeeded: adapter ${ev.value.adapter}@${ev.value.version} (train loss ${fmt(m?.trainLoss)}${evalPart}, ${m?.steps ?? 0} steps, ${fmt(m?.trainSeconds)} s)`;
+    }
+    case 'failed':
+      return `failed: ${ev.value.reason}`;
+    case 'cancelled':
+      return 'cancelled';
+    default:
+      return `event ${e.sequence}`;
+  }
+}
+
+/** Follows `events` to the end (or, with `detach`, to the first event). */
+export async function renderJobEvents(
+  events: AsyncIterable<FineTuneEvent>,
+  options: { json?: boolean; detach?: boolean },
+): Promise<number> {
+  const tty = process.stderr.isTTY === true && !options.json;
+  let bar: cliProgress.SingleBar | undefined;
+  const line = (text: string) => {
+    // Print above the bar: clear its line; it redraws on the next update.
+    if (bar?.isActive) process.stderr.write('\r\x1b[2K');
+    process.stdout.write(`${text}\n`);
+  };
+  let last: FineTuneEvent | undefined;
+  try {
+    for await (const e of events) {
+      last = e;
+      const ev = e.event;
+      if (options.json) printJson(FineTuneEvent.toJSON(e));
+      else if (ev?.$case === 'progress' && tty) {
+        const p = ev.value;
+        bar ??= new cliProgress.SingleBar(
+          { format: '{bar} {percentage}% | step {value}/{total} | loss {loss} | lr {lr} | ETA {eta_s}', hideCursor: true },
+          cliProgress.Presets.shades_classic,
+        );
+        const payload = { loss: fmt(p.loss), lr: p.learningRate.toExponential(2), eta_s: formatEta(p.etaSeconds) };
+        if (!bar.isActive) bar.start(p.totalSteps, p.step, payload);
+        bar.setTotal(p.totalSteps);
+        bar.update(p.step, payload);
+      } else {
+        if (['succeeded', 'failed', 'cancelled'].includes(ev?.$case ?? '')) bar?.stop();
+        line(describeEvent(e));
+      }
+      if (options.detach) {
+        if (!options.json) process.stdout.write(`detached; follow with: gentune jobs watch ${e.jobId}\n`);
+        return 0;
+      }
+    }
+  } finally {
+    bar?.stop();
+  }
+  return last?.event?.$case === 'succeeded' ? 0 : 1;
+}

@@ -1,0 +1,149 @@
+/**
+ * Conversions shared by several handlers: sampling settings, inline examples,
+ * data sources, adapters and timestamps between protobuf messages (src/gen)
+ * and engine types.
+ */
+import type {
+  AdapterInfo,
+  AdapterResidency as DomainResidency,
+  DataSource,
+  Example as DomainExample,
+  ChatMessage as DomainChatMessage,
+  SamplingParams as DomainSampling,
+} from '../engine/engine-api.js';
+import type { LimitsConfig } from '../engine/config.js';
+import { Adapter, AdapterMethod, AdapterResidency } from '../gen/gentune/v1/adapters.js';
+import { ChatMessage, Example } from '../gen/gentune/v1/datasets.js';
+import type { SamplingParams } from '../gen/gentune/v1/generate.js';
+import {
+  checkExactlyOne,
+  checkId,
+  checkMaxItems,
+  checkMaxLength,
+  checkOneOf,
+  checkRange,
+  checkRequired,
+  checkSome,
+  parseSafeUint,
+} from './validate.js';
+
+/** Epoch milliseconds -> the Date ts-proto uses for google.protobuf.Timestamp. */
+export function toDate(ms: number): Date;
+export function toDate(ms: number | undefined): Date | undefined;
+export function toDate(ms: number | undefined): Date | undefined {
+  return ms === undefined ? undefined : new Date(ms);
+}
+
+/** Defaults that differ between Generate and Evaluate. */
+export interface SamplingDefaults {
+  /** Tokens; capped by limits.maxNewTokens. */
+  maxNewTokens: number;
+  temperature: number;
+}
+
+/** Inline examples accepted by one request. */
+export const MAX_INLINE_EXAMPLES = 10_000;
+
+/**
+ * Validates sampling settings and fills in defaults.
+ * @param vocabSize upper bound of top_k; 0 when not known yet.
+ */
+export function decodeSampling(
+  p: SamplingParams | undefined,
+  limits: LimitsConfig,
+  defaults: SamplingDefaults,
+  vocabSize: number,
+): DomainSampling {
+  const max = limits.maxNewTokens;
+  const stop = p?.stop ?? [];
+  checkMaxItems('stop', stop, 4);
+  stop.forEach((s, i) => {
+    checkRequired(`stop[${i}]`, s);
+    checkMaxLength(`stop[${i}]`, s, 64);
+  });
+  return {
+    maxNewTokens: checkRange('max_new_tokens', p?.maxNewTokens ?? Math.min(defaults.maxNewTokens, max), { min: 1, max }),
+    temperature: checkRange('temperature', p?.temperature ?? defaults.temperature, { min: 0, max: 100 }),
+    topK: checkRange('top_k', p?.topK ?? 0, vocabSize > 0 ? { min: 0, max: vocabSize } : { min: 0 }),
+    topP: checkRange('top_p', p?.topP ?? 1, { min: 0, max: 1, minExclusive: true }),
+    repetitionPenalty: checkRange('repetition_penalty', p?.repetitionPenalty ?? 1, { min: 0, max: 10, minExclusive: true }),
+    seed: p?.seed === undefined ? undefined : parseSafeUint('seed', p.seed),
+    stop,
+  };
+}
+
+const ROLES = ['system', 'user', 'assistant'] as const;
+
+/** Validates inline examples: each uses exactly one shape. `field` names the list. */
+export function decodeExamples(field: string, examples: Example[]): DomainExample[] {
+  checkMaxItems(field, examples, MAX_INLINE_EXAMPLES);
+  return examples.map((ex, i): DomainExample => {
+    const at = `${field}[${i}]`;
+    const shape = checkExactlyOne({
+      [`${at}.prompt`]: ex.prompt !== '' || ex.completion !== '',
+      [`${at}.messages`]: ex.messages.length > 0,
+      [`${at}.text`]: ex.text !== '',
+    });
+    if (shape.endsWith('.prompt')) {
+      checkRequired(`${at}.completion`, ex.completion);
+      return { prompt: ex.prompt, completion: ex.completion };
+    }
+    if (shape.endsWith('.text')) return { text: ex.text };
+    const messages = ex.messages.map(
+      (m, j): DomainChatMessage => ({ role: checkOneOf(`${at}.messages[${j}].role`, m.role, ROLES), content: m.content }),
+    );
+    checkSome(`${at}.messages`, messages, (m) => m.role === 'assistant', 'a message with role "assistant"', (ms) => ms.map((m) => m.role));
+    return { messages };
+  });
+}
+
+/** Exactly one of `dataset_id` and `examples`: an uploaded dataset or inline examples. */
+export function decodeDataSource(datasetId: string, examples: Example[]): DataSource {
+  const which = checkExactlyOne({ dataset_id: datasetId !== '', examples: examples.length > 0 });
+  if (which === 'dataset_id') return { datasetId: checkId('dataset_id', datasetId) };
+  return { examples: decodeExamples('examples', examples) };
+}
+
+/** The inverse of {@link decodeDataSource}, for echoing a stored request. */
+export function encodeDataSource(source: DataSource): { datasetId: string; examples: Example[] } {
+  if ('datasetId' in source) return { datasetId: source.datasetId, examples: [] };
+  return {
+    datasetId: '',
+    examples: source.examples.map((ex) =>
+      Example.fromPartial(
+        'messages' in ex
+          ? { messages: ex.messages.map((m) => ChatMessage.fromPartial(m)) }
+          : 'text' in ex
+            ? { text: ex.text }
+            : { prompt: ex.prompt, completion: ex.completion },
+      ),
+    ),
+  };
+}
+
+const RESIDENCY: Record<DomainResidency, AdapterResidency> = {
+  stored: AdapterResidency.ADAPTER_RESIDENCY_STORED,
+  loaded: AdapterResidency.ADAPTER_RESIDENCY_LOADED,
+  pinned: AdapterResidency.ADAPTER_RESIDENCY_PINNED,
+};
+
+/** Engine adapter -> proto Adapter. */
+export function encodeAdapter(a: AdapterInfo): Adapter {
+  return Adapter.fromPartial({
+    name: a.name,
+    latestVersion: a.latestVersion,
+    versions: a.versions.map((v) => ({
+      version: v.version,
+      baseModel: v.baseModel,
+      method: v.method === 'lora' ? AdapterMethod.ADAPTER_METHOD_LORA : AdapterMethod.ADAPTER_METHOD_LAST_LAYERS,
+      r: v.r,
+      loraAlpha: v.loraAlpha,
+      targetModules: v.targetModules,
+      sizeBytes: v.sizeBytes,
+      residency: RESIDENCY[v.residency],
+      createdAt: toDate(v.createdAtMs),
+      lastUsedAt: toDate(v.lastUsedAtMs),
+      jobId: v.jobId ?? '',
+    })),
+  });
+}

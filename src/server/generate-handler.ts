@@ -1,0 +1,71 @@
+/**
+ * Generate: decode and validate, stream the engine's chunks, encode each as a
+ * GenerateResponse. The last message carries finish_reason, usage and adapter.
+ */
+import type { FinishReason as DomainFinishReason, GenerateChunk, GenerateParams } from '../engine/engine-api.js';
+import { FinishReason, GenerateRequest, GenerateResponse } from '../gen/gentune/v1/generate.js';
+import { decodeSampling } from './convert.js';
+import { serverStream, type CallContext, type RpcDeps } from './rpc.js';
+import { checkExactlyOne, checkMaxItems, checkRange, checkRequires, parseOptionalAdapterRef } from './validate.js';
+
+/** Default max_new_tokens when the request leaves it out (capped by --max-new-tokens). */
+export const DEFAULT_MAX_NEW_TOKENS = 64;
+
+const FINISH: Record<DomainFinishReason, FinishReason> = {
+  length: FinishReason.FINISH_REASON_LENGTH,
+  eos: FinishReason.FINISH_REASON_EOS,
+  stop_sequence: FinishReason.FINISH_REASON_STOP_SEQUENCE,
+  cancelled: FinishReason.FINISH_REASON_CANCELLED,
+};
+
+/** Validates a GenerateRequest into engine params. */
+export function decodeGenerateRequest(req: GenerateRequest, deps: RpcDeps, requestId: string): GenerateParams {
+  const { limits } = deps.config;
+  const vocabSize = deps.engine.info().model.vocabSize;
+  const input = checkExactlyOne({ prompt: req.prompt !== '', prompt_token_ids: req.promptTokenIds.length > 0 });
+  if (input === 'prompt_token_ids') {
+    checkMaxItems('prompt_token_ids', req.promptTokenIds, limits.maxPromptTokens);
+    if (vocabSize > 0) req.promptTokenIds.forEach((id, i) => checkRange(`prompt_token_ids[${i}]`, id, { min: 0, max: vocabSize - 1 }));
+  }
+  const topLogprobs = checkRange('top_logprobs', req.topLogprobs ?? 0, { min: 0, max: 20 });
+  if (topLogprobs > 0) checkRequires('top_logprobs', topLogprobs, req.logprobs, '`logprobs` to be true');
+  return {
+    requestId,
+    prompt: input === 'prompt' ? req.prompt : req.promptTokenIds,
+    adapter: parseOptionalAdapterRef('adapter', req.adapter),
+    sampling: decodeSampling(req.sampling, limits, { maxNewTokens: DEFAULT_MAX_NEW_TOKENS, temperature: 1 }, vocabSize),
+    logprobs: req.logprobs,
+    topLogprobs,
+  };
+}
+
+/** Engine chunk -> proto message. */
+export function encodeChunk(chunk: GenerateChunk): GenerateResponse {
+  return GenerateResponse.fromPartial({
+    text: chunk.text,
+    tokenIds: chunk.tokenIds,
+    logprobs: chunk.logprobs ?? [],
+    finishReason: chunk.finish ? FINISH[chunk.finish.reason] : FinishReason.FINISH_REASON_UNSPECIFIED,
+    usage: chunk.finish?.usage,
+    adapter: chunk.finish?.adapter ?? '',
+  });
+}
+
+async function* generate(deps: RpcDeps, req: GenerateRequest, ctx: CallContext): AsyncGenerator<GenerateResponse> {
+  const params = decodeGenerateRequest(req, deps, ctx.requestId);
+  if (deps.config.logPrompts) ctx.log.debug({ prompt: params.prompt }, 'prompt');
+  let finished = false;
+  for await (const chunk of deps.engine.generate(params, ctx.signal)) {
+    finished ||= chunk.finish !== undefined;
+    yield encodeChunk(chunk);
+    if (finished) return;
+  }
+  // The engine stopped without a last message: it was aborted (shutdown) or broke its contract.
+  if (ctx.signal.aborted) throw ctx.signal.reason;
+  throw new Error('engine.generate ended without a finish chunk');
+}
+
+/** grpc-js handler of ModelService.Generate. */
+export function generateHandler(deps: RpcDeps) {
+  return serverStream<GenerateRequest, GenerateResponse>(deps, 'Generate', (req, ctx) => generate(deps, req, ctx));
+}

@@ -1,0 +1,108 @@
+/**
+ * The gRPC server: ModelService handlers, grpc.health.v1 and reflection on one
+ * grpc-js Server bound to host:port (port 0 picks a free one).
+ */
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { pino, type Logger } from 'pino';
+import { Unavailable } from '../common/errors.js';
+import type { GentuneConfig } from '../engine/config.js';
+import type { Engine } from '../engine/engine-api.js';
+import { ModelServiceService, type ModelServiceServer } from '../gen/gentune/v1/service.js';
+import { adapterHandlers } from './adapter-handler.js';
+import { CallTracker } from './call-tracker.js';
+import { datasetHandlers } from './dataset-handler.js';
+import { evaluateHandler } from './evaluate-handler.js';
+import { fineTuneHandlers } from './fine-tune-handler.js';
+import { generateHandler } from './generate-handler.js';
+import { ReadinessHealth } from './health.js';
+import { addReflection } from './reflection.js';
+import type { RpcDeps } from './rpc.js';
+import { serverInfoHandler } from './server-info-handler.js';
+
+/** Largest request message, in bytes (inline examples; uploads come in 1 MiB chunks). */
+export const MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** After the grace period, how long cancelled calls get to send their last message and close, in milliseconds. */
+const CANCEL_FLUSH_MS = 500;
+
+export interface StartServerOptions {
+  /** Defaults to a pino logger at config.logLevel. */
+  log?: Logger;
+}
+
+/** A running server. */
+export interface RunningServer {
+  /** The bound port (the real one when config.port was 0). */
+  port: number;
+  /**
+   * Stops accepting calls (health turns NOT_SERVING, new calls get
+   * UNAVAILABLE), lets calls in flight finish for up to `graceMs` milliseconds,
+   * then cancels the rest (Generate ends with finish_reason CANCELLED, watch
+   * streams with UNAVAILABLE) and closes every connection. Does not drain the
+   * engine: the caller does that next. Idempotent.
+   */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** Builds the ModelService implementation. */
+export function modelService(deps: RpcDeps): ModelServiceServer {
+  return {
+    generate: generateHandler(deps),
+    ...fineTuneHandlers(deps),
+    evaluate: evaluateHandler(deps),
+    ...datasetHandlers(deps),
+    ...adapterHandlers(deps),
+    getServerInfo: serverInfoHandler(deps),
+  };
+}
+
+/** "::1" -> "[::1]" so that host:port parses. */
+function hostPort(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+/** Starts the server; resolves once it listens. */
+export async function startServer(
+  engine: Engine,
+  config: GentuneConfig,
+  options: StartServerOptions = {},
+): Promise<RunningServer> {
+  const log = options.log ?? pino({ level: config.logLevel });
+  const tracker = new CallTracker();
+  const deps: RpcDeps = { engine, config, log, tracker };
+  const server = new Server({ 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES });
+  server.addService(ModelServiceService, modelService(deps));
+  const health = new ReadinessHealth(engine);
+  health.addToServer(server);
+  addReflection(server);
+
+  const address = hostPort(config.host, config.port);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+  );
+  health.start();
+  log.info({ address: hostPort(config.host, port) }, 'gRPC server listening');
+
+  let closing: Promise<void> | undefined;
+  const shutdown = (graceMs = config.graceMs): Promise<void> => {
+    closing ??= (async () => {
+      tracker.draining = true;
+      health.stop();
+      log.info({ graceMs, calls: tracker.size }, 'shutting down: waiting for calls in flight');
+      const closed = new Promise<boolean>((resolve) => server.tryShutdown(() => resolve(true)));
+      if (!(await Promise.race([closed, sleep(graceMs).then(() => false)]))) {
+        log.warn({ calls: tracker.size }, 'grace period over: cancelling calls');
+        tracker.abortAll(new Unavailable('server is shutting down'));
+        // Once the cancelled calls have ended, the connections close by themselves
+        // (after flushing the last messages); whatever is left is cut.
+        await Promise.race([closed, sleep(CANCEL_FLUSH_MS)]);
+        server.forceShutdown();
+      }
+      log.info('gRPC server stopped');
+    })();
+    return closing;
+  };
+  return { port, shutdown };
+}

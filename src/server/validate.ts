@@ -1,0 +1,188 @@
+/**
+ * Request validation: one rule per check, each throwing InvalidArgument with a
+ * message that quotes the field (proto name, snake_case; `list[i]` for list
+ * items) and the value it got, in the style of TGI's validation errors:
+ *
+ *   "`temperature` must be >= 0 and <= 100, got -1"
+ *   "`adapter` must not contain '/', '\\' or '..', got \"../x\""
+ *
+ * Handlers compose these rules while decoding a request into engine types.
+ */
+import { InvalidArgument } from '../common/errors.js';
+import type { AdapterRef } from '../engine/engine-api.js';
+
+/** Longest value quoted in a message, in characters (the rest is elided). */
+const QUOTE_LIMIT = 80;
+
+/** Renders a value for a message: strings JSON-quoted (and shortened), numbers as is. */
+export function quote(value: unknown): string {
+  if (typeof value === 'string') {
+    const short = value.length > QUOTE_LIMIT ? `${value.slice(0, QUOTE_LIMIT)}...` : value;
+    return JSON.stringify(short);
+  }
+  return String(value);
+}
+
+function fail(message: string): never {
+  throw new InvalidArgument(message);
+}
+
+/** `value` must be a finite number (NaN and Infinity decode from floats/doubles). */
+export function checkFinite(field: string, value: number): number {
+  if (!Number.isFinite(value)) fail(`\`${field}\` must be a finite number, got ${quote(value)}`);
+  return value;
+}
+
+/** Bounds of {@link checkRange}; `*Exclusive` makes a bound strict. */
+export interface Bounds {
+  min?: number;
+  max?: number;
+  minExclusive?: boolean;
+  maxExclusive?: boolean;
+}
+
+/** `value` must lie within `bounds`, e.g. "`top_p` must be > 0 and <= 1, got 1.5". */
+export function checkRange(field: string, value: number, bounds: Bounds): number {
+  checkFinite(field, value);
+  const { min, max, minExclusive = false, maxExclusive = false } = bounds;
+  const low = min === undefined || (minExclusive ? value > min : value >= min);
+  const high = max === undefined || (maxExclusive ? value < max : value <= max);
+  if (!low || !high) {
+    const parts: string[] = [];
+    if (min !== undefined) parts.push(`${minExclusive ? '>' : '>='} ${min}`);
+    if (max !== undefined) parts.push(`${maxExclusive ? '<' : '<='} ${max}`);
+    fail(`\`${field}\` must be ${parts.join(' and ')}, got ${quote(value)}`);
+  }
+  return value;
+}
+
+/** `value` must not be empty. */
+export function checkRequired(field: string, value: string): string {
+  if (value.length === 0) fail(`\`${field}\` is required, got ""`);
+  return value;
+}
+
+/** `value` must be at most `max` characters. */
+export function checkMaxLength(field: string, value: string, max: number): string {
+  if ([...value].length > max) fail(`\`${field}\` must be at most ${max} characters, got ${quote(value)}`);
+  return value;
+}
+
+/** `value` must not be usable as a path: no '/', '\' or '..'. */
+export function checkNoPath(field: string, value: string): string {
+  if (/[/\\]/.test(value) || value.includes('..')) {
+    fail(`\`${field}\` must not contain '/', '\\' or '..', got ${quote(value)}`);
+  }
+  return value;
+}
+
+/** `value` must not contain control characters (they break logs and file names). */
+export function checkPrintable(field: string, value: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) fail(`\`${field}\` must not contain control characters, got ${quote(value)}`);
+  return value;
+}
+
+const NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** An adapter name: required, no path, 1..64 characters of [A-Za-z0-9._-]. */
+export function checkAdapterName(field: string, value: string): string {
+  checkRequired(field, value);
+  checkNoPath(field, value);
+  if (!NAME.test(value)) fail(`\`${field}\` must be 1..64 characters of [A-Za-z0-9._-], got ${quote(value)}`);
+  return value;
+}
+
+/** A server-assigned id (job, dataset): required, no path, 1..128 characters of [A-Za-z0-9._-]. */
+export function checkId(field: string, value: string): string {
+  checkRequired(field, value);
+  checkNoPath(field, value);
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(value)) {
+    fail(`\`${field}\` must be 1..128 characters of [A-Za-z0-9._-], got ${quote(value)}`);
+  }
+  return value;
+}
+
+/** Parses "name" or "name@version" (version a positive integer). */
+export function parseAdapterRef(field: string, value: string): AdapterRef {
+  checkRequired(field, value);
+  checkNoPath(field, value);
+  const at = value.lastIndexOf('@');
+  if (at < 0) return { name: checkAdapterName(field, value) };
+  const version = value.slice(at + 1);
+  if (!/^[1-9]\d{0,8}$/.test(version)) {
+    fail(`\`${field}\` version must be a positive integer ("name@3"), got ${quote(value)}`);
+  }
+  return { name: checkAdapterName(field, value.slice(0, at)), version: Number(version) };
+}
+
+/** Like {@link parseAdapterRef}, but '' means the base model (null). */
+export function parseOptionalAdapterRef(field: string, value: string): AdapterRef | null {
+  return value === '' ? null : parseAdapterRef(field, value);
+}
+
+/** A list must have at least `min` items. */
+export function checkMinItems(field: string, items: readonly unknown[], min: number): void {
+  if (items.length < min) fail(`\`${field}\` must have at least ${min} item${min === 1 ? '' : 's'}, got ${items.length}`);
+}
+
+/** A list must have at most `max` items. */
+export function checkMaxItems(field: string, items: readonly unknown[], max: number): void {
+  if (items.length > max) fail(`\`${field}\` must have at most ${max} items, got ${items.length}`);
+}
+
+/** Some item of a list must satisfy `predicate`, e.g. "must include a message with role \"assistant\"". */
+export function checkSome<T>(field: string, items: readonly T[], predicate: (item: T) => boolean, what: string, show: (items: readonly T[]) => unknown): void {
+  if (!items.some(predicate)) fail(`\`${field}\` must include ${what}, got ${JSON.stringify(show(items))}`);
+}
+
+/** A list must not repeat an item. */
+export function checkUnique(field: string, items: readonly (string | number)[]): void {
+  const seen = new Set<string | number>();
+  for (const item of items) {
+    if (seen.has(item)) fail(`\`${field}\` must not contain duplicates, got ${quote(item)} twice`);
+    seen.add(item);
+  }
+}
+
+/** `value` must be one of `allowed`. */
+export function checkOneOf<T extends string>(field: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    fail(`\`${field}\` must be one of ${allowed.join(', ')}, got ${quote(value)}`);
+  }
+  return value as T;
+}
+
+/**
+ * Decodes a proto enum number through `mapping` (number -> domain value);
+ * unknown numbers (a newer client) are rejected by name.
+ */
+export function checkEnum<T>(field: string, value: number, mapping: ReadonlyMap<number, T>, names: string): T {
+  if (!mapping.has(value)) fail(`\`${field}\` must be one of ${names}, got ${quote(value)}`);
+  return mapping.get(value) as T;
+}
+
+/** Exactly one of the named alternatives must be set. */
+export function checkExactlyOne(alternatives: Record<string, boolean>): string {
+  const names = Object.keys(alternatives);
+  const set = names.filter((n) => alternatives[n]);
+  if (set.length === 1) return set[0]!;
+  const list = names.map((n) => `\`${n}\``).join(names.length === 2 ? ' and ' : ', ');
+  fail(`exactly one of ${list} must be set, got ${set.length === 0 ? 'none' : set.map((n) => `\`${n}\``).join(' and ')}`);
+}
+
+/**
+ * A field that only makes sense with another one: `requirement` must hold when
+ * `field` is set, e.g. "`top_logprobs` requires `logprobs` to be true, got 3".
+ */
+export function checkRequires(field: string, value: unknown, requirement: boolean, needs: string): void {
+  if (!requirement) fail(`\`${field}\` requires ${needs}, got ${quote(value)}`);
+}
+
+/** A decimal string holding an integer in 0..2^53-1 (uint64 fields read as strings). */
+export function parseSafeUint(field: string, value: string): number {
+  if (!/^\d{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) {
+    fail(`\`${field}\` must be an integer in 0..${Number.MAX_SAFE_INTEGER}, got ${quote(value)}`);
+  }
+  return Number(value);
+}

@@ -1,0 +1,123 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { status as Code } from '@grpc/grpc-js';
+import { AdapterMethod, AdapterResidency } from '../../src/gen/gentune/v1/adapters.js';
+import { Metric } from '../../src/gen/gentune/v1/evaluate.js';
+import { collect, eventually, rejectsWith, startHarness, type Harness } from './helpers/harness.js';
+
+const EXAMPLES = [
+  { prompt: 'Q: 1+1?', completion: ' 2' },
+  { prompt: 'Q: 2+2?', completion: ' 4' },
+  { prompt: 'Q: 3+3?', completion: ' 6' },
+];
+
+describe('Adapters and Evaluate', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness();
+    // Fixtures are made through the API, so the same test runs on the real engine.
+    for (const adapter of ['alpha', 'alpha', 'beta']) {
+      await collect(h.client.fineTune({ adapter, examples: EXAMPLES, hyperparameters: { maxSteps: 2 } }));
+    }
+  });
+  after(() => h.close());
+
+  test('ListAdapters shows names, versions and their details', async () => {
+    const adapters = await h.client.listAdapters();
+    const alpha = adapters.find((a) => a.name === 'alpha');
+    assert.ok(alpha);
+    assert.equal(alpha.latestVersion, 2);
+    assert.deepEqual(alpha.versions.map((v) => v.version), [1, 2]);
+    const v = alpha.versions[0]!;
+    assert.equal(v.method, AdapterMethod.ADAPTER_METHOD_LORA);
+    assert.ok(v.r > 0 && v.sizeBytes > 0 && v.baseModel !== '' && v.createdAt instanceof Date && v.jobId !== '');
+    assert.deepEqual(adapters.map((a) => a.name), [...adapters.map((a) => a.name)].sort());
+  });
+
+  test('LoadAdapter pins / preloads, UnloadAdapter frees, DeleteAdapter removes one version or all', async () => {
+    const pinned = await h.client.loadAdapter('alpha@1', true);
+    assert.equal(pinned.versions.find((v) => v.version === 1)?.residency, AdapterResidency.ADAPTER_RESIDENCY_PINNED);
+    const loaded = await h.client.loadAdapter('beta');
+    assert.equal(loaded.versions.at(-1)?.residency, AdapterResidency.ADAPTER_RESIDENCY_LOADED);
+    const unloaded = await h.client.unloadAdapter('alpha');
+    assert.ok(unloaded.versions.every((v) => v.residency === AdapterResidency.ADAPTER_RESIDENCY_STORED));
+
+    await collect(h.client.fineTune({ adapter: 'gamma', examples: EXAMPLES, hyperparameters: { maxSteps: 1 } }));
+    await collect(h.client.fineTune({ adapter: 'gamma', examples: EXAMPLES, hyperparameters: { maxSteps: 1 } }));
+    await h.client.deleteAdapter('gamma@1');
+    const gamma = (await h.client.listAdapters()).find((a) => a.name === 'gamma');
+    assert.deepEqual(gamma?.versions.map((v) => v.version), [2]);
+    await h.client.deleteAdapter('gamma');
+    assert.ok(!(await h.client.listAdapters()).some((a) => a.name === 'gamma'));
+    await rejectsWith(h.client.deleteAdapter('gamma'), Code.NOT_FOUND, /gamma/);
+    await rejectsWith(h.client.loadAdapter('alpha@99'), Code.NOT_FOUND, /alpha@99/);
+    await rejectsWith(h.client.unloadAdapter('nope'), Code.NOT_FOUND);
+  });
+
+  for (const rpc of ['loadAdapter', 'unloadAdapter', 'deleteAdapter'] as const) {
+    test(`${rpc} validates the adapter reference`, async () => {
+      await rejectsWith(h.client[rpc](''), Code.INVALID_ARGUMENT, /^`adapter` is required/);
+      await rejectsWith(h.client[rpc]('../x'), Code.INVALID_ARGUMENT, /`adapter` must not contain '\/', '\\' or '\.\.', got "\.\.\/x"/);
+      await rejectsWith(h.client[rpc]('x@0'), Code.INVALID_ARGUMENT, /`adapter` version must be a positive integer/);
+    });
+  }
+
+  test('Evaluate compares the base model with adapters, in order, with per-example rows', async () => {
+    const res = await h.client.evaluate({
+      examples: EXAMPLES,
+      adapters: ['alpha', 'beta@1'],
+      includeBaseModel: true,
+      metrics: [Metric.METRIC_LOSS, Metric.METRIC_PERPLEXITY, Metric.METRIC_EXACT_MATCH],
+      includeExamples: true,
+    });
+    assert.equal(res.numExamples, 3);
+    assert.deepEqual(res.results.map((r) => r.adapter), ['', 'alpha@2', 'beta@1']);
+    for (const r of res.results) {
+      assert.ok(Number.isFinite(r.metrics?.loss) && Number.isFinite(r.metrics?.perplexity));
+      assert.ok(r.metrics?.exactMatch !== undefined);
+      assert.equal(r.metrics?.bleu, undefined, 'only requested metrics are set');
+      assert.equal(r.examples.length, 3);
+    }
+  });
+
+  test('Evaluate defaults to the base model and loss metrics', async () => {
+    const ds = await h.client.uploadDataset({ name: 'eval' }, Buffer.from(EXAMPLES.map((e) => JSON.stringify(e)).join('\n')));
+    const res = await h.client.evaluate({ datasetId: ds.id, maxExamples: 2 });
+    assert.equal(res.results.length, 1);
+    assert.equal(res.results[0]!.adapter, '');
+    assert.equal(res.numExamples, 2);
+    assert.ok(res.results[0]!.metrics?.tokenAccuracy !== undefined);
+    assert.equal(res.results[0]!.examples.length, 0);
+  });
+
+  test('Evaluate honors the deadline and aborts the engine', async () => {
+    const many = Array.from({ length: 2000 }, (_, i) => ({ prompt: `q${i}`, completion: 'a' }));
+    const before = h.engine.evaluateSignals.length;
+    await rejectsWith(h.client.evaluate({ examples: many, adapters: ['alpha'], includeBaseModel: true }, { timeoutMs: 300 }), Code.DEADLINE_EXCEEDED);
+    await eventually(() => h.engine.evaluateSignals[before]?.aborted === true, 2000, 'the deadline to reach the engine');
+    assert.match(String(h.engine.evaluateSignals[before]!.reason?.message), /deadline|client cancelled/);
+  });
+
+  test('Evaluate: unknown adapter / dataset are NOT_FOUND', async () => {
+    await rejectsWith(h.client.evaluate({ examples: EXAMPLES, adapters: ['nope'] }), Code.NOT_FOUND, /nope/);
+    await rejectsWith(h.client.evaluate({ datasetId: 'ds-none' }), Code.NOT_FOUND, /ds-none/);
+  });
+
+  const bad: [string, Record<string, unknown>, RegExp][] = [
+    ['no data', {}, /exactly one of `dataset_id` and `examples` must be set, got none/],
+    ['bad adapter', { examples: EXAMPLES, adapters: ['ok', '../x'] }, /`adapters\[1\]` must not contain/],
+    ['duplicate adapters', { examples: EXAMPLES, adapters: ['a', 'a'] }, /`adapters` must not contain duplicates, got "a" twice/],
+    ['too many adapters', { examples: EXAMPLES, adapters: Array.from({ length: 17 }, (_, i) => `a${i}`) }, /`adapters` must have at most 16 items, got 17/],
+    ['unspecified metric', { examples: EXAMPLES, metrics: [0] }, /`metrics\[0\]` must be one of METRIC_LOSS.*got 0/],
+    ['duplicate metric', { examples: EXAMPLES, metrics: [1, 1] }, /`metrics` must not contain duplicates/],
+    ['max_examples 0', { examples: EXAMPLES, maxExamples: 0 }, /`max_examples` must be >= 1 and <= 100000, got 0/],
+    ['max_seq_len 1', { examples: EXAMPLES, maxSeqLen: 1 }, /`max_seq_len` must be >= 8/],
+    ['generation temperature', { examples: EXAMPLES, generation: { temperature: -2 } }, /`temperature` must be >= 0 and <= 100, got -2/],
+    ['bad example', { examples: [{ text: 'a', prompt: 'b' }] }, /exactly one of `examples\[0\]\.prompt`/],
+  ];
+  for (const [name, req, message] of bad) {
+    test(`Evaluate INVALID_ARGUMENT: ${name}`, async () => {
+      await rejectsWith(h.client.evaluate(req), Code.INVALID_ARGUMENT, message);
+    });
+  }
+});

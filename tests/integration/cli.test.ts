@@ -1,0 +1,127 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startHarness, type Harness } from './helpers/harness.js';
+
+const BIN = fileURLToPath(new URL('../../bin/gentune.js', import.meta.url));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs bin/gentune.js asynchronously (the server lives in this process, so it must keep running). */
+function gentune(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const jsonLines = (s: string) => s.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
+describe('gentune CLI', () => {
+  let h: Harness;
+  let dir: string;
+  let file: string;
+  before(async () => {
+    h = await startHarness();
+    dir = mkdtempSync(join(tmpdir(), 'gentune-cli-'));
+    file = join(dir, 'qa.jsonl');
+    writeFileSync(file, ['{"prompt":"Q: 1+1?","completion":" 2"}', '{"prompt":"Q: 2+2?","completion":" 4"}'].join('\n') + '\n');
+  });
+  after(async () => {
+    await h.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('info --json (address from GENTUNE_ADDR)', async () => {
+    const r = await gentune(['info', '--json'], { GENTUNE_ADDR: h.address });
+    assert.equal(r.code, 0, r.stderr);
+    const [info] = jsonLines(r.stdout);
+    assert.equal(info.health, 'SERVING');
+    assert.ok(info.model.name);
+  });
+
+  test('generate streams the text to stdout and a summary to stderr', async () => {
+    const r = await gentune(['generate', '--addr', h.address, '--max-new-tokens', '4', '--seed', '3', 'Hello', 'world']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.trim().length > 0);
+    assert.match(r.stderr, /\[(length|eos)\] \d+ tokens, ttft/);
+  });
+
+  test('generate --json prints one message per line, the last with finishReason', async () => {
+    const r = await gentune(['generate', '--addr', h.address, '--json', '--max-new-tokens', '3', 'x']);
+    const lines = jsonLines(r.stdout);
+    assert.ok(lines.length >= 2);
+    assert.match(lines.at(-1).finishReason, /FINISH_REASON_(LENGTH|EOS)/);
+  });
+
+  test('datasets upload | list | delete', async () => {
+    const up = await gentune(['datasets', 'upload', file, '--addr', h.address, '--json']);
+    assert.equal(up.code, 0, up.stderr);
+    const [ds] = jsonLines(up.stdout);
+    assert.equal(ds.numExamples, 2);
+    const list = await gentune(['datasets', 'list', '--addr', h.address]);
+    assert.match(list.stdout, /^ID\s+NAME\s+FORMAT/m);
+    assert.ok(list.stdout.includes(ds.id));
+    const del = await gentune(['datasets', 'delete', ds.id, '--addr', h.address]);
+    assert.equal(del.code, 0, del.stderr);
+    assert.match(del.stdout, /deleted/);
+  });
+
+  test('finetune --file follows the job to success; jobs list, adapters list/load, evaluate use it', async () => {
+    const ft = await gentune(['finetune', '--addr', h.address, '--adapter', 'cli-ad', '--file', file, '--max-steps', '2', '--r', '4', '--lr-scheduler', 'linear']);
+    assert.equal(ft.code, 0, ft.stderr);
+    assert.match(ft.stdout, /succeeded: adapter cli-ad@1/);
+
+    const jobs = await gentune(['jobs', 'list', '--addr', h.address, '--state', 'succeeded', '--json']);
+    assert.ok(jobsOk(jsonLines(jobs.stdout)));
+
+    const adapters = await gentune(['adapters', 'list', '--addr', h.address]);
+    assert.match(adapters.stdout, /cli-ad@1 \(latest\)\s+lora\s+4/);
+    const load = await gentune(['adapters', 'load', 'cli-ad', '--pin', '--addr', h.address]);
+    assert.match(load.stdout, /pinned/);
+
+    const ev = await gentune(['evaluate', '--addr', h.address, '--file', file, '--adapters', 'cli-ad', '--base', '--metrics', 'loss,perplexity']);
+    assert.equal(ev.code, 0, ev.stderr);
+    assert.match(ev.stdout, /^MODEL\s+LOSS\s+PERPLEXITY\s+SECONDS$/m);
+    assert.match(ev.stdout, /^base\s/m);
+    assert.match(ev.stdout, /^cli-ad@1\s/m);
+  });
+
+  test('finetune --detach prints the job id; jobs watch follows it', async () => {
+    const ft = await gentune(['finetune', '--addr', h.address, '--adapter', 'cli-det', '--file', file, '--max-steps', '2', '--detach']);
+    assert.equal(ft.code, 0, ft.stderr);
+    const id = /gentune jobs watch (\S+)/.exec(ft.stdout)?.[1];
+    assert.ok(id, ft.stdout);
+    const watch = await gentune(['jobs', 'watch', id, '--addr', h.address, '--json']);
+    assert.equal(jsonLines(watch.stdout).at(-1).succeeded.adapter, 'cli-det');
+  });
+
+  test('server errors print CODE: details and exit 1; bad flags name the flag', async () => {
+    const nf = await gentune(['jobs', 'cancel', 'ft-none', '--addr', h.address]);
+    assert.equal(nf.code, 1);
+    assert.match(nf.stderr, /^gentune: NOT_FOUND: .*ft-none/m);
+    const inv = await gentune(['generate', '--addr', h.address, '--adapter', '../x', 'hi']);
+    assert.equal(inv.code, 1);
+    assert.match(inv.stderr, /INVALID_ARGUMENT: `adapter` must not contain/);
+    const flag = await gentune(['generate', '--addr', h.address, '--temperature', 'hot', 'hi']);
+    assert.notEqual(flag.code, 0);
+    assert.match(flag.stderr, /`--temperature` must be a number, got "hot"/);
+    const down = await gentune(['info', '--addr', '127.0.0.1:1', '--timeout', '300']);
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /gentune: (UNAVAILABLE|DEADLINE_EXCEEDED)/);
+  });
+});
+
+function jobsOk(jobs: { state: string; request: { adapter: string } }[]): boolean {
+  return jobs.length >= 1 && jobs.every((j) => j.state === 'JOB_STATE_SUCCEEDED');
+}

@@ -1,0 +1,125 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { status as Code } from '@grpc/grpc-js';
+import { FinishReason } from '../../src/gen/gentune/v1/generate.js';
+import { collect, eventually, rejectsWith, startHarness, type Harness } from './helpers/harness.js';
+
+describe('Generate', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ limits: { maxNewTokens: 400, maxPromptTokens: 32 } });
+  });
+  after(() => h.close());
+
+  test('streams token deltas, then a last message with finish_reason and usage', async () => {
+    const messages = await collect(h.client.generate({ prompt: 'Hello there', sampling: { maxNewTokens: 5, seed: '7' } }));
+    const last = messages.at(-1)!;
+    const body = messages.slice(0, -1);
+    assert.ok(body.length >= 1 && body.length <= 5);
+    for (const m of body) {
+      assert.equal(m.finishReason, FinishReason.FINISH_REASON_UNSPECIFIED);
+      assert.equal(m.tokenIds.length, 1);
+      assert.equal(m.usage, undefined);
+    }
+    assert.notEqual(last.finishReason, FinishReason.FINISH_REASON_UNSPECIFIED);
+    assert.ok(last.usage);
+    assert.equal(last.usage.generatedTokens, body.reduce((n, m) => n + m.tokenIds.length, 0));
+    assert.ok(last.usage.promptTokens > 0);
+    assert.ok(last.usage.totalMs >= last.usage.timeToFirstTokenMs);
+    assert.equal(last.adapter, '');
+  });
+
+  test('max_new_tokens bounds the output and ends with LENGTH (or EOS)', async () => {
+    const out = await h.client.generateText({ prompt: 'a b c', sampling: { maxNewTokens: 3 } });
+    assert.ok(out.tokenIds.length <= 3);
+    assert.ok([FinishReason.FINISH_REASON_LENGTH, FinishReason.FINISH_REASON_EOS].includes(out.finishReason));
+  });
+
+  test('accepts a pre-tokenized prompt', async () => {
+    const out = await h.client.generateText({ promptTokenIds: [1, 2, 3], sampling: { maxNewTokens: 2 } });
+    assert.equal(out.usage?.promptTokens, 3);
+  });
+
+  test('returns logprobs (and top alternatives) when asked', async () => {
+    const messages = await collect(h.client.generate({ prompt: 'x', logprobs: true, topLogprobs: 2, sampling: { maxNewTokens: 2 } }));
+    for (const m of messages.filter((m) => m.tokenIds.length > 0)) {
+      assert.equal(m.logprobs.length, m.tokenIds.length);
+      assert.equal(m.logprobs[0]!.tokenId, m.tokenIds[0]);
+      assert.ok(m.logprobs[0]!.logprob <= 0);
+      assert.equal(m.logprobs[0]!.topLogprobs.length, 2);
+    }
+  });
+
+  test('cancelling mid-stream aborts the signal the engine got', async () => {
+    const before = h.engine.generateSignals.length;
+    let received = 0;
+    for await (const _ of h.client.generate({ prompt: 'long', sampling: { maxNewTokens: 400 } })) {
+      if (++received === 3) break; // leaving the loop cancels the call
+    }
+    await eventually(() => h.engine.generateSignals.length > before, 1000, 'the engine call');
+    const signal = h.engine.generateSignals[before]!;
+    await eventually(() => signal.aborted, 2000, 'the abort to reach the engine');
+    assert.match(String(signal.reason?.message), /client cancelled/);
+  });
+
+  test('an AbortSignal on the client cancels the call', async () => {
+    const ac = new AbortController();
+    const stream = h.client.generate({ prompt: 'x', sampling: { maxNewTokens: 400 } }, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 30);
+    await rejectsWith(collect(stream), Code.CANCELLED);
+  });
+
+  test('a deadline expiring mid-stream fails with DEADLINE_EXCEEDED and aborts the engine', async () => {
+    const before = h.engine.generateSignals.length;
+    await rejectsWith(collect(h.client.generate({ prompt: 'x', sampling: { maxNewTokens: 400 } }, { timeoutMs: 300 })), Code.DEADLINE_EXCEEDED);
+    const signal = h.engine.generateSignals[before]!;
+    await eventually(() => signal.aborted, 2000, 'the deadline to reach the engine');
+    // Usually "deadline exceeded"; on a loaded machine the client's cancellation
+    // can arrive too early to be told apart from a plain cancel.
+    assert.match(String(signal.reason?.message), /deadline|client cancelled/);
+  });
+
+  test('an unknown adapter is NOT_FOUND', async () => {
+    await rejectsWith(h.client.generateText({ prompt: 'x', adapter: 'nope' }), Code.NOT_FOUND, /nope/);
+  });
+
+  const bad: [string, Record<string, unknown>, RegExp][] = [
+    ['no prompt', {}, /exactly one of `prompt` and `prompt_token_ids` must be set, got none/],
+    ['both prompts', { prompt: 'x', promptTokenIds: [1] }, /got `prompt` and `prompt_token_ids`/],
+    ['negative temperature', { prompt: 'x', sampling: { temperature: -1 } }, /^`temperature` must be >= 0 and <= 100, got -1$/],
+    ['NaN temperature', { prompt: 'x', sampling: { temperature: NaN } }, /`temperature` must be a finite number, got NaN/],
+    ['top_p 0', { prompt: 'x', sampling: { topP: 0 } }, /`top_p` must be > 0 and <= 1, got 0/],
+    ['top_p 1.5', { prompt: 'x', sampling: { topP: 1.5 } }, /`top_p` must be > 0 and <= 1, got 1.5/],
+    ['top_k above vocab', { prompt: 'x', sampling: { topK: 5000 } }, /`top_k` must be >= 0 and <= \d+, got 5000/],
+    ['repetition_penalty 0', { prompt: 'x', sampling: { repetitionPenalty: 0 } }, /`repetition_penalty` must be > 0 and <= 10, got 0/],
+    ['max_new_tokens 0', { prompt: 'x', sampling: { maxNewTokens: 0 } }, /`max_new_tokens` must be >= 1 and <= 400, got 0/],
+    ['max_new_tokens over the limit', { prompt: 'x', sampling: { maxNewTokens: 401 } }, /`max_new_tokens` must be >= 1 and <= 400, got 401/],
+    ['seed too large', { prompt: 'x', sampling: { seed: '18446744073709551615' } }, /`seed` must be an integer in 0\.\.9007199254740991, got "18446744073709551615"/],
+    ['too many stops', { prompt: 'x', sampling: { stop: ['a', 'b', 'c', 'd', 'e'] } }, /`stop` must have at most 4 items, got 5/],
+    ['empty stop', { prompt: 'x', sampling: { stop: [''] } }, /`stop\[0\]` is required/],
+    ['long stop', { prompt: 'x', sampling: { stop: ['y'.repeat(65)] } }, /`stop\[0\]` must be at most 64 characters/],
+    ['top_logprobs without logprobs', { prompt: 'x', topLogprobs: 3 }, /`top_logprobs` requires `logprobs` to be true, got 3/],
+    ['top_logprobs 21', { prompt: 'x', logprobs: true, topLogprobs: 21 }, /`top_logprobs` must be >= 0 and <= 20, got 21/],
+    ['adapter path', { prompt: 'x', adapter: '../x' }, /^`adapter` must not contain '\/', '\\' or '\.\.', got "\.\.\/x"$/],
+    ['adapter charset', { prompt: 'x', adapter: 'a b' }, /`adapter` must be 1\.\.64 characters of \[A-Za-z0-9\._-\], got "a b"/],
+    ['adapter version', { prompt: 'x', adapter: 'a@zero' }, /`adapter` version must be a positive integer/],
+    ['too many prompt ids', { promptTokenIds: Array.from({ length: 33 }, () => 1) }, /`prompt_token_ids` must have at most 32 items, got 33/],
+    ['token id out of vocab', { promptTokenIds: [1, 100000] }, /`prompt_token_ids\[1\]` must be >= 0 and <= \d+, got 100000/],
+  ];
+  for (const [name, req, message] of bad) {
+    test(`INVALID_ARGUMENT naming the field: ${name}`, async () => {
+      await rejectsWith(h.client.generateText(req), Code.INVALID_ARGUMENT, message);
+    });
+  }
+
+  test('a prompt longer than --max-prompt-tokens is INVALID_ARGUMENT (checked by the engine)', async () => {
+    await rejectsWith(h.client.generateText({ prompt: 'w '.repeat(40) }), Code.INVALID_ARGUMENT, /prompt/);
+  });
+
+  test('echoes x-request-id', async () => {
+    const call = h.client.raw.generate({ prompt: 'x', promptTokenIds: [], adapter: '', logprobs: false, sampling: { stop: [], maxNewTokens: 1 } });
+    const [md] = await new Promise<[import('@grpc/grpc-js').Metadata]>((resolve) => call.once('metadata', (m) => resolve([m])));
+    assert.match(String(md.get('x-request-id')[0]), /^[0-9a-f-]{36}$/);
+    await collect(call);
+  });
+});

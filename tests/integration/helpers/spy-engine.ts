@@ -1,0 +1,50 @@
+/**
+ * Wraps any Engine (the in-test one or the real one) to observe what the
+ * server does to it: the AbortSignals it passes, a readiness override, and
+ * drain calls. Tests assert through it, so they do not depend on which engine
+ * runs underneath.
+ */
+import type { Engine } from '../../../src/engine/engine-api.js';
+
+export class SpyEngine implements Engine {
+  /** Signals passed to generate / evaluate / watchJob, in call order. */
+  readonly generateSignals: AbortSignal[] = [];
+  readonly evaluateSignals: AbortSignal[] = [];
+  readonly watchSignals: AbortSignal[] = [];
+  /** When false, isReady() reports false whatever the inner engine says. */
+  ready = true;
+  /** Grace periods drain() was called with. */
+  readonly drains: number[] = [];
+
+  constructor(readonly inner: Engine) {}
+
+  info: Engine['info'] = () => ({ ...this.inner.info(), ready: this.isReady() });
+  isReady: Engine['isReady'] = () => this.ready && this.inner.isReady();
+  generate: Engine['generate'] = (req, signal) => {
+    this.generateSignals.push(signal);
+    return this.inner.generate(req, signal);
+  };
+  evaluate: Engine['evaluate'] = (req, signal) => {
+    this.evaluateSignals.push(signal);
+    return this.inner.evaluate(req, signal);
+  };
+  submitFineTune: Engine['submitFineTune'] = (spec) => this.inner.submitFineTune(spec);
+  watchJob: Engine['watchJob'] = (id, from, signal) => {
+    this.watchSignals.push(signal);
+    return this.inner.watchJob(id, from, signal);
+  };
+  getJob: Engine['getJob'] = (id) => this.inner.getJob(id);
+  listJobs: Engine['listJobs'] = (filter) => this.inner.listJobs(filter);
+  cancelJob: Engine['cancelJob'] = (id) => this.inner.cancelJob(id);
+  uploadDataset: Engine['uploadDataset'] = (meta, chunks, signal) => this.inner.uploadDataset(meta, chunks, signal);
+  listDatasets: Engine['listDatasets'] = () => this.inner.listDatasets();
+  deleteDataset: Engine['deleteDataset'] = (id) => this.inner.deleteDataset(id);
+  listAdapters: Engine['listAdapters'] = () => this.inner.listAdapters();
+  loadAdapter: Engine['loadAdapter'] = (ref, pin) => this.inner.loadAdapter(ref, pin);
+  unloadAdapter: Engine['unloadAdapter'] = (ref) => this.inner.unloadAdapter(ref);
+  deleteAdapter: Engine['deleteAdapter'] = (ref) => this.inner.deleteAdapter(ref);
+  drain: Engine['drain'] = async (graceMs) => {
+    this.drains.push(graceMs);
+    await this.inner.drain(graceMs);
+  };
+}

@@ -1,0 +1,128 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { FinishReason } from '../../src/gen/gentune/v1/generate.js';
+import { collect, eventually, rejectsWith, startHarness } from './helpers/harness.js';
+
+const Code = grpc.status;
+
+/** Lists services through server reflection (grpc.reflection.v1). */
+async function reflectServices(address: string): Promise<{ services: string[]; fileCount: number }> {
+  const require = createRequire(import.meta.url);
+  const root = join(dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto');
+  const def = protoLoader.loadSync('grpc/reflection/v1/reflection.proto', { includeDirs: [root], keepCase: true });
+  const pkg = grpc.loadPackageDefinition(def) as any;
+  const client = new pkg.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure());
+  try {
+    const call = client.ServerReflectionInfo();
+    const responses: any[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      call.on('data', (r: any) => {
+        responses.push(r);
+        if (responses.length === 2) call.end();
+      });
+      call.on('end', resolve);
+      call.on('error', reject);
+    });
+    call.write({ list_services: '*' });
+    call.write({ file_containing_symbol: 'gentune.v1.ModelService' });
+    await done;
+    return {
+      services: responses[0].list_services_response.service.map((s: { name: string }) => s.name),
+      fileCount: responses[1].file_descriptor_response.file_descriptor_proto.length,
+    };
+  } finally {
+    client.close();
+  }
+}
+
+describe('server lifecycle', () => {
+  test('health is NOT_SERVING until the engine is ready, then SERVING; RPCs are UNAVAILABLE meanwhile', async () => {
+    const h = await startHarness({ ready: false });
+    try {
+      assert.equal(await h.client.checkHealth(''), 'NOT_SERVING');
+      assert.equal(await h.client.checkHealth('gentune.v1.ModelService'), 'NOT_SERVING');
+      const info = await h.client.getServerInfo();
+      assert.equal(info.ready, false);
+      await rejectsWith(collect(h.client.generate({ prompt: 'x' })), Code.UNAVAILABLE, /not ready/);
+      await rejectsWith(h.client.cancelFineTune('job'), Code.UNAVAILABLE, /not ready/);
+
+      h.engine.ready = true;
+      await h.client.waitUntilServing(2000, 20);
+      assert.equal(await h.client.checkHealth('gentune.v1.ModelService'), 'SERVING');
+      assert.equal((await h.client.getServerInfo()).ready, true);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('idempotent calls retry on UNAVAILABLE until the server is ready', async () => {
+    const h = await startHarness({ ready: false, client: { retry: { maxAttempts: 20, initialBackoffMs: 20, maxBackoffMs: 50 } } });
+    try {
+      setTimeout(() => (h.engine.ready = true), 150);
+      assert.deepEqual(await h.client.listDatasets(), []);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('GetServerInfo reports model, backend, limits and version', async () => {
+    const h = await startHarness({ limits: { maxNewTokens: 77 } });
+    try {
+      const info = await h.client.getServerInfo();
+      assert.ok(info.version.length > 0);
+      assert.ok(info.model && info.model.name.length > 0 && info.model.nPositions > 0 && info.model.vocabSize > 0);
+      assert.ok(['tensorflow', 'webgpu', 'wasm', 'cpu'].includes(info.backend));
+      assert.equal(info.limits?.maxNewTokens, 77);
+      assert.ok(info.startedAt instanceof Date);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('reflection lists ModelService and Health, and serves their descriptors', async () => {
+    const h = await startHarness();
+    try {
+      const { services, fileCount } = await reflectServices(h.address);
+      assert.ok(services.includes('gentune.v1.ModelService'), services.join(','));
+      assert.ok(services.includes('grpc.health.v1.Health'), services.join(','));
+      assert.ok(fileCount >= 1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('streams beyond --max-concurrent-streams are RESOURCE_EXHAUSTED', async () => {
+    const h = await startHarness({ limits: { maxConcurrentStreams: 2, maxNewTokens: 1000 } });
+    try {
+      const ac = new AbortController();
+      const open = [1, 2].map(() => collect(h.client.generate({ prompt: 'x', sampling: { maxNewTokens: 1000 } }, { signal: ac.signal })).catch(() => undefined));
+      await eventually(() => h.engine.generateSignals.length === 2, 2000, 'two streams');
+      await rejectsWith(collect(h.client.generate({ prompt: 'x' })), Code.RESOURCE_EXHAUSTED, /--max-concurrent-streams/);
+      ac.abort();
+      await Promise.all(open);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('shutdown lets short streams finish, refuses new calls, and cancels long ones after the grace period', async () => {
+    const h = await startHarness({ limits: { maxNewTokens: 5000 } });
+    const short = h.client.generateText({ prompt: 'x', sampling: { maxNewTokens: 20 } });
+    const long = collect(h.client.generate({ prompt: 'x', sampling: { maxNewTokens: 5000 } }));
+    await eventually(() => h.engine.generateSignals.length === 2, 2000, 'both streams');
+    const started = Date.now();
+    const shutdown = h.server.shutdown(300);
+    await rejectsWith(h.client.getServerInfo({ timeoutMs: 500 }), Code.UNAVAILABLE);
+    assert.equal((await short).finishReason, FinishReason.FINISH_REASON_LENGTH);
+    const messages = await long;
+    assert.equal(messages.at(-1)?.finishReason, FinishReason.FINISH_REASON_CANCELLED);
+    await shutdown;
+    assert.ok(Date.now() - started < 2000);
+    assert.match(String(h.engine.generateSignals[1]!.reason?.message), /shutting down/);
+    await h.close();
+  });
+});

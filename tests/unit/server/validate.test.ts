@@ -1,0 +1,120 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { InvalidArgument } from '../../../src/common/errors.js';
+import {
+  checkAdapterName,
+  checkEnum,
+  checkExactlyOne,
+  checkFinite,
+  checkId,
+  checkMaxItems,
+  checkMaxLength,
+  checkMinItems,
+  checkNoPath,
+  checkOneOf,
+  checkPrintable,
+  checkRange,
+  checkRequired,
+  checkRequires,
+  checkSome,
+  checkUnique,
+  parseAdapterRef,
+  parseOptionalAdapterRef,
+  parseSafeUint,
+  quote,
+} from '../../../src/server/validate.js';
+
+/** Asserts `fn` throws InvalidArgument with exactly `message`. */
+function throwsExactly(fn: () => unknown, message: string): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof InvalidArgument, 'an InvalidArgument');
+    assert.equal(err.message, message);
+    return true;
+  });
+}
+
+describe('validate rules', () => {
+  test('checkRange: inclusive and exclusive bounds, messages quoting field and value', () => {
+    assert.equal(checkRange('temperature', 0, { min: 0, max: 100 }), 0);
+    throwsExactly(() => checkRange('temperature', -1, { min: 0 }), '`temperature` must be >= 0, got -1');
+    throwsExactly(() => checkRange('temperature', -1, { min: 0, max: 100 }), '`temperature` must be >= 0 and <= 100, got -1');
+    throwsExactly(() => checkRange('top_p', 0, { min: 0, max: 1, minExclusive: true }), '`top_p` must be > 0 and <= 1, got 0');
+    throwsExactly(() => checkRange('lora_dropout', 1, { min: 0, max: 1, maxExclusive: true }), '`lora_dropout` must be >= 0 and < 1, got 1');
+    throwsExactly(() => checkRange('x', Infinity, { min: 0 }), '`x` must be a finite number, got Infinity');
+  });
+
+  test('checkFinite rejects NaN', () => {
+    throwsExactly(() => checkFinite('temperature', NaN), '`temperature` must be a finite number, got NaN');
+    assert.equal(checkFinite('t', 1.5), 1.5);
+  });
+
+  test('checkRequired, checkMaxLength, checkPrintable', () => {
+    throwsExactly(() => checkRequired('name', ''), '`name` is required, got ""');
+    assert.equal(checkMaxLength('stop[0]', 'ü'.repeat(64), 64), 'ü'.repeat(64));
+    throwsExactly(() => checkMaxLength('stop[0]', 'abcde', 4), '`stop[0]` must be at most 4 characters, got "abcde"');
+    throwsExactly(() => checkPrintable('name', 'a\tb'), '`name` must not contain control characters, got "a\\tb"');
+  });
+
+  test('checkNoPath rejects separators and parent references', () => {
+    throwsExactly(() => checkNoPath('adapter', '../x'), '`adapter` must not contain \'/\', \'\\\' or \'..\', got "../x"');
+    for (const v of ['a/b', 'a\\b', '..', 'x..y']) assert.throws(() => checkNoPath('adapter', v), InvalidArgument);
+    assert.equal(checkNoPath('adapter', 'a.b'), 'a.b');
+  });
+
+  test('checkAdapterName and checkId: charset and length', () => {
+    assert.equal(checkAdapterName('adapter', 'support-v2_1.0'), 'support-v2_1.0');
+    throwsExactly(() => checkAdapterName('adapter', 'a b'), '`adapter` must be 1..64 characters of [A-Za-z0-9._-], got "a b"');
+    assert.throws(() => checkAdapterName('adapter', 'a'.repeat(65)), /1\.\.64 characters/);
+    assert.throws(() => checkAdapterName('adapter', 'a@1'), /1\.\.64 characters/);
+    assert.equal(checkId('job_id', 'ft-1234'), 'ft-1234');
+    throwsExactly(() => checkId('job_id', ''), '`job_id` is required, got ""');
+    assert.throws(() => checkId('job_id', 'x'.repeat(129)), /1\.\.128 characters/);
+  });
+
+  test('parseAdapterRef: name, name@version', () => {
+    assert.deepEqual(parseAdapterRef('adapter', 'support'), { name: 'support' });
+    assert.deepEqual(parseAdapterRef('adapter', 'support@12'), { name: 'support', version: 12 });
+    throwsExactly(() => parseAdapterRef('adapter', 'support@0'), '`adapter` version must be a positive integer ("name@3"), got "support@0"');
+    assert.throws(() => parseAdapterRef('adapter', 'support@'), /positive integer/);
+    assert.throws(() => parseAdapterRef('adapter', '@3'), /is required|1\.\.64/);
+    assert.throws(() => parseAdapterRef('adapter', '../x@1'), /must not contain/);
+    assert.equal(parseOptionalAdapterRef('adapter', ''), null);
+  });
+
+  test('list rules: min/max items, uniqueness, membership, some', () => {
+    throwsExactly(() => checkMaxItems('stop', [1, 2, 3], 2), '`stop` must have at most 2 items, got 3');
+    throwsExactly(() => checkMinItems('examples', [], 1), '`examples` must have at least 1 item, got 0');
+    throwsExactly(() => checkUnique('adapters', ['a', 'b', 'a']), '`adapters` must not contain duplicates, got "a" twice');
+    throwsExactly(() => checkOneOf('role', 'bot', ['user', 'assistant']), '`role` must be one of user, assistant, got "bot"');
+    throwsExactly(
+      () => checkSome('messages', [{ role: 'user' }], (m) => m.role === 'assistant', 'an assistant turn', (ms) => ms.map((m) => m.role)),
+      '`messages` must include an assistant turn, got ["user"]',
+    );
+  });
+
+  test('checkEnum maps known numbers (including to undefined) and rejects the rest', () => {
+    const map = new Map<number, string | undefined>([[0, undefined], [1, 'cosine']]);
+    assert.equal(checkEnum('lr_scheduler', 0, map, 'COSINE'), undefined);
+    assert.equal(checkEnum('lr_scheduler', 1, map, 'COSINE'), 'cosine');
+    throwsExactly(() => checkEnum('lr_scheduler', 7, map, 'COSINE'), '`lr_scheduler` must be one of COSINE, got 7');
+  });
+
+  test('checkExactlyOne names the alternatives and what was set', () => {
+    assert.equal(checkExactlyOne({ prompt: true, prompt_token_ids: false }), 'prompt');
+    throwsExactly(() => checkExactlyOne({ prompt: false, prompt_token_ids: false }), 'exactly one of `prompt` and `prompt_token_ids` must be set, got none');
+    throwsExactly(() => checkExactlyOne({ a: true, b: true, c: false }), 'exactly one of `a`, `b`, `c` must be set, got `a` and `b`');
+  });
+
+  test('checkRequires and parseSafeUint', () => {
+    throwsExactly(() => checkRequires('top_logprobs', 3, false, '`logprobs` to be true'), '`top_logprobs` requires `logprobs` to be true, got 3');
+    assert.doesNotThrow(() => checkRequires('top_logprobs', 3, true, 'x'));
+    assert.equal(parseSafeUint('seed', '42'), 42);
+    assert.equal(parseSafeUint('seed', String(Number.MAX_SAFE_INTEGER)), Number.MAX_SAFE_INTEGER);
+    throwsExactly(() => parseSafeUint('seed', '9007199254740992'), '`seed` must be an integer in 0..9007199254740991, got "9007199254740992"');
+  });
+
+  test('quote shortens long strings', () => {
+    assert.equal(quote('x'.repeat(100)), JSON.stringify(`${'x'.repeat(80)}...`));
+    assert.equal(quote(-1), '-1');
+  });
+});
