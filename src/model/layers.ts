@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LayerNormWeights, Linear } from './gpt-weights.js';
-import { matMul, matMulFrozen } from './matmul.js';
+import { matMul, matMulFrozen, recordingGradients } from './matmul.js';
 
 /** LayerNorm over the last axis. */
 export function layerNorm(x: tf.Tensor2D, w: LayerNormWeights, eps: number): tf.Tensor2D {
@@ -16,7 +16,8 @@ const GELU_C = Math.sqrt(2 / Math.PI);
 export function gelu(x: tf.Tensor2D, kind: 'gelu_new' | 'gelu'): tf.Tensor2D {
   return tf.tidy(() => {
     if (kind === 'gelu') return x.mul(tf.erf(x.div(Math.SQRT2)).add(1)).mul(0.5) as tf.Tensor2D;
-    const inner = x.add(x.pow(3).mul(0.044715)).mul(GELU_C);
+    // x*x*x rather than pow(x, 3): Pow is a slow kernel on wasm.
+    const inner = x.add(x.mul(x).mul(x).mul(0.044715)).mul(GELU_C);
     return x.mul(tf.tanh(inner).add(1)).mul(0.5) as tf.Tensor2D;
   });
 }
@@ -26,6 +27,8 @@ export function gelu(x: tf.Tensor2D, kind: 'gelu_new' | 'gelu'): tf.Tensor2D {
  * frozen weights that carry `weightT` reuse that precomputed transpose.
  */
 export function linear(x: tf.Tensor2D, lin: Linear): tf.Tensor2D {
+  // Inference: one fused matMul + bias kernel.
+  if (!recordingGradients()) return tf.fused.matMul({ a: x, b: lin.weight, bias: lin.bias });
   const y = lin.weightT ? matMulFrozen(x, lin.weight, lin.weightT) : matMul(x, lin.weight);
   return tf.add(y, lin.bias) as tf.Tensor2D;
 }

@@ -10,6 +10,15 @@ type CustomGradientFunc = Parameters<typeof tf.customGrad>[0];
  * these custom gradients instead.
  */
 
+/**
+ * True while a gradient tape is recording (inside tf.grad / variableGrads).
+ * Outside of one, the custom-gradient wrappers are pure overhead, so the
+ * inference path uses plain (and fused) kernels.
+ */
+export function recordingGradients(): boolean {
+  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
+}
+
 function swapLast2(t: tf.Tensor): tf.Tensor {
   const perm = t.shape.map((_, i) => i);
   const n = perm.length;
@@ -19,6 +28,7 @@ function swapLast2(t: tf.Tensor): tf.Tensor {
 
 /** a @ b (2D, or batched with equal batch dims) with transpose-free gradients for both inputs. */
 export function matMul<T extends tf.Tensor>(a: T, b: tf.Tensor): T {
+  if (!recordingGradients()) return tf.matMul(a as unknown as tf.Tensor2D, b as tf.Tensor2D) as unknown as T;
   const f = tf.customGrad(((x: tf.Tensor, y: tf.Tensor, save: tf.GradSaveFunc) => {
     save([x, y]);
     return {
@@ -37,6 +47,7 @@ export function matMul<T extends tf.Tensor>(a: T, b: tf.Tensor): T {
  * the gradient flows to `a` only, as dy @ bT.
  */
 export function matMulFrozen(a: tf.Tensor2D, b: tf.Tensor2D, bT: tf.Tensor2D): tf.Tensor2D {
+  if (!recordingGradients()) return tf.matMul(a, b);
   const f = tf.customGrad(((x: tf.Tensor) => ({
     value: tf.matMul(x as tf.Tensor2D, b),
     gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, bT),
