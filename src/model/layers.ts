@@ -28,7 +28,7 @@ export function gelu(x: tf.Tensor2D, kind: 'gelu_new' | 'gelu'): tf.Tensor2D {
  */
 export function linear(x: tf.Tensor2D, lin: Linear): tf.Tensor2D {
   // Inference: one fused matMul + bias kernel.
-  if (!recordingGradients()) return tf.fused.matMul({ a: x, b: lin.weight, bias: lin.bias });
+  if (!recordingGradients()) return tf.fused.matMul({ a: x, b: lin.weight, bias: lin.bias }) as tf.Tensor2D;
   const y = lin.weightT ? matMulFrozen(x, lin.weight, lin.weightT) : matMul(x, lin.weight);
   return tf.add(y, lin.bias) as tf.Tensor2D;
 }
