@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(python3 python3-numpy protobuf-compiler python3-grpcio python3-grpc-tools)
+apt_packages=(python3 python3-numpy protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-grpc-tools prometheus)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,6 +12,7 @@ import { type Adapter, disposeAdapter } from '../model/adapter.js';
 import { loraBytes } from '../model/lora.js';
 import type { AdapterStore, StoredAdapterVersion } from './adapter-store.js';
 import type { AdapterInfo, AdapterRef, AdapterVersionInfo } from './engine-api.js';
+import { type EngineMetrics, noMetrics } from './engine-metrics.js';
 
 /** A request's hold on a resident adapter; call `release` exactly once. */
 export interface AdapterLease {
@@ -48,6 +49,7 @@ export class AdapterRegistry {
     private readonly log: Logger,
     /** Resident bytes above which idle, unpinned versions are evicted. */
     private readonly budgetBytes = DEFAULT_ADAPTER_BUDGET_BYTES,
+    private readonly metrics: EngineMetrics = noMetrics,
   ) {}
 
   /** The stored version `ref` names (latest when no version). @throws NotFound naming `field`. */
@@ -147,6 +149,13 @@ export class AdapterRegistry {
     return { name, latestVersion: versions.at(-1)!.version, versions: versions.map((v) => this.versionInfo(v)) };
   }
 
+  /** Versions whose tensors are resident (loaded, not still loading). */
+  get residentCount(): number {
+    let n = 0;
+    for (const e of this.resident.values()) if (e.adapter) n++;
+    return n;
+  }
+
   /** Bytes of resident adapters. */
   get residentBytes(): number {
     let n = 0;
@@ -175,8 +184,10 @@ export class AdapterRegistry {
     const existing = this.resident.get(label);
     if (existing) return existing;
     const entry: Resident = { label, bytes: 0, refs: 0, pinned: false, retired: false };
+    const startedMs = performance.now();
     entry.loading = this.store.load(v.name, v.version).then(
       (adapter) => {
+        this.metrics.onAdapterLoad(performance.now() - startedMs, true);
         entry.loading = undefined;
         if (entry.retired && entry.refs === 0) {
           disposeAdapter(adapter);
@@ -189,6 +200,7 @@ export class AdapterRegistry {
         return adapter;
       },
       (err: unknown) => {
+        this.metrics.onAdapterLoad(performance.now() - startedMs, false);
         if (this.resident.get(label) === entry) this.resident.delete(label);
         throw err;
       },
@@ -233,6 +245,7 @@ export class AdapterRegistry {
       if (total <= this.budgetBytes) break;
       total -= e.bytes;
       this.retire(e.label);
+      this.metrics.onAdapterEvicted();
     }
   }
 }

@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { pino, type Logger } from 'pino';
 import { Unavailable } from '../common/errors.js';
 import { type BackendInfo, initBackend } from '../model/backend.js';
@@ -28,8 +29,10 @@ import type {
   JobEvent,
   JobFilter,
   JobInfo,
+  JobState,
   ServerInfo,
 } from './engine-api.js';
+import { type EngineMetrics, noMetrics } from './engine-metrics.js';
 import { EvaluationService } from './evaluation-service.js';
 import { FineTuneRunner } from './fine-tune-runner.js';
 import { GenerationService } from './generation-service.js';
@@ -41,11 +44,14 @@ export interface EngineOptions {
   log?: Logger;
   /** Resident bytes of idle, unpinned adapters before eviction. */
   adapterBudgetBytes?: number;
+  /** Where the engine reports its work (src/observability's Prometheus metrics); default: nowhere. */
+  metrics?: EngineMetrics;
 }
 
 /** Initialises the backend, loads the base model, opens the stores and returns the engine. */
 export async function createEngine(config: GentuneConfig, options: EngineOptions = {}): Promise<Engine> {
   const log = options.log ?? pino({ level: config.logLevel });
+  const metrics = options.metrics ?? noMetrics;
   const startedAtMs = Date.now();
   const backend = await initBackend(config.backend, { log: (msg) => log.info(msg) });
   const model = await GptModel.load(config.model);
@@ -54,12 +60,22 @@ export async function createEngine(config: GentuneConfig, options: EngineOptions
     const datasets = await DatasetStore.open(join(config.dataDir, 'datasets'), log);
     const adapterStore = await AdapterStore.open(join(config.dataDir, 'adapters'), model.config, log);
     const jobs = await JobStore.open(join(config.dataDir, 'jobs'), log);
-    const registry = new AdapterRegistry(adapterStore, log, options.adapterBudgetBytes ?? DEFAULT_ADAPTER_BUDGET_BYTES);
-    const generation = new GenerationService(model, registry, config.limits, log);
+    const registry = new AdapterRegistry(adapterStore, log, options.adapterBudgetBytes ?? DEFAULT_ADAPTER_BUDGET_BYTES, metrics);
+    const generation = new GenerationService(model, registry, config.limits, log, metrics);
     const evaluation = new EvaluationService(model, registry, datasets, config.limits, log);
-    const runner = new FineTuneRunner(model, jobs, datasets, registry, config.limits, log);
+    const runner = new FineTuneRunner(model, jobs, datasets, registry, config.limits, log, metrics);
     runner.start();
-    return new GentuneEngine(config, await packageVersion(), backend, model, { datasets, jobs, registry, generation, evaluation, runner }, log, startedAtMs);
+    const version = await packageVersion();
+    metrics.bindEngine({
+      backend,
+      model: model.name,
+      version,
+      sequences: () => generation.sequences,
+      adapters: () => ({ resident: registry.residentCount, bytes: registry.residentBytes }),
+      jobs: () => countByState(jobs.list({ limit: Number.MAX_SAFE_INTEGER })),
+      memory: () => tf.memory(),
+    });
+    return new GentuneEngine(config, version, backend, model, { datasets, jobs, registry, generation, evaluation, runner }, log, startedAtMs);
   } catch (err) {
     model.dispose();
     throw err;
@@ -196,6 +212,13 @@ class GentuneEngine implements Engine {
   private checkAccepting(): void {
     if (!this.accepting) throw new Unavailable('the server is shutting down');
   }
+}
+
+/** How many jobs are in each state. */
+function countByState(jobs: readonly { state: JobState }[]): Partial<Record<JobState, number>> {
+  const counts: Partial<Record<JobState, number>> = {};
+  for (const j of jobs) counts[j.state] = (counts[j.state] ?? 0) + 1;
+  return counts;
 }
 
 /** gentune's version from package.json ('' if it cannot be read). */

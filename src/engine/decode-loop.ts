@@ -11,6 +11,7 @@
 import type { Logger } from 'pino';
 import { BatchDecoder, type DecoderModel } from '../model/generation/batch-decoder.js';
 import type { GenerationSequence, TokenOutput } from '../model/generation/generation-sequence.js';
+import { type EngineMetrics, noMetrics } from './engine-metrics.js';
 import type { ServedRequest } from './served-sequence.js';
 
 interface Lane {
@@ -37,6 +38,7 @@ export class DecodeLoop {
     /** Rows decoded together, all lanes counted. */
     private readonly maxBatchSize: number,
     private readonly log: Logger,
+    private readonly metrics: EngineMetrics = noMetrics,
   ) {}
 
   /** Requests waiting, joining or running. */
@@ -44,10 +46,23 @@ export class DecodeLoop {
     return this.active;
   }
 
+  /** Requests waiting for a batch slot. */
+  get waitingCount(): number {
+    return this.waiting.length;
+  }
+
+  /** Sequences in the batch, all lanes counted. */
+  get runningCount(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.rows.size;
+    return n;
+  }
+
   /** Queues a request; it joins the batch at the next step boundary with a free slot. */
   submit(req: ServedRequest): void {
     this.waiting.push(req);
     this.active++;
+    this.metrics.onQueued(req.lease?.label ?? '');
     this.kick();
   }
 
@@ -121,15 +136,17 @@ export class DecodeLoop {
         for (const req of joining) {
           req.joinedMs = now;
           lane.rows.set(req.seq, req);
+          this.metrics.onPrefill(req.lease?.label ?? '', req.seq.promptIds.length, now - req.arrivalMs);
         }
         const outs = await lane.decoder.add(joining.map((r) => r.seq));
-        joining.forEach((req, i) => req.deliver(outs[i]));
+        joining.forEach((req, i) => this.deliver(req, outs[i]));
         this.removeFinished(lane);
       }
       if (lane.decoder.size > 0) {
         const rows = lane.decoder.rows;
+        this.metrics.onDecodeStep(rows.length);
         const outs = await lane.decoder.step();
-        outs.forEach((out: TokenOutput, b) => lane!.rows.get(rows[b])!.deliver(out));
+        outs.forEach((out: TokenOutput, b) => this.deliver(lane!.rows.get(rows[b])!, out));
         this.removeFinished(lane);
       }
     } catch (err) {
@@ -155,10 +172,20 @@ export class DecodeLoop {
     }
   }
 
+  /** Hands a token to its request, timing it. */
+  private deliver(req: ServedRequest, out: TokenOutput): void {
+    const previousMs = req.lastTokenMs;
+    req.deliver(out);
+    const adapter = req.lease?.label ?? '';
+    if (previousMs === undefined) this.metrics.onFirstToken(adapter, req.lastTokenMs! - req.arrivalMs);
+    else this.metrics.onNextToken(adapter, req.lastTokenMs! - previousMs);
+  }
+
   /** A request leaves for good: its stream ends (with `err`, if given). */
   private end(req: ServedRequest, err?: unknown): void {
     this.active--;
     if (err === undefined) req.close();
     else req.fail(err);
+    this.metrics.onFinish(err === undefined ? req.seq.finishReason ?? 'cancelled' : 'error', Date.now() - req.arrivalMs);
   }
 }

@@ -19,6 +19,7 @@ import { train, type TrainResult } from '../training/trainer.js';
 import type { AdapterRegistry } from './adapter-registry.js';
 import type { LimitsConfig } from './config.js';
 import type { DatasetStore } from './dataset-store.js';
+import { type EngineMetrics, noMetrics } from './engine-metrics.js';
 import type { FineTuneMethod, FineTuneSpec, Hyperparameters, JobInfo } from './engine-api.js';
 import { readExamples, tokenizeExamples } from './examples.js';
 import { isFinished } from './job-state.js';
@@ -52,6 +53,7 @@ export class FineTuneRunner {
     private readonly registry: AdapterRegistry,
     private readonly limits: LimitsConfig,
     private readonly log: Logger,
+    private readonly metrics: EngineMetrics = noMetrics,
   ) {}
 
   /** Queues the jobs left queued by an earlier process, oldest first, and starts the first. */
@@ -144,6 +146,7 @@ export class FineTuneRunner {
         signal,
         callbacks: {
           onStart: async (e) => {
+            this.metrics.onJobStarted(jobId, spec.adapter, e.totalSteps);
             await this.jobs.append(jobId, {
               type: 'started',
               totalSteps: e.totalSteps,
@@ -153,9 +156,11 @@ export class FineTuneRunner {
             });
           },
           onProgress: async (e) => {
+            this.metrics.onJobProgress(jobId, e);
             await this.jobs.append(jobId, { type: 'progress', ...e });
           },
           onEvaluation: async (e) => {
+            this.metrics.onJobEvaluation(jobId, e.loss);
             await this.jobs.append(jobId, { type: 'evaluation', step: e.step, evalLoss: e.loss, perplexity: e.perplexity });
           },
         },

@@ -11,6 +11,7 @@ import type { SamplingParams as ModelSampling } from '../model/generation/sampli
 import type { AdapterLease, AdapterRegistry } from './adapter-registry.js';
 import type { LimitsConfig } from './config.js';
 import { DecodeLoop } from './decode-loop.js';
+import { type EngineMetrics, noMetrics } from './engine-metrics.js';
 import type { GenerateChunk, GenerateParams, SamplingParams } from './engine-api.js';
 import { ServedRequest, ServedSequence } from './served-sequence.js';
 
@@ -27,13 +28,19 @@ export class GenerationService {
     private readonly registry: AdapterRegistry,
     private readonly limits: LimitsConfig,
     private readonly log: Logger,
+    metrics: EngineMetrics = noMetrics,
   ) {
-    this.loop = new DecodeLoop(model, limits.maxBatchSize, log);
+    this.loop = new DecodeLoop(model, limits.maxBatchSize, log, metrics);
   }
 
   /** Requests waiting plus running. */
   get load(): number {
     return this.loop.load;
+  }
+
+  /** Sequences in the batch, and requests waiting for a slot. */
+  get sequences(): { running: number; waiting: number } {
+    return { running: this.loop.runningCount, waiting: this.loop.waitingCount };
   }
 
   /**

@@ -6,11 +6,14 @@
  */
 import { pino, type Logger } from 'pino';
 import type { GentuneConfig } from '../engine/config.js';
+import type { EngineOptions } from '../engine/create-engine.js';
 import type { Engine } from '../engine/engine-api.js';
+import { startHttpEndpoint } from '../observability/http-endpoint.js';
+import { GentuneMetrics } from '../observability/metrics.js';
 import { startServer } from './server.js';
 
-/** Makes the engine (the real one: src/engine/create-engine.ts). */
-export type EngineFactory = (config: GentuneConfig) => Promise<Engine>;
+/** Makes the engine: src/engine/create-engine.ts's `createEngine` (type-only import: TensorFlow.js loads when the caller imports it). */
+export type EngineFactory = (config: GentuneConfig, options: EngineOptions) => Promise<Engine>;
 
 /** Resolves on the first of `signals`; a second one exits the process with code 130. */
 function firstSignal(signals: NodeJS.Signals[], log: Logger): Promise<NodeJS.Signals> {
@@ -34,12 +37,22 @@ export async function serve(config: GentuneConfig, createEngine: EngineFactory):
   const log = pino({ level: config.logLevel });
   log.info({ model: config.model, backend: config.backend, dataDir: config.dataDir }, 'starting');
   const signal = firstSignal(['SIGTERM', 'SIGINT'], log);
-  const engine = await createEngine(config);
-  const server = await startServer(engine, config, { log });
+  // /healthz and /metrics answer while the model loads; /readyz turns 200 once it has, and 503 when draining starts.
+  const metrics = new GentuneMetrics();
+  let engine: Engine | undefined;
+  let draining = false;
+  const http = await startHttpEndpoint({ host: config.host, port: config.metricsPort, metrics, ready: () => !draining && engine?.isReady() === true, log });
+  try {
+    engine = await createEngine(config, { log, adapterBudgetBytes: config.adapterMemory, metrics: metrics.engine });
+    const server = await startServer(engine, config, { log, metrics: metrics.rpc });
 
-  log.info({ signal: await signal }, 'draining');
-  const deadline = Date.now() + config.graceMs;
-  await server.shutdown(config.graceMs);
-  await engine.drain(Math.max(0, deadline - Date.now()));
+    log.info({ signal: await signal }, 'draining');
+    draining = true;
+    const deadline = Date.now() + config.graceMs;
+    await server.shutdown(config.graceMs);
+    await engine.drain(Math.max(0, deadline - Date.now()));
+  } finally {
+    await http.close();
+  }
   log.info('stopped');
 }

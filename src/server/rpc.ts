@@ -27,6 +27,7 @@ import type { Logger } from 'pino';
 import { Cancelled, DeadlineExceeded, ResourceExhausted, Unavailable } from '../common/errors.js';
 import type { GentuneConfig } from '../engine/config.js';
 import type { Engine } from '../engine/engine-api.js';
+import type { RpcMetrics } from '../observability/rpc-metrics.js';
 import type { CallTracker } from './call-tracker.js';
 import { toGrpcStatus, type GrpcStatus } from './status.js';
 
@@ -36,6 +37,8 @@ export interface RpcDeps {
   config: GentuneConfig;
   log: Logger;
   tracker: CallTracker;
+  /** Counts and times every call (src/observability); optional. */
+  metrics?: RpcMetrics;
 }
 
 /** Per-call context handed to handler bodies. */
@@ -131,8 +134,16 @@ function open(deps: RpcDeps, method: string, call: AnyCall, streaming: boolean):
       release();
       const ms = Math.round(performance.now() - started);
       log.info({ code: Code[code], ms }, 'call finished');
+      deps.metrics?.onCall(method, Code[code], (performance.now() - started) / 1000);
     },
   };
+}
+
+/** The status of a call refused at admission (counted, with no duration to speak of). */
+function refused(deps: RpcDeps, method: string, err: unknown): GrpcStatus {
+  const s = toGrpcStatus(err, deps.log);
+  deps.metrics?.onCall(method, Code[s.code], 0);
+  return s;
 }
 
 /** The status for a failure: the abort reason when the signal fired, else the error itself. */
@@ -151,7 +162,7 @@ export function unary<Req, Res>(
     try {
       admit(deps, false, options);
     } catch (err) {
-      callback(toGrpcStatus(err, deps.log));
+      callback(refused(deps, method, err));
       return;
     }
     const c = open(deps, method, call, false);
@@ -188,7 +199,7 @@ export function serverStream<Req, Res>(
     try {
       admit(deps, true, options);
     } catch (err) {
-      call.emit('error', toGrpcStatus(err, deps.log));
+      call.emit('error', refused(deps, method, err));
       return;
     }
     const c = open(deps, method, call, true);
@@ -225,7 +236,7 @@ export function clientStream<Req, Res>(
     try {
       admit(deps, false, options);
     } catch (err) {
-      callback(toGrpcStatus(err, deps.log));
+      callback(refused(deps, method, err));
       return;
     }
     const c = open(deps, method, call, false);

@@ -8,6 +8,7 @@ import { Unavailable } from '../common/errors.js';
 import type { GentuneConfig } from '../engine/config.js';
 import type { Engine } from '../engine/engine-api.js';
 import { ModelServiceService, type ModelServiceServer } from '../gen/gentune/v1/service.js';
+import type { RpcMetrics } from '../observability/rpc-metrics.js';
 import { adapterHandlers } from './adapter-handler.js';
 import { CallTracker } from './call-tracker.js';
 import { datasetHandlers } from './dataset-handler.js';
@@ -28,6 +29,8 @@ const CANCEL_FLUSH_MS = 500;
 export interface StartServerOptions {
   /** Defaults to a pino logger at config.logLevel. */
   log?: Logger;
+  /** Per-call metrics (src/observability's GentuneMetrics.rpc). */
+  metrics?: RpcMetrics;
 }
 
 /** A running server. */
@@ -71,7 +74,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   const log = options.log ?? pino({ level: config.logLevel });
   const tracker = new CallTracker();
-  const deps: RpcDeps = { engine, config, log, tracker };
+  const deps: RpcDeps = { engine, config, log, tracker, metrics: options.metrics };
   const server = new Server({ 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES });
   server.addService(ModelServiceService, modelService(deps));
   const health = new ReadinessHealth(engine);

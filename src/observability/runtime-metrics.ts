@@ -1,0 +1,62 @@
+/**
+ * Runtime metrics: TensorFlow.js memory (the engine's tf.memory(), read at
+ * scrape time: a tensor count that only grows is a leak), which backend and
+ * model run, and the process itself (prom-client's default metrics, prefixed).
+ * TensorFlow.js itself is not imported here: the engine that loaded it hands
+ * over tf.memory(), so the metrics can start before the model loads.
+ */
+import { collectDefaultMetrics, Gauge, type Registry } from 'prom-client';
+
+type Memory = { numTensors: number; numDataBuffers: number; numBytes: number };
+const NO_MEMORY: Memory = { numTensors: 0, numDataBuffers: 0, numBytes: 0 };
+
+/**
+ * prom-client exports these three as gauges named `..._total`, which promtool
+ * rejects ("non-counter metrics should not have _total suffix"); each is the
+ * sum over `type` of the gauge of the same name without `_total`.
+ */
+const DROPPED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+export class RuntimeMetrics {
+  private readonly backendInfo: Gauge<'backend' | 'device'>;
+  private readonly buildInfo: Gauge<'version'>;
+  private readonly modelInfo: Gauge<'model'>;
+  private memory: () => Memory = () => NO_MEMORY;
+
+  constructor(registry: Registry, prefix: string, processMetrics: boolean) {
+    const registers = [registry];
+    const tensors: Gauge = new Gauge({
+      name: `${prefix}tfjs_tensors`,
+      help: 'TensorFlow.js tensors alive (tf.memory().numTensors).',
+      registers,
+      collect: () => tensors.set(this.memory().numTensors),
+    });
+    const buffers: Gauge = new Gauge({
+      name: `${prefix}tfjs_data_buffers`,
+      help: 'TensorFlow.js data buffers alive (tf.memory().numDataBuffers).',
+      registers,
+      collect: () => buffers.set(this.memory().numDataBuffers),
+    });
+    const bytes: Gauge = new Gauge({
+      name: `${prefix}tfjs_memory_bytes`,
+      help: 'Bytes held by TensorFlow.js tensors on the backend (tf.memory().numBytes).',
+      registers,
+      collect: () => bytes.set(this.memory().numBytes),
+    });
+    this.backendInfo = new Gauge({ name: `${prefix}backend_info`, help: 'The TensorFlow.js backend in use (always 1).', labelNames: ['backend', 'device'], registers });
+    this.buildInfo = new Gauge({ name: `${prefix}build_info`, help: 'gentune version (always 1).', labelNames: ['version'], registers });
+    this.modelInfo = new Gauge({ name: `${prefix}model_info`, help: 'The base model served (always 1).', labelNames: ['model'], registers });
+    if (processMetrics) {
+      collectDefaultMetrics({ register: registry, prefix });
+      for (const name of DROPPED_DEFAULTS) registry.removeSingleMetric(`${prefix}${name}`);
+    }
+  }
+
+  /** Records what the engine runs on, once it is up. */
+  bind(info: { backend: { name: string; device: string }; model: string; version: string; memory(): Memory }): void {
+    this.memory = info.memory;
+    this.backendInfo.set({ backend: info.backend.name, device: info.backend.device }, 1);
+    this.buildInfo.set({ version: info.version }, 1);
+    this.modelInfo.set({ model: info.model }, 1);
+  }
+}
