@@ -50,13 +50,19 @@ export interface GentuneConfig {
   /** Log prompt and output text (debug only: they may hold user data). */
   logPrompts: boolean;
   limits: LimitsConfig;
+  /**
+   * Memory of resident adapters, in bytes, above which the least recently used
+   * idle, unpinned ones are evicted (pinned adapters and adapters serving
+   * requests stay, even past it). Passed to createEngine as `adapterBudgetBytes`.
+   */
+  adapterMemory: number;
   /** How long shutdown lets calls and jobs finish before cancelling them, in milliseconds. */
   graceMs: number;
 }
 
 type Key =
   | 'host' | 'port' | 'metricsPort' | 'dataDir' | 'model' | 'backend' | 'logLevel' | 'logPrompts'
-  | keyof LimitsConfig | 'graceMs';
+  | keyof LimitsConfig | 'adapterMemory' | 'graceMs';
 
 interface Setting {
   key: Key;
@@ -99,6 +105,7 @@ const SETTINGS: Setting[] = [
   { key: 'maxUploadBytes', flag: '--max-upload-bytes <n>', description: 'dataset upload size, bytes', default: String(64 * 1024 * 1024), expect: `an integer in 1..${Number.MAX_SAFE_INTEGER}`, schema: int(1, Number.MAX_SAFE_INTEGER) },
   { key: 'maxBatchSize', flag: '--max-batch-size <n>', description: 'sequences decoded per step', default: '16', expect: 'an integer in 1..4096', schema: int(1, 4096) },
   { key: 'maxQueue', flag: '--max-queue <n>', description: 'Generate requests waiting for a slot', default: '256', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
+  { key: 'adapterMemory', flag: '--adapter-memory <bytes>', description: 'resident adapter memory before idle ones are evicted, bytes', default: String(512 * 1024 * 1024), expect: `an integer in 0..${Number.MAX_SAFE_INTEGER}`, schema: int(0, Number.MAX_SAFE_INTEGER) },
   { key: 'graceMs', flag: '--grace-ms <ms>', description: 'shutdown grace period, milliseconds', default: '10000', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
 ];
 
@@ -164,6 +171,7 @@ export function resolveConfig(
       maxBatchSize: get('maxBatchSize'),
       maxQueue: get('maxQueue'),
     },
+    adapterMemory: get('adapterMemory'),
     graceMs: get('graceMs'),
   };
 }

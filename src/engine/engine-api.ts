@@ -10,8 +10,9 @@
  *   becomes INTERNAL "internal error" and is logged.
  * - Requests arrive validated: ranges, names and shapes are checked by the
  *   server (see src/server/validate.ts). The engine still checks what only it
- *   knows: prompt length after tokenization, token ids < vocab_size, existence
- *   of adapters / datasets / jobs, max_seq_len <= n_positions.
+ *   knows: prompt length after tokenization, prompt + max_new_tokens <=
+ *   n_positions, token ids < vocab_size, existence of adapters / datasets /
+ *   jobs, max_seq_len <= n_positions.
  * - An aborted `signal` means the client went away, the deadline passed, or
  *   the server is shutting down (`signal.reason` is a GentuneError saying
  *   which). Stop at the next step boundary and free what the call holds.
@@ -33,7 +34,11 @@ export interface AdapterRef {
  * (undefined = random).
  */
 export interface SamplingParams {
-  /** Tokens to generate at most, 1..config.limits.maxNewTokens; the engine also caps at the context length. */
+  /**
+   * Tokens to generate at most, 1..config.limits.maxNewTokens. The prompt plus
+   * this must fit in the context (n_positions): the engine does not shorten
+   * it, it rejects the request with InvalidArgument naming `max_new_tokens`.
+   */
   maxNewTokens: number;
   /** Softmax temperature, 0..100; 0 = greedy. */
   temperature: number;
@@ -470,8 +475,11 @@ export interface Engine {
 
   /**
    * Stops accepting work, lets running work finish within `graceMs`
-   * milliseconds (then cancels it; fine-tune jobs checkpoint so they resume on
-   * restart), and frees resources. The server calls it after its own calls ended.
+   * milliseconds, then cancels it, and frees resources. The server calls it
+   * after its own calls ended. A fine-tune job still running then is stopped
+   * without a terminal event and does not resume: the next start on the same
+   * data directory marks it failed ("interrupted by restart"). Queued jobs stay
+   * queued and run after the restart.
    */
   drain(graceMs: number): Promise<void>;
 }

@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { status as Code } from '@grpc/grpc-js';
 import { JobState, LrScheduler, type FineTuneEvent } from '../../src/gen/gentune/v1/fine_tune.js';
+import { FIXTURE_NAME } from './helpers/fixture-model.js';
 import { collect, eventually, rejectsWith, startHarness, type Harness } from './helpers/harness.js';
 
 const EXAMPLES = [
@@ -20,6 +21,7 @@ describe('FineTune and jobs', () => {
   test('FineTune streams queued -> started -> progress -> ... -> succeeded, and publishes the adapter', async () => {
     const events = await collect(
       h.client.fineTune({
+        baseModel: FIXTURE_NAME,
         adapter: 'ft-stream',
         examples: EXAMPLES,
         method: { $case: 'lora', value: { r: 4, loraAlpha: 8, targetModules: ['c_attn'] } },
@@ -33,18 +35,24 @@ describe('FineTune and jobs', () => {
     assert.deepEqual(events.map((e) => e.sequence), events.map((_, i) => i));
     const jobId = events[0]!.jobId;
     assert.ok(events.every((e) => e.jobId === jobId && e.time instanceof Date));
+    const started = events.find((e) => e.event?.$case === 'started')?.event;
+    assert.ok(started?.$case === 'started' && started.value.totalSteps === 3 && started.value.numTrainExamples === EXAMPLES.length);
+    assert.ok(started.value.trainableParameters > 0);
     const progress = events.flatMap((e) => (e.event?.$case === 'progress' ? [e.event.value] : []));
-    assert.ok(progress.length >= 1);
-    assert.ok(progress.every((p) => p.step >= 1 && p.step <= p.totalSteps && Number.isFinite(p.loss)));
+    assert.deepEqual(progress.map((p) => p.step), [1, 2, 3]);
+    assert.ok(progress.every((p) => p.totalSteps === 3 && Number.isFinite(p.loss) && p.loss > 0 && p.learningRate > 0 && p.tokensPerSecond > 0));
     const done = events.at(-1)!.event;
     assert.equal(done?.$case, 'succeeded');
     if (done?.$case !== 'succeeded') return;
     assert.equal(done.value.adapter, 'ft-stream');
     assert.ok(done.value.version >= 1);
+    assert.equal(done.value.metrics?.steps, 3);
+    assert.ok(Number.isFinite(done.value.metrics?.trainLoss) && Number(done.value.metrics?.tokens) > 0);
 
     const job = await h.client.getFineTuneJob(jobId);
     assert.equal(job.state, JobState.JOB_STATE_SUCCEEDED);
     assert.equal(job.request?.adapter, 'ft-stream');
+    assert.equal(job.request?.baseModel, FIXTURE_NAME);
     assert.equal(job.request?.method?.$case, 'lora');
     assert.equal(job.request?.hyperparameters?.seed, '1');
     assert.equal(job.request?.examples.length, EXAMPLES.length);
@@ -56,18 +64,24 @@ describe('FineTune and jobs', () => {
     assert.equal(out.adapter, `ft-stream@${done.value.version}`);
   });
 
-  test('detaching from FineTune keeps the job; WatchFineTune replays from a sequence', async () => {
-    let first: FineTuneEvent | undefined;
-    for await (const e of h.client.fineTune({ adapter: 'ft-detach', examples: EXAMPLES, hyperparameters: { maxSteps: 2 } })) {
-      first = e;
-      break; // detach
+  test('a client that disconnects mid-training leaves the job running; WatchFineTune follows it to the end and replays from a sequence', async () => {
+    const seen: FineTuneEvent[] = [];
+    for await (const e of h.client.fineTune({ adapter: 'ft-detach', examples: EXAMPLES, hyperparameters: { maxSteps: 4 } })) {
+      seen.push(e);
+      if (e.event?.$case === 'progress') break; // disconnect while the job runs
     }
-    assert.equal(first?.event?.$case, 'queued');
-    const all = await collect(h.client.watchFineTune(first!.jobId));
-    assert.equal(all[0]!.event?.$case, 'queued');
+    const jobId = seen[0]!.jobId;
+    assert.deepEqual(seen.map((e) => e.event?.$case), ['queued', 'started', 'progress']);
+    const all = await collect(h.client.watchFineTune(jobId));
+    assert.deepEqual(all.slice(0, 3), seen, 'the replay starts with the events the first client saw');
     assert.equal(all.at(-1)!.event?.$case, 'succeeded');
-    const tail = await collect(h.client.watchFineTune(first!.jobId, 2));
-    assert.deepEqual(tail.map((e) => e.sequence), all.slice(2).map((e) => e.sequence));
+    assert.deepEqual(all.map((e) => e.sequence), all.map((_, i) => i));
+    const job = await h.client.getFineTuneJob(jobId);
+    assert.equal(job.state, JobState.JOB_STATE_SUCCEEDED);
+    assert.equal(job.step, 4);
+    const tail = await collect(h.client.watchFineTune(jobId, 2));
+    assert.deepEqual(tail, all.slice(2));
+    assert.deepEqual(await collect(h.client.watchFineTune(jobId, all.length)), [], 'nothing after the terminal event');
   });
 
   test('ListFineTuneJobs filters by state and adapter, newest first', async () => {
@@ -92,26 +106,63 @@ describe('FineTune and jobs', () => {
       }
     }
     assert.equal(seen.at(-1), 'cancelled');
+    assert.equal((await h.client.getFineTuneJob(jobId)).state, JobState.JOB_STATE_CANCELLED);
     await rejectsWith(h.client.cancelFineTune(jobId), Code.FAILED_PRECONDITION, /already/);
+    assert.ok(!(await h.client.listAdapters()).some((a) => a.name === 'ft-cancel'), 'a cancelled job publishes nothing');
+  });
+
+  test('jobs run one at a time: a second job waits QUEUED, and cancelled there it never starts', async () => {
+    const running: FineTuneEvent[] = [];
+    const long = (async () => {
+      for await (const e of h.client.fineTune({ adapter: 'ft-long', examples: EXAMPLES, hyperparameters: { maxSteps: 100_000 } })) running.push(e);
+    })();
+    await eventually(() => running.some((e) => e.event?.$case === 'progress'), 10_000, 'the first job to run');
+    let queued: FineTuneEvent | undefined;
+    for await (const e of h.client.fineTune({ adapter: 'ft-queued', examples: EXAMPLES, hyperparameters: { maxSteps: 2 } })) {
+      queued = e;
+      break;
+    }
+    assert.ok(queued?.event?.$case === 'queued' && queued.event.value.position === 1, JSON.stringify(queued));
+    assert.equal((await h.client.getFineTuneJob(queued.jobId)).state, JobState.JOB_STATE_QUEUED);
+    assert.deepEqual((await h.client.listFineTuneJobs({ state: JobState.JOB_STATE_RUNNING })).map((j) => j.id), [running[0]!.jobId]);
+
+    assert.equal((await h.client.cancelFineTune(queued.jobId)).state, JobState.JOB_STATE_CANCELLED);
+    assert.deepEqual((await collect(h.client.watchFineTune(queued.jobId))).map((e) => e.event?.$case), ['queued', 'cancelled']);
+    await h.client.cancelFineTune(running[0]!.jobId);
+    await long;
+    assert.equal(running.at(-1)?.event?.$case, 'cancelled');
   });
 
   test('cancelling a watch aborts the engine watch but not the job', async () => {
     const before = h.engine.watchSignals.length;
-    for await (const _ of h.client.fineTune({ adapter: 'ft-watch', examples: EXAMPLES, hyperparameters: { maxSteps: 3 } })) break;
+    let jobId = '';
+    for await (const e of h.client.fineTune({ adapter: 'ft-watch', examples: EXAMPLES, hyperparameters: { maxSteps: 3 } })) {
+      jobId = e.jobId;
+      break;
+    }
     await eventually(() => h.engine.watchSignals[before]?.aborted === true, 2000, 'the watch abort');
+    assert.equal((await collect(h.client.watchFineTune(jobId))).at(-1)?.event?.$case, 'succeeded');
   });
 
   test('unknown jobs and datasets are NOT_FOUND', async () => {
     await rejectsWith(h.client.getFineTuneJob('ft-nope'), Code.NOT_FOUND, /ft-nope/);
     await rejectsWith(collect(h.client.watchFineTune('ft-nope')), Code.NOT_FOUND);
     await rejectsWith(h.client.cancelFineTune('ft-nope'), Code.NOT_FOUND);
-    await rejectsWith(collect(h.client.fineTune({ adapter: 'a', datasetId: 'ds-nope' })), Code.NOT_FOUND, /ds-nope/);
+    await rejectsWith(collect(h.client.fineTune({ adapter: 'a', datasetId: 'ds-nope' })), Code.NOT_FOUND, /^`dataset_id` "ds-nope"/);
+    await rejectsWith(collect(h.client.fineTune({ adapter: 'a', examples: EXAMPLES, validationDatasetId: 'ds-nope' })), Code.NOT_FOUND, /^`validation_dataset_id` "ds-nope"/);
+  });
+
+  let stored: { jobs: string[]; adapters: string[] };
+  test('(before the bad input below: what is stored)', async () => {
+    stored = await snapshot();
   });
 
   const ok = { adapter: 'bad', examples: EXAMPLES };
   const bad: [string, Record<string, unknown>, RegExp][] = [
     ['no adapter', { examples: EXAMPLES }, /^`adapter` is required/],
     ['adapter path', { ...ok, adapter: 'a/b' }, /`adapter` must not contain/],
+    ['adapter backslash', { ...ok, adapter: 'a\\b' }, /`adapter` must not contain '\/', '\\' or '\.\.', got "a\\\\b"/],
+    ['adapter dot-dot', { ...ok, adapter: '..' }, /`adapter` must not contain/],
     ['no data', { adapter: 'a' }, /exactly one of `dataset_id` and `examples` must be set, got none/],
     ['both data', { ...ok, datasetId: 'x' }, /got `dataset_id` and `examples`/],
     ['dataset id path', { adapter: 'a', datasetId: '../etc' }, /`dataset_id` must not contain/],
@@ -160,5 +211,19 @@ describe('FineTune and jobs', () => {
     await rejectsWith(h.client.listFineTuneJobs({ limit: 0 }), Code.INVALID_ARGUMENT, /`limit` must be >= 1 and <= 1000, got 0/);
     await rejectsWith(h.client.listFineTuneJobs({ state: 42 as JobState }), Code.INVALID_ARGUMENT, /`state` must be one of JOB_STATE_QUEUED.*got 42/);
     await rejectsWith(h.client.listFineTuneJobs({ adapter: '..' }), Code.INVALID_ARGUMENT, /`adapter` must not contain/);
+    await rejectsWith(h.client.listFineTuneJobs({ adapter: 'a\\b' }), Code.INVALID_ARGUMENT, /`adapter` must not contain/);
   });
+
+  test('bad input stored no job and no adapter, and the server still trains and serves', async () => {
+    assert.deepEqual(await snapshot(), stored);
+    const events = await collect(h.client.fineTune({ adapter: 'ft-after', examples: EXAMPLES, hyperparameters: { maxSteps: 1 } }));
+    assert.equal(events.at(-1)?.event?.$case, 'succeeded');
+    assert.equal((await h.client.generateText({ prompt: 'x', adapter: 'ft-after', sampling: { maxNewTokens: 2 } })).adapter, 'ft-after@1');
+  });
+
+  async function snapshot() {
+    const jobs = (await h.client.listFineTuneJobs({ limit: 1000 })).map((j) => `${j.id}:${j.state}`);
+    const adapters = (await h.client.listAdapters()).map((a) => `${a.name}@${a.versions.map((v) => v.version).join(',')}`);
+    return { jobs, adapters };
+  }
 });

@@ -2,12 +2,17 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { status as Code } from '@grpc/grpc-js';
 import { FinishReason } from '../../src/gen/gentune/v1/generate.js';
+import { FIXTURE_MODEL, LONG_MAX_NEW_TOKENS, LONG_PROMPT, longGeneration } from './helpers/fixture-model.js';
 import { collect, eventually, rejectsWith, startHarness, type Harness } from './helpers/harness.js';
+
+/** The fixture model's context; --max-new-tokens is set above it so that the engine's context check is reachable. */
+const CONTEXT = FIXTURE_MODEL.nPositions;
+const MAX_NEW_TOKENS = 600;
 
 describe('Generate', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({ limits: { maxNewTokens: 400, maxPromptTokens: 32 } });
+    h = await startHarness({ limits: { maxNewTokens: MAX_NEW_TOKENS, maxPromptTokens: 32 } });
   });
   after(() => h.close());
 
@@ -27,6 +32,37 @@ describe('Generate', () => {
     assert.ok(last.usage.promptTokens > 0);
     assert.ok(last.usage.totalMs >= last.usage.timeToFirstTokenMs);
     assert.equal(last.adapter, '');
+    // Byte-level vocabulary: the text deltas are the UTF-8 decoding of the ids.
+    const ids = body.flatMap((m) => m.tokenIds);
+    assert.equal(messages.map((m) => m.text).join(''), Buffer.from(ids.filter((id) => id < 256)).toString('utf8'));
+  });
+
+  test('the same seed gives the same tokens; greedy decoding is deterministic', async () => {
+    const sampled = { prompt: 'Seeded', sampling: { maxNewTokens: 8, seed: '42', temperature: 1.5, topK: 50 } };
+    const [a, b] = await Promise.all([h.client.generateText(sampled), h.client.generateText(sampled)]);
+    assert.deepEqual(a.tokenIds, b.tokenIds);
+    const [g1, g2] = [await h.client.generateText(longGeneration(12)), await h.client.generateText(longGeneration(12))];
+    assert.deepEqual(g1.tokenIds, g2.tokenIds);
+  });
+
+  test(`the fixture's long stream (greedy from ${JSON.stringify(LONG_PROMPT)}) runs to max_new_tokens: the cancellation tests rely on it`, async () => {
+    const out = await h.client.generateText(longGeneration());
+    assert.equal(out.finishReason, FinishReason.FINISH_REASON_LENGTH, 'greedy decoding hit <|endoftext|>: pick another LONG_PROMPT in fixture-model.ts');
+    assert.equal(out.tokenIds.length, LONG_MAX_NEW_TOKENS);
+    // It fills the context exactly: the limit is inclusive.
+    assert.equal(out.usage?.promptTokens, Buffer.byteLength(LONG_PROMPT));
+    assert.equal(out.usage.promptTokens + out.usage.generatedTokens, CONTEXT);
+  });
+
+  test('a stop sequence ends the stream with STOP_SEQUENCE and is left out of the text', async () => {
+    const sampled = { prompt: 'Stop', sampling: { maxNewTokens: 40, seed: '3', temperature: 1 } };
+    const full = await h.client.generateText(sampled);
+    // The stop string is taken from the (seeded, so repeatable) output itself: its first printable ASCII character.
+    const at = /[!-~]/.exec(full.text);
+    assert.ok(at, `no ASCII character in ${JSON.stringify(full.text)}: pick another seed`);
+    const out = await h.client.generateText({ ...sampled, sampling: { ...sampled.sampling, stop: [at[0]] } });
+    assert.equal(out.finishReason, FinishReason.FINISH_REASON_STOP_SEQUENCE);
+    assert.equal(out.text, full.text.slice(0, at.index));
   });
 
   test('max_new_tokens bounds the output and ends with LENGTH (or EOS)', async () => {
@@ -53,7 +89,7 @@ describe('Generate', () => {
   test('cancelling mid-stream aborts the signal the engine got', async () => {
     const before = h.engine.generateSignals.length;
     let received = 0;
-    for await (const _ of h.client.generate({ prompt: 'long', sampling: { maxNewTokens: 400 } })) {
+    for await (const _ of h.client.generate(longGeneration())) {
       if (++received === 3) break; // leaving the loop cancels the call
     }
     await eventually(() => h.engine.generateSignals.length > before, 1000, 'the engine call');
@@ -64,14 +100,14 @@ describe('Generate', () => {
 
   test('an AbortSignal on the client cancels the call', async () => {
     const ac = new AbortController();
-    const stream = h.client.generate({ prompt: 'x', sampling: { maxNewTokens: 400 } }, { signal: ac.signal });
+    const stream = h.client.generate(longGeneration(), { signal: ac.signal });
     setTimeout(() => ac.abort(), 30);
     await rejectsWith(collect(stream), Code.CANCELLED);
   });
 
   test('a deadline expiring mid-stream fails with DEADLINE_EXCEEDED and aborts the engine', async () => {
     const before = h.engine.generateSignals.length;
-    await rejectsWith(collect(h.client.generate({ prompt: 'x', sampling: { maxNewTokens: 400 } }, { timeoutMs: 300 })), Code.DEADLINE_EXCEEDED);
+    await rejectsWith(collect(h.client.generate(longGeneration(), { timeoutMs: 300 })), Code.DEADLINE_EXCEEDED);
     const signal = h.engine.generateSignals[before]!;
     await eventually(() => signal.aborted, 2000, 'the deadline to reach the engine');
     // Usually "deadline exceeded"; on a loaded machine the client's cancellation
@@ -92,8 +128,8 @@ describe('Generate', () => {
     ['top_p 1.5', { prompt: 'x', sampling: { topP: 1.5 } }, /`top_p` must be > 0 and <= 1, got 1.5/],
     ['top_k above vocab', { prompt: 'x', sampling: { topK: 5000 } }, /`top_k` must be >= 0 and <= \d+, got 5000/],
     ['repetition_penalty 0', { prompt: 'x', sampling: { repetitionPenalty: 0 } }, /`repetition_penalty` must be > 0 and <= 10, got 0/],
-    ['max_new_tokens 0', { prompt: 'x', sampling: { maxNewTokens: 0 } }, /`max_new_tokens` must be >= 1 and <= 400, got 0/],
-    ['max_new_tokens over the limit', { prompt: 'x', sampling: { maxNewTokens: 401 } }, /`max_new_tokens` must be >= 1 and <= 400, got 401/],
+    ['max_new_tokens 0', { prompt: 'x', sampling: { maxNewTokens: 0 } }, /`max_new_tokens` must be >= 1 and <= 600, got 0/],
+    ['max_new_tokens over the limit', { prompt: 'x', sampling: { maxNewTokens: 601 } }, /`max_new_tokens` must be >= 1 and <= 600, got 601/],
     ['seed too large', { prompt: 'x', sampling: { seed: '18446744073709551615' } }, /`seed` must be an integer in 0\.\.9007199254740991, got "18446744073709551615"/],
     ['too many stops', { prompt: 'x', sampling: { stop: ['a', 'b', 'c', 'd', 'e'] } }, /`stop` must have at most 4 items, got 5/],
     ['empty stop', { prompt: 'x', sampling: { stop: [''] } }, /`stop\[0\]` is required/],
@@ -113,7 +149,23 @@ describe('Generate', () => {
   }
 
   test('a prompt longer than --max-prompt-tokens is INVALID_ARGUMENT (checked by the engine)', async () => {
-    await rejectsWith(h.client.generateText({ prompt: 'w '.repeat(40) }), Code.INVALID_ARGUMENT, /prompt/);
+    await rejectsWith(h.client.generateText({ prompt: 'w '.repeat(40) }), Code.INVALID_ARGUMENT, /^`prompt` is 80 tokens, more than the limit of 32 tokens$/);
+  });
+
+  test('prompt + max_new_tokens beyond the context is INVALID_ARGUMENT naming `max_new_tokens` (checked by the engine)', async () => {
+    const prompt = 'p'.repeat(20); // 20 tokens
+    await rejectsWith(
+      h.client.generateText({ prompt, sampling: { maxNewTokens: CONTEXT - 19 } }),
+      Code.INVALID_ARGUMENT,
+      new RegExp(`^\`max_new_tokens\` ${CONTEXT - 19} plus the prompt's 20 tokens exceeds the context length of ${CONTEXT} tokens$`),
+    );
+    await rejectsWith(h.client.generateText({ promptTokenIds: [1, 2, 3], sampling: { maxNewTokens: CONTEXT } }), Code.INVALID_ARGUMENT, /^`max_new_tokens` 512 plus/);
+  });
+
+  test('after all that bad input the server still serves', async () => {
+    assert.equal(await h.client.checkHealth('gentune.v1.ModelService'), 'SERVING');
+    const out = await h.client.generateText(longGeneration(4));
+    assert.equal(out.tokenIds.length, 4);
   });
 
   test('echoes x-request-id', async () => {

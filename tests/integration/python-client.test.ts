@@ -1,7 +1,9 @@
 /**
  * A Python client (Debian's python3-grpcio) talks to the server through stubs
  * generated from proto/ at test time: proves the contract works across
- * languages. Needs /usr/bin/python3 with grpcio, and protoc with
+ * languages, for the whole path a user walks (python/check_client.py): health,
+ * a streamed generation, a fine-tune followed to the end, Evaluate of the base
+ * model against the new adapter, a generation with it. Needs /usr/bin/python3 with grpcio, and protoc with
  * grpc_python_plugin (protobuf-compiler-grpc) or grpc_tools with proto3
  * `optional` support; skipped otherwise.
  */
@@ -61,10 +63,10 @@ after(async () => {
   rmSync(gen, { recursive: true, force: true });
 });
 
-test('a Python client checks health and streams a generation', async (t) => {
+test('a Python client checks health, streams a generation, fine-tunes reading the progress, evaluates base vs adapter and generates with it', async (t) => {
   if (skipReason) return t.skip(skipReason);
   const out = await new Promise<string>((resolve, reject) =>
-    execFile(PYTHON, [SCRIPT, gen, h.address], { timeout: 60_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))),
+    execFile(PYTHON, [SCRIPT, gen, h.address], { timeout: 120_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))),
   );
   const seen = JSON.parse(out);
   assert.equal(seen.health, 'SERVING');
@@ -75,4 +77,26 @@ test('a Python client checks health and streams a generation', async (t) => {
   assert.match(seen.finish_reason, /^FINISH_REASON_(LENGTH|EOS)$/);
   assert.equal(seen.error.code, 'INVALID_ARGUMENT');
   assert.match(seen.error.details, /`temperature` must be >= 0 and <= 100, got -1/);
+
+  // The fine-tune streamed every step to the end.
+  const ft = seen.fine_tune;
+  assert.deepEqual(ft.kinds.slice(0, 2), ['queued', 'started']);
+  assert.equal(ft.kinds.at(-1), 'succeeded');
+  assert.deepEqual(ft.steps, Array.from({ length: 12 }, (_, i) => i + 1));
+  assert.ok(ft.losses.every((l: number) => Number.isFinite(l) && l > 0));
+  assert.deepEqual(ft.succeeded, { adapter: 'py-adapter', version: 1 });
+  assert.equal(ft.job_state, 'JOB_STATE_SUCCEEDED');
+
+  // Base model first, then the adapter, which fits its training examples better.
+  // A modest margin: the fixture's tied embeddings are tiny (0.02 scale), so no adapter
+  // can make it confident; its loss stays near ln(257) = 5.5 (training is seeded, dropout 0).
+  const [base, adapter] = seen.evaluation;
+  assert.equal(base.adapter, '');
+  assert.equal(adapter.adapter, 'py-adapter@1');
+  assert.ok(adapter.loss < base.loss - 0.1, `adapter loss ${adapter.loss} vs base ${base.loss}`);
+  assert.ok(adapter.perplexity < base.perplexity);
+
+  assert.equal(seen.adapter_generation.adapter, 'py-adapter@1');
+  assert.ok(seen.adapter_generation.tokens >= 1 && seen.adapter_generation.tokens <= 5);
+  assert.deepEqual(seen.adapters, ['py-adapter']);
 });

@@ -1,17 +1,34 @@
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { GentuneClient } from '../../src/client/gentune-client.js';
 import { FinishReason } from '../../src/gen/gentune/v1/generate.js';
+import { longGeneration, LONG_MAX_NEW_TOKENS, makeFixtureModel, removeFixtureModel } from './helpers/fixture-model.js';
 
 const FIXTURE = fileURLToPath(new URL('./helpers/serve-fixture.ts', import.meta.url));
+const ADAPTER_MEMORY = 3 * 1024 * 1024;
+
+let model: string;
+let dataDir: string;
+before(async () => {
+  model = await makeFixtureModel();
+  dataDir = mkdtempSync(join(tmpdir(), 'gentune-serve-'));
+});
+after(() => {
+  removeFixtureModel(model);
+  rmSync(dataDir, { recursive: true, force: true });
+});
 
 /** Starts the fixture; resolves with the child, its address and its log lines so far (kept up to date). */
 async function startServe(graceMs: number) {
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, String(graceMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const logs: { msg: string; address?: string }[] = [];
+  const env = { ...process.env, GENTUNE_MAX_NEW_TOKENS: String(LONG_MAX_NEW_TOKENS), GENTUNE_ADAPTER_MEMORY: String(ADAPTER_MEMORY) };
+  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, model, dataDir, String(graceMs)], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const logs: { msg: string; address?: string; adapterBudgetBytes?: number }[] = [];
   const lines = createInterface({ input: child.stdout });
   const address = await new Promise<string>((resolve, reject) => {
     lines.on('line', (line) => {
@@ -30,7 +47,7 @@ test('SIGTERM drains: streams in flight finish, new calls are refused, the engin
   const client = new GentuneClient(address);
   try {
     await client.waitUntilServing(5000, 20);
-    const stream = client.generateText({ prompt: 'x', sampling: { maxNewTokens: 60 } }); // ~300 ms
+    const stream = client.generateText(longGeneration(60)); // ~150 ms
     await new Promise((resolve) => setTimeout(resolve, 50));
     child.kill('SIGTERM');
     const out = await stream;
@@ -38,7 +55,9 @@ test('SIGTERM drains: streams in flight finish, new calls are refused, the engin
     assert.equal(out.tokenIds.length, 60);
     assert.equal(await exited, 0);
     const messages = logs.map((l) => l.msg);
-    for (const m of ['draining', 'gRPC server stopped', 'stopped']) assert.ok(messages.includes(m), `missing log "${m}" in ${messages.join(' | ')}`);
+    for (const m of ['draining', 'gRPC server stopped', 'engine drained', 'stopped']) assert.ok(messages.includes(m), `missing log "${m}" in ${messages.join(' | ')}`);
+    // --adapter-memory (here from GENTUNE_ADAPTER_MEMORY) reaches createEngine.
+    assert.equal(logs.find((l) => l.msg === 'engine options')?.adapterBudgetBytes, ADAPTER_MEMORY);
   } finally {
     client.close();
     child.kill('SIGKILL');
@@ -50,13 +69,13 @@ test('after the grace period, SIGTERM cancels long streams (finish_reason CANCEL
   const client = new GentuneClient(address);
   try {
     await client.waitUntilServing(5000, 20);
-    const stream = client.generateText({ prompt: 'x', sampling: { maxNewTokens: 256 } }); // ~1.3 s
+    const stream = client.generateText(longGeneration()); // ~1 s
     await new Promise((resolve) => setTimeout(resolve, 50));
     const sent = Date.now();
     child.kill('SIGTERM');
     const out = await stream;
     assert.equal(out.finishReason, FinishReason.FINISH_REASON_CANCELLED);
-    assert.ok(out.tokenIds.length < 256);
+    assert.ok(out.tokenIds.length < LONG_MAX_NEW_TOKENS);
     assert.equal(await exited, 0);
     assert.ok(Date.now() - sent < 1500, 'exits soon after the grace period');
   } finally {

@@ -5,9 +5,12 @@ import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { FinishReason } from '../../src/gen/gentune/v1/generate.js';
+import { FIXTURE_MODEL, FIXTURE_NAME, LONG_MAX_NEW_TOKENS, longGeneration, TEST_BACKEND } from './helpers/fixture-model.js';
 import { collect, eventually, rejectsWith, startHarness } from './helpers/harness.js';
 
 const Code = grpc.status;
+
+const pick = ({ nLayer, nHead, nEmbd, nPositions, vocabSize }: typeof FIXTURE_MODEL) => ({ nLayer, nHead, nEmbd, nPositions, vocabSize });
 
 /** Lists services through server reflection (grpc.reflection.v1). */
 async function reflectServices(address: string): Promise<{ services: string[]; fileCount: number }> {
@@ -74,10 +77,17 @@ describe('server lifecycle', () => {
     try {
       const info = await h.client.getServerInfo();
       assert.ok(info.version.length > 0);
-      assert.ok(info.model && info.model.name.length > 0 && info.model.nPositions > 0 && info.model.vocabSize > 0);
-      assert.ok(['tensorflow', 'webgpu', 'wasm', 'cpu'].includes(info.backend));
+      assert.equal(info.model?.name, FIXTURE_NAME);
+      // The fixture model, as loaded from its folder.
+      const { nLayer, nHead, nEmbd, nPositions, vocabSize, eosTokenId } = info.model;
+      assert.deepEqual({ nLayer, nHead, nEmbd, nPositions, vocabSize, eosTokenId }, { ...pick(FIXTURE_MODEL), eosTokenId: 256 });
+      assert.ok(Number(info.model.numParameters) > 0);
+      assert.equal(info.backend, TEST_BACKEND);
       assert.equal(info.limits?.maxNewTokens, 77);
+      assert.equal(info.ready, true);
       assert.ok(info.startedAt instanceof Date);
+      // Health knows the server ("") and ModelService, nothing else.
+      await rejectsWith(h.client.checkHealth('gentune.v1.Nope'), Code.NOT_FOUND);
     } finally {
       await h.close();
     }
@@ -96,33 +106,44 @@ describe('server lifecycle', () => {
   });
 
   test('streams beyond --max-concurrent-streams are RESOURCE_EXHAUSTED', async () => {
-    const h = await startHarness({ limits: { maxConcurrentStreams: 2, maxNewTokens: 1000 } });
+    const h = await startHarness({ limits: { maxConcurrentStreams: 2, maxNewTokens: LONG_MAX_NEW_TOKENS } });
     try {
       const ac = new AbortController();
-      const open = [1, 2].map(() => collect(h.client.generate({ prompt: 'x', sampling: { maxNewTokens: 1000 } }, { signal: ac.signal })).catch(() => undefined));
+      const open = [1, 2].map(() => collect(h.client.generate(longGeneration(), { signal: ac.signal })).catch(() => undefined));
       await eventually(() => h.engine.generateSignals.length === 2, 2000, 'two streams');
       await rejectsWith(collect(h.client.generate({ prompt: 'x' })), Code.RESOURCE_EXHAUSTED, /--max-concurrent-streams/);
+      await rejectsWith(collect(h.client.watchFineTune('ft-any')), Code.RESOURCE_EXHAUSTED, /--max-concurrent-streams/);
       ac.abort();
       await Promise.all(open);
+      // The slots are free again once the server has seen the streams end.
+      const deadline = Date.now() + 2000;
+      for (;;) {
+        const out = await h.client.generateText(longGeneration(2)).catch((err: { code?: number }) => err);
+        if ('tokenIds' in out) break;
+        assert.ok(out.code === Code.RESOURCE_EXHAUSTED && Date.now() < deadline, `the slots stay taken: ${String(out)}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
     } finally {
       await h.close();
     }
   });
 
   test('shutdown lets short streams finish, refuses new calls, and cancels long ones after the grace period', async () => {
-    const h = await startHarness({ limits: { maxNewTokens: 5000 } });
-    const short = h.client.generateText({ prompt: 'x', sampling: { maxNewTokens: 20 } });
-    const long = collect(h.client.generate({ prompt: 'x', sampling: { maxNewTokens: 5000 } }));
-    await eventually(() => h.engine.generateSignals.length === 2, 2000, 'both streams');
+    const h = await startHarness({ limits: { maxNewTokens: LONG_MAX_NEW_TOKENS } });
+    await h.client.generateText(longGeneration(2)); // warm up: the first forward passes of an engine are slow
+    const short = h.client.generateText(longGeneration(5));
+    const long = collect(h.client.generate(longGeneration()));
+    await eventually(() => h.engine.generateSignals.length === 3, 2000, 'both streams');
     const started = Date.now();
-    const shutdown = h.server.shutdown(300);
+    const shutdown = h.server.shutdown(500);
     await rejectsWith(h.client.getServerInfo({ timeoutMs: 500 }), Code.UNAVAILABLE);
     assert.equal((await short).finishReason, FinishReason.FINISH_REASON_LENGTH);
     const messages = await long;
     assert.equal(messages.at(-1)?.finishReason, FinishReason.FINISH_REASON_CANCELLED);
+    assert.ok(messages.at(-1)!.usage!.generatedTokens < LONG_MAX_NEW_TOKENS);
     await shutdown;
     assert.ok(Date.now() - started < 2000);
-    assert.match(String(h.engine.generateSignals[1]!.reason?.message), /shutting down/);
+    assert.match(String(h.engine.generateSignals[2]!.reason?.message), /shutting down/);
     await h.close();
   });
 });

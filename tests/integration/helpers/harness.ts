@@ -1,9 +1,8 @@
 /**
- * Starts the real gRPC server on 127.0.0.1:0 with the real client.
- *
- * The engine underneath comes from `makeEngine`. To run the whole integration
- * suite against the real engine, change its one line to:
- *   return (await import('../../../src/engine/create-engine.js')).createEngine(config);
+ * Starts the real gRPC server on 127.0.0.1:0 over the real engine
+ * (createEngine on a fresh copy of the fixture model, fixture-model.ts) with a
+ * fresh data directory, and the real client. The engine is wrapped in a SpyEngine, which
+ * only records what the server passes it.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,21 +11,22 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { GentuneClient, type GentuneClientOptions } from '../../../src/client/gentune-client.js';
 import { defaultConfig, type GentuneConfig, type LimitsConfig } from '../../../src/engine/config.js';
-import type { Engine } from '../../../src/engine/engine-api.js';
+import { createEngine } from '../../../src/engine/create-engine.js';
 import { startServer, type RunningServer } from '../../../src/server/server.js';
+import { makeFixtureModel, removeFixtureModel, TEST_BACKEND } from './fixture-model.js';
 import { SpyEngine } from './spy-engine.js';
-import { TestEngine } from './test-engine.js';
 
-/** The engine under test. */
-export async function makeEngine(config: GentuneConfig): Promise<Engine> {
-  return new TestEngine(config, { stepMs: 2 });
-}
+/** Logs of server and engine: silent unless GENTUNE_TEST_LOG names a level. */
+const testLog = () => pino({ level: process.env.GENTUNE_TEST_LOG ?? 'silent' });
 
 export interface HarnessOptions {
   limits?: Partial<LimitsConfig>;
   graceMs?: number;
-  /** Engine factory; default {@link makeEngine}. */
-  engine?: (config: GentuneConfig) => Promise<Engine>;
+  /**
+   * Data directory to serve (e.g. one an earlier server used); it is kept on
+   * close. Default: a fresh temp directory, removed on close.
+   */
+  dataDir?: string;
   client?: GentuneClientOptions;
   /** Initial readiness override (SpyEngine.ready). Default true. */
   ready?: boolean;
@@ -39,25 +39,35 @@ export interface Harness {
   client: GentuneClient;
   /** "127.0.0.1:<port>". */
   address: string;
-  /** Shuts the server down (grace 0 unless given) and closes the client. */
+  /** Shuts the server down (grace 0 unless given), drains the engine, closes the client and removes the temp folders. */
   close(graceMs?: number): Promise<void>;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'gentune-it-'));
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'gentune-it-'));
+  const model = await makeFixtureModel();
   const base = defaultConfig();
   const config: GentuneConfig = {
     ...base,
     host: '127.0.0.1',
     port: 0,
     dataDir,
+    model,
+    backend: TEST_BACKEND,
     logLevel: 'silent',
     graceMs: options.graceMs ?? base.graceMs,
     limits: { ...base.limits, ...options.limits },
   };
-  const engine = new SpyEngine(await (options.engine ?? makeEngine)(config));
+  let engine: SpyEngine;
+  try {
+    engine = new SpyEngine(await createEngine(config, { log: testLog(), adapterBudgetBytes: config.adapterMemory }));
+  } catch (err) {
+    removeFixtureModel(model);
+    if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   engine.ready = options.ready ?? true;
-  const server = await startServer(engine, config, { log: pino({ level: process.env.GENTUNE_TEST_LOG ?? 'silent' }) });
+  const server = await startServer(engine, config, { log: testLog() });
   const address = `127.0.0.1:${server.port}`;
   const client = new GentuneClient(address, { defaultTimeoutMs: 10_000, ...options.client });
   return {
@@ -70,7 +80,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       client.close();
       await server.shutdown(graceMs);
       await engine.drain(0);
-      rmSync(dataDir, { recursive: true, force: true });
+      removeFixtureModel(model);
+      if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

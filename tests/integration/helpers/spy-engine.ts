@@ -1,8 +1,7 @@
 /**
- * Wraps any Engine (the in-test one or the real one) to observe what the
- * server does to it: the AbortSignals it passes, a readiness override, and
- * drain calls. Tests assert through it, so they do not depend on which engine
- * runs underneath.
+ * Wraps the real engine to observe what the server does to it: the
+ * AbortSignals it passes, a readiness override (to test the server before the
+ * model is "loaded"), and drain calls. Everything else passes straight through.
  */
 import type { Engine } from '../../../src/engine/engine-api.js';
 

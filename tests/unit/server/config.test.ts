@@ -24,6 +24,15 @@ test('defaults', () => {
   assert.equal(c.logPrompts, false);
   assert.equal(c.limits.maxNewTokens, 256);
   assert.ok(c.limits.maxUploadBytes > 0 && c.graceMs > 0);
+  assert.equal(c.adapterMemory, 512 * 1024 * 1024);
+});
+
+test('--adapter-memory (bytes) comes from the flag or GENTUNE_ADAPTER_MEMORY', () => {
+  assert.equal(parse(['--adapter-memory', '1048576']).adapterMemory, 1048576);
+  assert.equal(parse([], { GENTUNE_ADAPTER_MEMORY: '0' }).adapterMemory, 0);
+  assert.equal(parse(['--adapter-memory', '2048'], { GENTUNE_ADAPTER_MEMORY: '4096' }).adapterMemory, 2048);
+  assert.throws(() => parse(['--adapter-memory', '512MiB']), /`--adapter-memory` must be an integer in 0\.\.\d+, got "512MiB"$/);
+  assert.throws(() => parse([], { GENTUNE_ADAPTER_MEMORY: '-1' }), /`--adapter-memory` .* got "-1" \(from GENTUNE_ADAPTER_MEMORY\)/);
 });
 
 test('flags beat GENTUNE_* variables, which beat defaults', () => {
