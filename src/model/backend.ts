@@ -69,13 +69,15 @@ async function tryBackend(name: Exclude<BackendName, 'auto'>, options: BackendOp
     case 'wasm': {
       const wasm = await import('@tensorflow/tfjs-backend-wasm');
       const threads = options.wasmThreads ?? 1;
-      if (threads > 1) {
-        // tfjs disables wasm threads under Node by default; this opts in.
-        tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
-        wasm.setThreadsCount(threads);
+      // tfjs disables wasm threads under Node; enableWasmThreads opts in and makes
+      // the pthread workers loadable there (see wasm-threads.ts).
+      const finish = threads > 1 ? (await import('./wasm-threads.js')).enableWasmThreads(threads) : undefined;
+      try {
+        if (!(await tf.setBackend('wasm'))) return undefined;
+        await tf.ready();
+      } finally {
+        finish?.();
       }
-      if (!(await tf.setBackend('wasm'))) return undefined;
-      await tf.ready();
       const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
       return { name: 'wasm', device: `wasm${simd ? ' simd' : ''}, ${wasm.getThreadsCount()} thread(s)` };
     }
