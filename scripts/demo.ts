@@ -5,7 +5,7 @@
  *
  *   npm run demo                       # starts a server on a free port with a temp data dir
  *   npm run demo -- --addr host:port   # uses a running server instead
- *   npm run demo -- --task en-fr       # number-words (default), en-fr, wordnet-definitions, reverse-words
+ *   npm run demo -- --task number-words  # en-fr (default), number-words, wordnet-definitions, reverse-words
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -27,8 +27,8 @@ const TASKS: Record<string, { metric: Metric; metricName: string; key: 'exactMat
 
 const opts = new Command()
   .option('--addr <host:port>', 'a running gentune server (default: start one)')
-  .option('--task <name>', Object.keys(TASKS).join(' | '), 'number-words')
-  .option('--steps <n>', 'fine-tune steps', '300')
+  .option('--task <name>', Object.keys(TASKS).join(' | '), 'en-fr')
+  .option('--steps <n>', 'fine-tune steps', '250')
   .option('--eval-examples <n>', 'held-out examples to score', '100')
   .option('--adapter <name>', 'adapter name', 'demo')
   .parse()
