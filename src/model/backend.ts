@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { initWebGpu } from './webgpu-backend.js';
 
 /** Backends gentune can run on, in the order `auto` tries them. */
 export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -18,6 +19,9 @@ export interface BackendInfo {
 
 let active: BackendInfo | undefined;
 
+/** `tf.memory()` of the active backend (GPU bytes on webgpu), for GetServerInfo and metrics. */
+export { deviceMemory, type DeviceMemory } from './webgpu-backend.js';
+
 /** The backend chosen by `initBackend`, if any. */
 export function activeBackend(): BackendInfo | undefined {
   return active;
@@ -25,17 +29,18 @@ export function activeBackend(): BackendInfo | undefined {
 
 /**
  * Chooses and initialises the TensorFlow.js backend. `auto` tries
- * tfjs-node-gpu, tfjs-node, then wasm (SIMD), then the pure-JS cpu backend.
+ * tfjs-node-gpu, tfjs-node, then webgpu (hardware adapters only), then wasm
+ * (SIMD), then the pure-JS cpu backend.
  * Idempotent: a second call returns the first choice.
  */
 export async function initBackend(requested: BackendName = 'auto', options: BackendOptions = {}): Promise<BackendInfo> {
   if (active) return active;
   const log = options.log ?? (() => {});
   const order: Exclude<BackendName, 'auto'>[] =
-    requested === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [requested];
+    requested === 'auto' ? ['tensorflow', 'webgpu', 'wasm', 'cpu'] : [requested];
   for (const name of order) {
     try {
-      const info = await tryBackend(name, options);
+      const info = await tryBackend(name, options, requested === 'auto');
       if (info) {
         active = info;
         log(`backend ${info.name} (${info.device})`);
@@ -49,7 +54,7 @@ export async function initBackend(requested: BackendName = 'auto', options: Back
   throw new Error(`no TensorFlow.js backend could be initialised (asked for ${requested})`);
 }
 
-async function tryBackend(name: Exclude<BackendName, 'auto'>, options: BackendOptions): Promise<BackendInfo | undefined> {
+async function tryBackend(name: Exclude<BackendName, 'auto'>, options: BackendOptions, auto = false): Promise<BackendInfo | undefined> {
   switch (name) {
     case 'tensorflow': {
       // Either package registers the `tensorflow` backend on import.
@@ -81,9 +86,14 @@ async function tryBackend(name: Exclude<BackendName, 'auto'>, options: BackendOp
       const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
       return { name: 'wasm', device: `wasm${simd ? ' simd' : ''}, ${wasm.getThreadsCount()} thread(s)` };
     }
-    case 'webgpu':
-      // Wired by the GPU-backends work; until then it is never available.
+    case 'webgpu': {
+      // Dawn over Vulkan (see webgpu-backend.ts). `auto` takes it only on a
+      // hardware adapter; an explicit `webgpu` accepts lavapipe too.
+      const r = await initWebGpu({ allowSoftware: !auto });
+      if (r.ok) return { name: r.name, device: r.device };
+      options.log?.(`backend webgpu: ${r.reason}`);
       return undefined;
+    }
     case 'cpu': {
       if (!(await tf.setBackend('cpu'))) return undefined;
       await tf.ready();
