@@ -3,14 +3,22 @@
  * (latest by default) and take a lease; the first lease loads the version from
  * the store, later ones share its tensors. Unpinned versions that no request
  * holds are evicted, least recently used first, when resident bytes pass the
- * budget. Deleting or unloading a version in use only retires it: requests in
- * flight finish with the tensors they hold, which are freed with the last lease.
+ * budget or resident versions pass `maxAdapters`. Deleting or unloading a
+ * version in use only retires it: requests in flight finish with the tensors
+ * they hold, which are freed with the last lease.
+ *
+ * Hot swap: a request binds to a version when it takes its lease, so a new
+ * version (published here, or renamed into the shared store by another
+ * replica and seen by the store's watch) is atomic for requests: those in
+ * flight finish on the version they started with, every later one resolves
+ * to the new one. When a name in use gets a new version it is loaded at once,
+ * in the background, so the first request after the swap does not pay for it.
  */
 import type { Logger } from 'pino';
 import { NotFound } from '../common/errors.js';
 import { type Adapter, disposeAdapter } from '../model/adapter.js';
 import { loraBytes } from '../model/lora.js';
-import type { AdapterStore, StoredAdapterVersion } from './adapter-store.js';
+import type { AdapterStore, AdapterStoreChange, StoredAdapterVersion } from './adapter-store.js';
 import type { AdapterInfo, AdapterRef, AdapterVersionInfo } from './engine-api.js';
 import { type EngineMetrics, noMetrics } from './engine-metrics.js';
 
@@ -34,15 +42,34 @@ interface Resident {
   pinned: boolean;
   /** Deleted or unloaded while held: freed when the last lease goes. */
   retired: boolean;
+  /** Eviction order: when it was made resident or last leased (performance.now()). */
+  touchedMs: number;
 }
+
+/** What ListAdapters shows of a version: the store's record, residency and use. */
+export type AdapterVersionUsage = AdapterVersionInfo & {
+  /** Generate and Evaluate requests that ran on this version since the server started. */
+  requestsServed: number;
+};
 
 /** Default budget for resident unpinned adapters, in bytes. */
 export const DEFAULT_ADAPTER_BUDGET_BYTES = 512 * 1024 * 1024;
+/** Default ceiling of resident versions (`--max-adapters`). */
+export const DEFAULT_MAX_ADAPTERS = 32;
+
+/** Options of {@link AdapterRegistry} beyond the byte budget. */
+export interface AdapterRegistryOptions {
+  /** Resident versions above which idle, unpinned ones are evicted (default 32). */
+  maxAdapters?: number;
+}
 
 /** Resolves, loads, pins and frees adapters. */
 export class AdapterRegistry {
   private readonly resident = new Map<string, Resident>();
   private readonly lastUsed = new Map<string, number>();
+  private readonly served = new Map<string, number>();
+  private readonly maxAdapters: number;
+  private readonly unsubscribe: () => void;
 
   constructor(
     private readonly store: AdapterStore,
@@ -50,7 +77,11 @@ export class AdapterRegistry {
     /** Resident bytes above which idle, unpinned versions are evicted. */
     private readonly budgetBytes = DEFAULT_ADAPTER_BUDGET_BYTES,
     private readonly metrics: EngineMetrics = noMetrics,
-  ) {}
+    options: AdapterRegistryOptions = {},
+  ) {
+    this.maxAdapters = options.maxAdapters ?? DEFAULT_MAX_ADAPTERS;
+    this.unsubscribe = store.onChange((change) => this.onStoreChange(change));
+  }
 
   /** The stored version `ref` names (latest when no version). @throws NotFound naming `field`. */
   resolve(ref: AdapterRef, field = 'adapter'): StoredAdapterVersion {
@@ -63,38 +94,38 @@ export class AdapterRegistry {
     return found;
   }
 
-  /** Loads `ref` if needed and holds it until `release()`. */
-  async acquire(ref: AdapterRef, field = 'adapter'): Promise<AdapterLease> {
-    const v = this.resolve(ref, field);
-    const label = `${v.name}@${v.version}`;
-    const entry = this.entry(label, v);
-    entry.refs++;
-    try {
-      const adapter = entry.adapter ?? (await entry.loading!);
-      this.lastUsed.set(label, Date.now());
-      let released = false;
-      return {
-        label,
-        adapter,
-        release: () => {
-          if (released) return;
-          released = true;
-          this.release(label, entry);
-        },
-      };
-    } catch (err) {
-      entry.refs--;
-      throw err;
-    }
+  /** Loads `ref` if needed and holds it until `release()`; counts as a request served by the version. */
+  acquire(ref: AdapterRef, field = 'adapter'): Promise<AdapterLease> {
+    return this.lease(ref, field, true);
   }
 
   /** Makes a version resident (and pinned, if asked: never evicted); idempotent. */
   async load(ref: AdapterRef, pin: boolean): Promise<AdapterInfo> {
-    const lease = await this.acquire(ref);
-    const entry = this.resident.get(lease.label)!;
-    if (pin) entry.pinned = true;
+    const lease = await this.lease(ref, 'adapter', false);
+    const entry = this.resident.get(lease.label);
+    if (pin && entry) entry.pinned = true;
     lease.release();
     return this.info(ref.name);
+  }
+
+  /**
+   * Loads each of `refs` (latest version when none), as LoadAdapter without
+   * pin does: resident now, evictable later. One that fails is logged and
+   * skipped (the server starts anyway); returns the labels loaded.
+   */
+  async preload(refs: readonly AdapterRef[]): Promise<string[]> {
+    const loaded: string[] = [];
+    for (const ref of refs) {
+      try {
+        const v = this.resolve(ref, 'preload');
+        await this.load({ name: v.name, version: v.version }, false);
+        loaded.push(`${v.name}@${v.version}`);
+      } catch (err) {
+        this.log.warn({ err, adapter: ref.version === undefined ? ref.name : `${ref.name}@${ref.version}` }, 'adapter preload failed');
+      }
+    }
+    if (refs.length > 0) this.log.info({ adapters: loaded }, 'adapters preloaded');
+    return loaded;
   }
 
   /** Unpins and frees a version (every version when ref.version is undefined); idempotent. */
@@ -114,7 +145,7 @@ export class AdapterRegistry {
     for (const v of versions) {
       const label = `${v.name}@${v.version}`;
       this.retire(label);
-      this.lastUsed.delete(label);
+      this.forgetUse(label);
       await this.store.delete(v.name, v.version);
     }
   }
@@ -132,7 +163,9 @@ export class AdapterRegistry {
       throw err;
     }
     const label = `${name}@${stored.version}`;
-    this.resident.set(label, { label, adapter, bytes: adapterBytes(adapter), refs: 0, pinned: false, retired: false });
+    // The store's watch may have seen the folder first and started loading it: ours replaces that copy.
+    this.retire(label);
+    this.resident.set(label, { label, adapter, bytes: adapterBytes(adapter), refs: 0, pinned: false, retired: false, touchedMs: performance.now() });
     this.evict();
     return stored;
   }
@@ -142,7 +175,10 @@ export class AdapterRegistry {
     return [...this.store.list().keys()].map((name) => this.info(name));
   }
 
-  /** One adapter with all its versions and their residency. @throws NotFound naming `adapter`. */
+  /**
+   * One adapter with all its versions: residency, requests served, last use.
+   * @throws NotFound naming `adapter`.
+   */
   info(name: string): AdapterInfo {
     const versions = this.store.versions(name);
     if (versions.length === 0) throw new NotFound(`\`adapter\` ${JSON.stringify(name)}: no such adapter`);
@@ -163,12 +199,45 @@ export class AdapterRegistry {
     return n;
   }
 
-  /** Frees every resident adapter no request holds; held ones go with their last lease. */
+  /**
+   * Frees every resident adapter no request holds (held ones go with their
+   * last lease) and stops the store's watch.
+   */
   dispose(): void {
+    this.unsubscribe();
+    this.store.close();
     for (const label of [...this.resident.keys()]) this.retire(label);
   }
 
-  private versionInfo(v: StoredAdapterVersion): AdapterVersionInfo {
+  private async lease(ref: AdapterRef, field: string, serve: boolean): Promise<AdapterLease> {
+    const v = this.resolve(ref, field);
+    const label = `${v.name}@${v.version}`;
+    const entry = this.entry(label, v);
+    entry.refs++;
+    try {
+      const adapter = entry.adapter ?? (await entry.loading!);
+      entry.touchedMs = performance.now();
+      if (serve) {
+        this.lastUsed.set(label, Date.now());
+        this.served.set(label, (this.served.get(label) ?? 0) + 1);
+      }
+      let released = false;
+      return {
+        label,
+        adapter,
+        release: () => {
+          if (released) return;
+          released = true;
+          this.release(label, entry);
+        },
+      };
+    } catch (err) {
+      entry.refs--;
+      throw err;
+    }
+  }
+
+  private versionInfo(v: StoredAdapterVersion): AdapterVersionUsage {
     const label = `${v.name}@${v.version}`;
     const e = this.resident.get(label);
     const { name: _name, ...rest } = v;
@@ -176,14 +245,43 @@ export class AdapterRegistry {
       ...rest,
       residency: !e?.adapter ? 'stored' : e.pinned ? 'pinned' : 'loaded',
       lastUsedAtMs: this.lastUsed.get(label),
+      requestsServed: this.served.get(label) ?? 0,
     };
+  }
+
+  /**
+   * Versions another writer added or removed. Removed ones retire (requests
+   * holding them finish first). A new latest version of a name that has a
+   * version resident is loaded now, so the swap costs no request a load.
+   */
+  private onStoreChange(change: AdapterStoreChange): void {
+    for (const v of change.removed) {
+      const label = `${v.name}@${v.version}`;
+      this.retire(label);
+      this.forgetUse(label);
+    }
+    const names = new Set(change.added.map((v) => v.name));
+    for (const name of names) {
+      const latest = this.store.versions(name).at(-1);
+      if (!latest || this.resident.has(`${name}@${latest.version}`)) continue;
+      const inUse = [...this.resident.keys()].some((label) => label.slice(0, label.lastIndexOf('@')) === name);
+      if (!inUse) continue;
+      this.load({ name, version: latest.version }, false).catch((err: unknown) =>
+        this.log.warn({ err, adapter: `${name}@${latest.version}` }, 'loading a new adapter version failed'),
+      );
+    }
+  }
+
+  private forgetUse(label: string): void {
+    this.lastUsed.delete(label);
+    this.served.delete(label);
   }
 
   /** The resident entry of a version, starting its load when there is none. */
   private entry(label: string, v: StoredAdapterVersion): Resident {
     const existing = this.resident.get(label);
     if (existing) return existing;
-    const entry: Resident = { label, bytes: 0, refs: 0, pinned: false, retired: false };
+    const entry: Resident = { label, bytes: 0, refs: 0, pinned: false, retired: false, touchedMs: performance.now() };
     const startedMs = performance.now();
     entry.loading = this.store.load(v.name, v.version).then(
       (adapter) => {
@@ -234,16 +332,21 @@ export class AdapterRegistry {
     }
   }
 
-  /** Evicts idle unpinned versions, least recently used first, while over budget. */
+  /**
+   * Evicts idle unpinned versions, least recently used first, while resident
+   * bytes pass the budget or resident versions pass maxAdapters.
+   */
   private evict(): void {
-    let total = this.residentBytes;
-    if (total <= this.budgetBytes) return;
+    let bytes = this.residentBytes;
+    let count = this.residentCount;
+    if (bytes <= this.budgetBytes && count <= this.maxAdapters) return;
     const idle = [...this.resident.values()]
       .filter((e) => e.adapter && e.refs === 0 && !e.pinned)
-      .sort((a, b) => (this.lastUsed.get(a.label) ?? 0) - (this.lastUsed.get(b.label) ?? 0));
+      .sort((a, b) => a.touchedMs - b.touchedMs);
     for (const e of idle) {
-      if (total <= this.budgetBytes) break;
-      total -= e.bytes;
+      if (bytes <= this.budgetBytes && count <= this.maxAdapters) break;
+      bytes -= e.bytes;
+      count--;
       this.retire(e.label);
       this.metrics.onAdapterEvicted();
     }

@@ -6,18 +6,35 @@
  * renamed into place, so a version folder is always complete; versions are
  * 1, 2, ... per name and never reused while the name has any version left.
  * A PEFT folder copied in by hand (no gentune.json) is listed too.
+ *
+ * The folder may be shared by replicas: the store watches it (fs.watch, backed
+ * up by a periodic rescan) so that a version another process renames into
+ * place becomes available, and a deleted one disappears, without a restart.
+ * Hidden folders (`.tmp-*` being written, `.trash-*` being removed) are never
+ * versions, and neither is a version folder whose files are still incomplete
+ * (a writer that does not rename): it is picked up once complete.
  */
-import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import { FailedPrecondition } from '../common/errors.js';
 import type { Adapter } from '../model/adapter.js';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LAST_LAYERS_PEFT_TYPE, loadAdapter, saveAdapter } from '../model/checkpoint/peft-adapter.js';
+import { loadAdapter, saveAdapter } from '../model/checkpoint/peft-adapter.js';
 import type { GptConfig } from '../model/gpt-config.js';
-import { listEntries, publishDir, removeDir, syncDir, writeJsonSynced } from './store-files.js';
+import { META_FILE, readVersion } from './adapter-version-folder.js';
+import { publishDir, removeDir, syncDir, writeJsonSynced } from './store-files.js';
+import { type DirtyScope, StoreWatcher } from './store-watcher.js';
 
-const META_FILE = 'gentune.json';
+const VERSION_DIR = /^[1-9]\d*$/;
+const NAME_DIR = /^[A-Za-z0-9._-]{1,64}$/;
+/** Hidden leftovers older than this are removed at open (younger ones may be another replica's write in progress). */
+const STALE_TEMP_MS = 15 * 60 * 1000;
+/** Default period of the full rescan that backs up fs.watch, in milliseconds. */
+export const DEFAULT_RESCAN_MS = 2000;
+/** Attempts at the next version number when another writer takes it first. */
+const SAVE_ATTEMPTS = 5;
 
 /** What the store knows of one stored version (residency is the registry's business). */
 export interface StoredAdapterVersion {
@@ -37,12 +54,39 @@ export interface StoredAdapterVersion {
   jobId?: string;
 }
 
+/** Versions that appeared in, or vanished from, the store (by another writer, or this one). */
+export interface AdapterStoreChange {
+  added: StoredAdapterVersion[];
+  removed: StoredAdapterVersion[];
+}
+
+/** Options of {@link AdapterStore.open}. */
+export interface AdapterStoreOptions {
+  /** Watch the folder for versions written or deleted by other processes (default true). */
+  watch?: boolean;
+  /** Period of the full rescan backing up fs.watch, in milliseconds (default 2000; 0 = fs.watch only). */
+  rescanMs?: number;
+  /** Use fs.watch events (default true); false = the periodic rescan alone, as on a volume without them. */
+  fsEvents?: boolean;
+}
+
 /** The adapter folders of one data directory. */
 export class AdapterStore {
   /** name -> version -> info. */
   private readonly adapters = new Map<string, Map<number, StoredAdapterVersion>>();
   /** Writes run one at a time, so two publishes of a name never pick the same version. */
   private writing: Promise<unknown> = Promise.resolve();
+  private readonly listeners = new Set<(change: AdapterStoreChange) => void>();
+  private watcher: StoreWatcher | null = null;
+  /** Listings are numbered; a name's folder is applied only from a listing newer than the last one applied. */
+  private listingSeq = 0;
+  private readonly appliedSeq = new Map<string, number>();
+  /** The periodic full rescan in progress (one at a time). */
+  private fullScan: Promise<void> | null = null;
+  /** Labels being deleted by this store: a scan must not bring them back. */
+  private readonly deleting = new Set<string>();
+  /** Version folders found unreadable (reported once, retried at every scan of their name): path -> name. */
+  private readonly unreadable = new Map<string, string>();
 
   private constructor(
     /** `<dataDir>/adapters`. */
@@ -51,20 +95,38 @@ export class AdapterStore {
     private readonly log: Logger,
   ) {}
 
-  /** Lists every version on disk; unreadable ones are logged and skipped. */
-  static async open(dir: string, base: GptConfig, log: Logger): Promise<AdapterStore> {
+  /** Lists every version on disk (unreadable ones are logged and skipped), then watches for changes. */
+  static async open(dir: string, base: GptConfig, log: Logger, options: AdapterStoreOptions = {}): Promise<AdapterStore> {
     const store = new AdapterStore(dir, base, log);
-    for (const name of await listEntries(dir)) {
-      for (const v of await listEntries(join(dir, name))) {
-        if (!/^[1-9]\d*$/.test(v)) continue;
-        try {
-          store.remember(await readVersion(join(dir, name, v), name, Number(v)));
-        } catch (err) {
-          log.warn({ adapter: `${name}@${v}`, err }, 'skipping unreadable adapter version');
-        }
-      }
+    await mkdir(dir, { recursive: true });
+    await removeStaleTemps(dir);
+    if (options.watch ?? true) {
+      const handlers = { changed: (scope: DirtyScope) => store.onWatchEvent(scope), rescan: () => store.onRescanTick() };
+      store.watcher = new StoreWatcher(dir, handlers, log, {
+        rescanMs: options.rescanMs ?? DEFAULT_RESCAN_MS,
+        fsEvents: options.fsEvents ?? true,
+      });
+      store.watcher.start();
     }
+    await store.rescan();
     return store;
+  }
+
+  /** Calls `listener` after each change of the stored versions; returns the unsubscribe function. */
+  onChange(listener: (change: AdapterStoreChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Rescans the whole folder now (the watch does this by itself); resolves when the store is up to date. */
+  rescan(): Promise<void> {
+    return this.scanAll();
+  }
+
+  /** Stops watching; idempotent. The store still serves what it knows. */
+  close(): void {
+    this.watcher?.close();
+    this.watcher = null;
   }
 
   /** Every stored version, by name, oldest version first. */
@@ -79,7 +141,8 @@ export class AdapterStore {
 
   /** The versions of one name, oldest first (empty when unknown). */
   versions(name: string): StoredAdapterVersion[] {
-    return this.list().get(name) ?? [];
+    const versions = this.adapters.get(name);
+    return versions ? [...versions.values()].sort((a, b) => a.version - b.version) : [];
   }
 
   /** One version, if stored. */
@@ -87,26 +150,40 @@ export class AdapterStore {
     return this.adapters.get(name)?.get(version);
   }
 
-  /** Writes `adapter` as the next version of `name` and returns what was stored. */
+  /**
+   * Writes `adapter` as the next version of `name` and returns what was
+   * stored. The folder is rescanned first and the number retried if another
+   * writer takes it meanwhile, so replicas sharing the folder never collide.
+   */
   save(name: string, adapter: Adapter, jobId?: string): Promise<StoredAdapterVersion> {
     const run = this.writing.then(async () => {
       const parent = join(this.dir, name);
-      const versions = this.versions(name);
-      const version = (versions.at(-1)?.version ?? 0) + 1;
+      await mkdir(parent, { recursive: true });
       const tmp = join(parent, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
       try {
         await saveAdapter(tmp, adapter, this.base);
         await writeJsonSynced(join(tmp, META_FILE), { createdAtMs: Date.now(), jobId });
         await syncDir(tmp);
-        await publishDir(tmp, join(parent, String(version)), parent);
+        for (let attempt = 1; ; attempt++) {
+          await this.scanNames([name], true);
+          const onDisk = (await readdir(parent)).filter((v) => VERSION_DIR.test(v)).map(Number);
+          const version = Math.max(0, ...onDisk, ...this.versions(name).map((v) => v.version)) + 1;
+          try {
+            await publishDir(tmp, join(parent, String(version)), parent);
+          } catch (err) {
+            const code = (err as NodeJS.ErrnoException).code;
+            if ((code === 'ENOTEMPTY' || code === 'EEXIST') && attempt < SAVE_ATTEMPTS) continue;
+            throw err;
+          }
+          const info = readVersion(join(parent, String(version)), name, version);
+          this.remember([info]);
+          this.log.info({ adapter: `${name}@${version}`, jobId, sizeBytes: info.sizeBytes }, 'adapter stored');
+          return info;
+        }
       } catch (err) {
         await rm(tmp, { recursive: true, force: true });
         throw err;
       }
-      const info = await readVersion(join(parent, String(version)), name, version);
-      this.remember(info);
-      this.log.info({ adapter: `${name}@${version}`, jobId, sizeBytes: info.sizeBytes }, 'adapter stored');
-      return info;
     });
     this.writing = run.catch(() => undefined);
     return run;
@@ -128,48 +205,155 @@ export class AdapterStore {
 
   /** Deletes one version (its folder, then the name's folder when it was the last). */
   async delete(name: string, version: number): Promise<void> {
-    const versions = this.adapters.get(name);
-    versions?.delete(version);
-    const parent = join(this.dir, name);
-    await removeDir(join(parent, String(version)), parent);
-    if (versions && versions.size === 0) {
-      this.adapters.delete(name);
-      // Another version may be on its way in: only an empty folder goes.
-      const left = await readdir(parent).catch(() => ['?']);
-      if (left.length === 0) await rm(parent, { recursive: true, force: true });
+    const label = `${name}@${version}`;
+    const info = this.get(name, version);
+    this.deleting.add(label);
+    try {
+      if (info) this.forget([info]);
+      const parent = join(this.dir, name);
+      await removeDir(join(parent, String(version)), parent);
+      if (this.versions(name).length === 0) {
+        // Another version may be on its way in: only an empty folder goes.
+        const left = await readdir(parent).catch(() => ['?']);
+        if (left.length === 0) await rm(parent, { recursive: true, force: true });
+      }
+    } finally {
+      this.deleting.delete(label);
     }
-    this.log.info({ adapter: `${name}@${version}` }, 'adapter version deleted');
+    this.log.info({ adapter: label }, 'adapter version deleted');
   }
 
-  private remember(info: StoredAdapterVersion): void {
-    let versions = this.adapters.get(info.name);
-    if (!versions) this.adapters.set(info.name, (versions = new Map()));
-    versions.set(info.version, info);
+  /**
+   * A watch event: `scope` may have changed. Scanned at once with synchronous
+   * listings (a folder or two), so a new version is visible within
+   * milliseconds instead of waiting behind decode steps for each await.
+   */
+  private onWatchEvent(scope: DirtyScope): void {
+    const scan = scope === 'all' ? this.scanRootNow() : this.scanNames([scope.name], true);
+    scan.catch((err: unknown) => this.log.warn({ err, dir: this.dir }, 'adapter store scan failed'));
+  }
+
+  /** The periodic full rescan; skipped while the previous one still runs (a slow volume). */
+  private onRescanTick(): void {
+    this.fullScan ??= this.scanAll()
+      .catch((err: unknown) => this.log.warn({ err, dir: this.dir }, 'adapter store rescan failed'))
+      .finally(() => (this.fullScan = null));
+  }
+
+  /** The names the root folder holds (a synchronous listing, or not). */
+  private async namesOnDisk(sync: boolean): Promise<string[]> {
+    const entries = sync ? readdirSync(this.dir, { withFileTypes: true }) : await readdir(this.dir, { withFileTypes: true });
+    return entries.filter((d) => d.isDirectory() && NAME_DIR.test(d.name) && !d.name.startsWith('.')).map((d) => d.name);
+  }
+
+  /** After an event in the root: names that appeared or vanished (watched from now on) are scanned. */
+  private async scanRootNow(): Promise<void> {
+    const onDisk = await this.namesOnDisk(true);
+    this.watcher?.track(onDisk);
+    const present = new Set(onDisk);
+    const changed = [...onDisk.filter((n) => !this.adapters.has(n)), ...[...this.adapters.keys()].filter((n) => !present.has(n))];
+    await this.scanNames(changed, true);
+  }
+
+  /** Every name on disk (watched from now on) and every name known, listed asynchronously (in parallel). */
+  private async scanAll(): Promise<void> {
+    const onDisk = await this.namesOnDisk(false);
+    this.watcher?.track(onDisk);
+    await this.scanNames([...new Set([...onDisk, ...this.adapters.keys()])].sort(), false);
+  }
+
+  /**
+   * Brings the versions of `names` in line with their folders and tells the
+   * listeners what changed. The folders are listed first (synchronously with
+   * `listSync`), then compared in one synchronous pass; a listing older than
+   * one already applied for its name is dropped, so scans that overlap never
+   * bring back what a newer one saw gone.
+   */
+  private async scanNames(names: string[], listSync: boolean): Promise<void> {
+    const list = async (name: string) => {
+      const seq = ++this.listingSeq;
+      const dir = join(this.dir, name);
+      let entries: string[];
+      try {
+        entries = listSync ? readdirSync(dir) : await readdir(dir);
+      } catch {
+        entries = [];
+      }
+      return { name, seq, entries };
+    };
+    const listings = await Promise.all(names.map(list));
+    const added: StoredAdapterVersion[] = [];
+    const removed: StoredAdapterVersion[] = [];
+    for (const { name, seq, entries } of listings) {
+      if ((this.appliedSeq.get(name) ?? 0) > seq) continue;
+      const onDisk = new Set(entries.filter((v) => VERSION_DIR.test(v)).map(Number));
+      this.appliedSeq.set(name, seq);
+      for (const v of this.versions(name)) if (!onDisk.has(v.version)) removed.push(v);
+      for (const [path, of] of this.unreadable) if (of === name && !onDisk.has(Number(basename(path)))) this.unreadable.delete(path);
+      for (const version of [...onDisk].sort((a, b) => a - b)) {
+        const label = `${name}@${version}`;
+        if (this.get(name, version) || this.deleting.has(label)) continue;
+        const dir = join(this.dir, name, String(version));
+        try {
+          added.push(readVersion(dir, name, version));
+          this.unreadable.delete(dir);
+        } catch (err) {
+          // Half-written by a writer that does not rename, or broken: watched and
+          // retried at every scan, reported once.
+          if (!this.unreadable.has(dir)) this.log.warn({ adapter: label, err }, 'skipping unreadable adapter version (yet)');
+          this.unreadable.set(dir, name);
+        }
+      }
+    }
+    this.watcher?.trackIncomplete(this.unreadable);
+    this.forget(removed);
+    this.remember(added);
+  }
+
+  private remember(infos: StoredAdapterVersion[]): void {
+    const added = infos.filter((info) => {
+      let versions = this.adapters.get(info.name);
+      if (!versions) this.adapters.set(info.name, (versions = new Map()));
+      if (versions.has(info.version)) return false;
+      versions.set(info.version, info);
+      return true;
+    });
+    if (added.length > 0) this.emit({ added, removed: [] });
+  }
+
+  private forget(infos: StoredAdapterVersion[]): void {
+    const removed = infos.filter((info) => {
+      const versions = this.adapters.get(info.name);
+      if (!versions?.delete(info.version)) return false;
+      if (versions.size === 0) this.adapters.delete(info.name);
+      return true;
+    });
+    if (removed.length > 0) this.emit({ added: [], removed });
+  }
+
+  private emit(change: AdapterStoreChange): void {
+    for (const l of change.added) this.log.info({ adapter: `${l.name}@${l.version}` }, 'adapter version available');
+    for (const l of change.removed) this.log.info({ adapter: `${l.name}@${l.version}` }, 'adapter version gone');
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch (err) {
+        this.log.error({ err }, 'adapter store listener failed');
+      }
+    }
   }
 }
 
-/** Reads what ListAdapters shows of a version folder: adapter_config.json, file size and gentune.json. */
-async function readVersion(dir: string, name: string, version: number): Promise<StoredAdapterVersion> {
-  const config = JSON.parse(await readFile(join(dir, ADAPTER_CONFIG_FILE), 'utf8')) as Record<string, unknown>;
-  const weights = await stat(join(dir, ADAPTER_WEIGHTS_FILE));
-  let meta: { createdAtMs?: number; jobId?: string } = {};
-  try {
-    meta = JSON.parse(await readFile(join(dir, META_FILE), 'utf8')) as typeof meta;
-  } catch {
-    // Imported by hand: no gentune.json.
+/** Removes hidden leftovers (`.tmp-*`, `.trash-*`) of writers that died long enough ago. */
+async function removeStaleTemps(dir: string): Promise<void> {
+  const now = Date.now();
+  const parents = [dir, ...(await readdir(dir)).filter((n) => !n.startsWith('.')).map((n) => join(dir, n))];
+  for (const parent of parents) {
+    for (const name of await readdir(parent).catch(() => [] as string[])) {
+      if (!name.startsWith('.tmp-') && !name.startsWith('.trash-')) continue;
+      const path = join(parent, name);
+      const st = await stat(path).catch(() => null);
+      if (st && now - st.mtimeMs > STALE_TEMP_MS) await rm(path, { recursive: true, force: true });
+    }
   }
-  const lastLayers = config.peft_type === LAST_LAYERS_PEFT_TYPE;
-  const targets = config.target_modules ?? ['c_attn'];
-  return {
-    name,
-    version,
-    baseModel: typeof config.base_model_name_or_path === 'string' ? config.base_model_name_or_path : '',
-    method: lastLayers ? 'last_layers' : 'lora',
-    r: lastLayers ? 0 : Number(config.r ?? 8),
-    loraAlpha: lastLayers ? 0 : Number(config.lora_alpha ?? 8),
-    targetModules: lastLayers ? [] : Array.isArray(targets) ? targets.map(String) : [String(targets)],
-    sizeBytes: weights.size,
-    createdAtMs: Number.isFinite(meta.createdAtMs) ? meta.createdAtMs! : weights.mtimeMs,
-    jobId: typeof meta.jobId === 'string' ? meta.jobId : undefined,
-  };
 }

@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { z } from 'zod';
 import { InvalidArgument } from '../common/errors.js';
+import type { AdapterRef } from './engine-api.js';
 
 export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -31,6 +32,12 @@ export interface LimitsConfig {
   maxBatchSize: number;
   /** Generate requests waiting for a batch slot. */
   maxQueue: number;
+  /**
+   * Prompt tokens (columns) a joining prefill runs per decode step: longer
+   * prompts are prefilled in chunks interleaved with the running batch's
+   * decode steps, so they cannot stall running streams for long.
+   */
+  prefillChunk: number;
 }
 
 /** Everything the server needs to start. */
@@ -56,13 +63,25 @@ export interface GentuneConfig {
    * requests stay, even past it). Passed to createEngine as `adapterBudgetBytes`.
    */
   adapterMemory: number;
+  /**
+   * Resident adapter versions (loaded or pinned) above which the least
+   * recently used idle, unpinned ones are evicted, like `adapterMemory`.
+   */
+  maxAdapters: number;
+  /** Adapters loaded when the engine starts (`--preload name[,name@version]`); latest when no version. */
+  preload: AdapterRef[];
+  /**
+   * Period of the full rescan of `<dataDir>/adapters` that backs up fs.watch
+   * (which misses events on network volumes), in milliseconds; 0 = fs.watch only.
+   */
+  adapterRescanMs: number;
   /** How long shutdown lets calls and jobs finish before cancelling them, in milliseconds. */
   graceMs: number;
 }
 
 type Key =
   | 'host' | 'port' | 'metricsPort' | 'dataDir' | 'model' | 'backend' | 'logLevel' | 'logPrompts'
-  | keyof LimitsConfig | 'adapterMemory' | 'graceMs';
+  | keyof LimitsConfig | 'adapterMemory' | 'maxAdapters' | 'preload' | 'adapterRescanMs' | 'graceMs';
 
 interface Setting {
   key: Key;
@@ -72,7 +91,7 @@ interface Setting {
   default: string;
   /** Human description of valid values, used in error messages. */
   expect: string;
-  schema: z.ZodType<string | number | boolean, string>;
+  schema: z.ZodType<string | number | boolean | AdapterRef[], string>;
 }
 
 const int = (min: number, max: number) =>
@@ -85,6 +104,21 @@ const bool = z
   .toLowerCase()
   .pipe(z.enum(['true', 'false', '1', '0']))
   .transform((v) => v === 'true' || v === '1');
+
+const ADAPTER_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+/** "name[@version][,...]" -> adapter refs ('' = none). */
+const adapterRefs = z.string().transform((value, ctx): AdapterRef[] => {
+  const refs: AdapterRef[] = [];
+  for (const item of value.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const m = /^(.+?)(?:@([1-9]\d{0,8}))?$/.exec(item);
+    if (!m || !ADAPTER_NAME.test(m[1]) || m[1].includes('..')) {
+      ctx.addIssue({ code: 'custom', message: item });
+      return z.NEVER;
+    }
+    refs.push(m[2] === undefined ? { name: m[1] } : { name: m[1], version: Number(m[2]) });
+  }
+  return refs;
+});
 
 const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -106,6 +140,10 @@ const SETTINGS: Setting[] = [
   { key: 'maxBatchSize', flag: '--max-batch-size <n>', description: 'sequences decoded per step', default: '16', expect: 'an integer in 1..4096', schema: int(1, 4096) },
   { key: 'maxQueue', flag: '--max-queue <n>', description: 'Generate requests waiting for a slot', default: '256', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
   { key: 'adapterMemory', flag: '--adapter-memory <bytes>', description: 'resident adapter memory before idle ones are evicted, bytes', default: String(512 * 1024 * 1024), expect: `an integer in 0..${Number.MAX_SAFE_INTEGER}`, schema: int(0, Number.MAX_SAFE_INTEGER) },
+  { key: 'prefillChunk', flag: '--prefill-chunk <n>', description: 'prompt tokens prefilled per decode step (longer prompts are chunked)', default: '64', expect: `an integer in 1..${MAX_INT}`, schema: int(1, MAX_INT) },
+  { key: 'maxAdapters', flag: '--max-adapters <n>', description: 'resident adapter versions before idle ones are evicted', default: '32', expect: `an integer in 1..${MAX_INT}`, schema: int(1, MAX_INT) },
+  { key: 'preload', flag: '--preload <adapters>', description: 'adapters to load at start: name[@version][,...]', default: '', expect: 'a comma-separated list of adapter names, each optionally @version ("chat,summarize@3")', schema: adapterRefs },
+  { key: 'adapterRescanMs', flag: '--adapter-rescan-ms <ms>', description: 'period of the adapter store rescan backing up fs.watch, milliseconds (0 = off)', default: '2000', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
   { key: 'graceMs', flag: '--grace-ms <ms>', description: 'shutdown grace period, milliseconds', default: '10000', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
 ];
 
@@ -136,7 +174,7 @@ export function resolveConfig(
   opts: Record<string, unknown>,
   env: Record<string, string | undefined> = process.env,
 ): GentuneConfig {
-  const values = new Map<Key, string | number | boolean>();
+  const values = new Map<Key, string | number | boolean | AdapterRef[]>();
   for (const s of SETTINGS) {
     const fromFlag = opts[s.key];
     const fromEnv = env[envName(s.key)];
@@ -170,8 +208,12 @@ export function resolveConfig(
       maxUploadBytes: get('maxUploadBytes'),
       maxBatchSize: get('maxBatchSize'),
       maxQueue: get('maxQueue'),
+      prefillChunk: get('prefillChunk'),
     },
     adapterMemory: get('adapterMemory'),
+    maxAdapters: get('maxAdapters'),
+    preload: get('preload'),
+    adapterRescanMs: get('adapterRescanMs'),
     graceMs: get('graceMs'),
   };
 }

@@ -1,42 +1,22 @@
 /**
  * The engine behind ModelService: one base model resident on the backend,
  * the dataset, adapter and job stores under config.dataDir, the decode loop
- * serving Generate, and the fine-tune runner. This file wires them together;
- * each concern lives in its own module.
+ * serving Generate, and the fine-tune runner.
+ *
+ * Threads (DESIGN.md, "Threads: keep the event loop free"): TensorFlow.js
+ * runs ops synchronously on the calling thread, and a decode step or a
+ * training step would hold up every gRPC and HTTP call behind it. So by
+ * default the caller gets a proxy (worker/threaded-engine.ts) that only
+ * forwards calls; the engine itself, wired in worker/serving-engine.ts, runs
+ * in a serving worker thread (worker/engine-worker.ts), and each fine-tune
+ * job in a worker of its own (worker/fine-tune-thread.ts). The calling
+ * thread then never loads TensorFlow.js. `threads: false` builds the same
+ * engine on the calling thread, training included.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { pino, type Logger } from 'pino';
-import { Unavailable } from '../common/errors.js';
-import { type BackendInfo, initBackend } from '../model/backend.js';
-import { GptModel } from '../model/gpt-model.js';
-import { AdapterRegistry, DEFAULT_ADAPTER_BUDGET_BYTES } from './adapter-registry.js';
-import { AdapterStore } from './adapter-store.js';
+import type { Logger } from 'pino';
 import type { GentuneConfig } from './config.js';
-import { DatasetStore } from './dataset-store.js';
-import type {
-  AdapterInfo,
-  AdapterRef,
-  DatasetInfo,
-  DatasetUploadMeta,
-  Engine,
-  EvaluateParams,
-  EvaluateResult,
-  FineTuneSpec,
-  GenerateChunk,
-  GenerateParams,
-  JobEvent,
-  JobFilter,
-  JobInfo,
-  JobState,
-  ServerInfo,
-} from './engine-api.js';
-import { type EngineMetrics, noMetrics } from './engine-metrics.js';
-import { EvaluationService } from './evaluation-service.js';
-import { FineTuneRunner } from './fine-tune-runner.js';
-import { GenerationService } from './generation-service.js';
-import { JobStore } from './job-store.js';
+import type { Engine } from './engine-api.js';
+import type { EngineMetrics } from './engine-metrics.js';
 
 /** Things tests and embedders may set that the server's config does not carry. */
 export interface EngineOptions {
@@ -46,187 +26,27 @@ export interface EngineOptions {
   adapterBudgetBytes?: number;
   /** Where the engine reports its work (src/observability's Prometheus metrics); default: nowhere. */
   metrics?: EngineMetrics;
+  /**
+   * true (the default): the engine runs in a serving worker thread and each
+   * fine-tune job in a worker of its own; the calling thread only forwards
+   * calls, so model work never stalls its event loop. false: everything runs
+   * on the calling thread (unit tests that need direct access, comparisons).
+   */
+  threads?: boolean;
+  /** Fine-tune jobs trained at once (default 1); the others wait queued. */
+  maxConcurrentJobs?: number;
 }
 
-/** Initialises the backend, loads the base model, opens the stores and returns the engine. */
+/**
+ * Initialises the backend, loads the base model, opens the stores and returns
+ * the engine: in a serving worker thread behind a proxy (default), or on the
+ * calling thread with `threads: false`.
+ */
 export async function createEngine(config: GentuneConfig, options: EngineOptions = {}): Promise<Engine> {
-  const log = options.log ?? pino({ level: config.logLevel });
-  const metrics = options.metrics ?? noMetrics;
-  const startedAtMs = Date.now();
-  const backend = await initBackend(config.backend, { log: (msg) => log.info(msg) });
-  const model = await GptModel.load(config.model);
-  log.info({ model: model.name, parameters: model.parameters, backend: backend.name }, 'base model loaded');
-  try {
-    const datasets = await DatasetStore.open(join(config.dataDir, 'datasets'), log);
-    const adapterStore = await AdapterStore.open(join(config.dataDir, 'adapters'), model.config, log);
-    const jobs = await JobStore.open(join(config.dataDir, 'jobs'), log);
-    const registry = new AdapterRegistry(adapterStore, log, options.adapterBudgetBytes ?? DEFAULT_ADAPTER_BUDGET_BYTES, metrics);
-    const generation = new GenerationService(model, registry, config.limits, log, metrics);
-    const evaluation = new EvaluationService(model, registry, datasets, config.limits, log);
-    const runner = new FineTuneRunner(model, jobs, datasets, registry, config.limits, log, metrics);
-    runner.start();
-    const version = await packageVersion();
-    metrics.bindEngine({
-      backend,
-      model: model.name,
-      version,
-      sequences: () => generation.sequences,
-      adapters: () => ({ resident: registry.residentCount, bytes: registry.residentBytes }),
-      jobs: () => countByState(jobs.list({ limit: Number.MAX_SAFE_INTEGER })),
-      memory: () => tf.memory(),
-    });
-    return new GentuneEngine(config, version, backend, model, { datasets, jobs, registry, generation, evaluation, runner }, log, startedAtMs);
-  } catch (err) {
-    model.dispose();
-    throw err;
+  if (options.threads === false) {
+    const { buildEngine } = await import('./worker/serving-engine.js');
+    return buildEngine(config, options, { jobsInWorkers: false, startedAtMs: Date.now() });
   }
-}
-
-interface Parts {
-  datasets: DatasetStore;
-  jobs: JobStore;
-  registry: AdapterRegistry;
-  generation: GenerationService;
-  evaluation: EvaluationService;
-  runner: FineTuneRunner;
-}
-
-class GentuneEngine implements Engine {
-  private accepting = true;
-  private drained: Promise<void> | null = null;
-
-  constructor(
-    private readonly config: GentuneConfig,
-    private readonly version: string,
-    private readonly backend: BackendInfo,
-    private readonly model: GptModel,
-    private readonly parts: Parts,
-    private readonly log: Logger,
-    private readonly startedAtMs: number,
-  ) {}
-
-  info(): ServerInfo {
-    const c = this.model.config;
-    return {
-      version: this.version,
-      model: {
-        name: this.model.name,
-        nLayer: c.nLayer,
-        nHead: c.nHead,
-        nEmbd: c.nEmbd,
-        nPositions: c.nPositions,
-        vocabSize: c.vocabSize,
-        numParameters: this.model.parameters,
-        eosTokenId: this.model.tokenizer.eosId,
-      },
-      backend: this.backend.name,
-      limits: { ...this.config.limits },
-      ready: this.isReady(),
-      startedAtMs: this.startedAtMs,
-    };
-  }
-
-  isReady(): boolean {
-    return this.accepting;
-  }
-
-  generate(req: GenerateParams, signal: AbortSignal): AsyncIterable<GenerateChunk> {
-    return this.parts.generation.generate(req, signal);
-  }
-
-  evaluate(req: EvaluateParams, signal: AbortSignal): Promise<EvaluateResult> {
-    this.checkAccepting();
-    return this.parts.evaluation.evaluate(req, signal);
-  }
-
-  submitFineTune(spec: FineTuneSpec): Promise<JobInfo> {
-    this.checkAccepting();
-    return this.parts.runner.submit(spec);
-  }
-
-  watchJob(jobId: string, fromSequence: number, signal: AbortSignal): AsyncIterable<JobEvent> {
-    return this.parts.jobs.watch(jobId, fromSequence, signal);
-  }
-
-  async getJob(jobId: string): Promise<JobInfo> {
-    return this.parts.jobs.get(jobId);
-  }
-
-  async listJobs(filter: JobFilter): Promise<JobInfo[]> {
-    return this.parts.jobs.list(filter);
-  }
-
-  cancelJob(jobId: string): Promise<JobInfo> {
-    return this.parts.runner.cancel(jobId);
-  }
-
-  uploadDataset(meta: DatasetUploadMeta, chunks: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<DatasetInfo> {
-    this.checkAccepting();
-    return this.parts.datasets.upload(meta, chunks, signal, this.config.limits.maxUploadBytes);
-  }
-
-  async listDatasets(): Promise<DatasetInfo[]> {
-    return this.parts.datasets.list();
-  }
-
-  deleteDataset(datasetId: string): Promise<void> {
-    return this.parts.datasets.delete(datasetId, this.parts.runner.jobUsingDataset(datasetId));
-  }
-
-  async listAdapters(): Promise<AdapterInfo[]> {
-    return this.parts.registry.list();
-  }
-
-  loadAdapter(ref: AdapterRef, pin: boolean): Promise<AdapterInfo> {
-    return this.parts.registry.load(ref, pin);
-  }
-
-  async unloadAdapter(ref: AdapterRef): Promise<AdapterInfo> {
-    return this.parts.registry.unload(ref);
-  }
-
-  deleteAdapter(ref: AdapterRef): Promise<void> {
-    return this.parts.registry.delete(ref);
-  }
-
-  drain(graceMs: number): Promise<void> {
-    this.drained ??= this.doDrain(graceMs);
-    return this.drained;
-  }
-
-  private async doDrain(graceMs: number): Promise<void> {
-    this.accepting = false;
-    const deadline = Date.now() + graceMs;
-    this.log.info({ graceMs }, 'engine draining');
-    await Promise.all([
-      this.parts.generation.drain(graceMs),
-      this.parts.runner.drain(graceMs),
-    ]);
-    await this.parts.evaluation.drain(Math.max(0, deadline - Date.now()));
-    await this.parts.jobs.close();
-    this.parts.registry.dispose();
-    this.model.dispose();
-    this.log.info('engine drained');
-  }
-
-  private checkAccepting(): void {
-    if (!this.accepting) throw new Unavailable('the server is shutting down');
-  }
-}
-
-/** How many jobs are in each state. */
-function countByState(jobs: readonly { state: JobState }[]): Partial<Record<JobState, number>> {
-  const counts: Partial<Record<JobState, number>> = {};
-  for (const j of jobs) counts[j.state] = (counts[j.state] ?? 0) + 1;
-  return counts;
-}
-
-/** gentune's version from package.json ('' if it cannot be read). */
-async function packageVersion(): Promise<string> {
-  try {
-    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? '';
-  } catch {
-    return '';
-  }
+  const { startThreadedEngine } = await import('./worker/threaded-engine.js');
+  return startThreadedEngine(config, options);
 }

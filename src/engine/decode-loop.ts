@@ -1,23 +1,42 @@
 /**
  * Continuous batching. One loop runs while there is work: at each step
  * boundary, requests that left (cancelled, deadline, client gone) drop out of
- * the batch, waiting requests join (prefill) while batch slots are free, and
- * every running row is decoded by one forward pass per lane. Rows of the base
- * model and of every LoRA adapter share one lane; a `last_layers` adapter
+ * the batch, waiting requests start their prefill while batch slots are free,
+ * and every running row is decoded by one forward pass per lane. Rows of the
+ * base model and of every LoRA adapter share one lane; a `last_layers` adapter
  * replaces whole blocks, so its rows get a lane (a BatchDecoder) of their own.
+ *
+ * Prefill is chunked: requests that join at one boundary form a prefill group
+ * with a KV cache of its own, and each step runs at most `prefillChunk` prompt
+ * columns of every group before the lane's decode step; a group merges into
+ * the batch once its prompt is done and its first tokens are sampled. So a
+ * long prompt costs the running streams a chunk per token instead of one long
+ * stall, and prompts up to `prefillChunk` tokens still join in a single step.
  * Between steps the loop yields to the event loop so new requests, aborts and
  * other I/O get in.
  */
 import type { Logger } from 'pino';
-import { BatchDecoder, type DecoderModel } from '../model/generation/batch-decoder.js';
+import { BatchDecoder, type DecoderModel, type PrefillGroup } from '../model/generation/batch-decoder.js';
 import type { GenerationSequence, TokenOutput } from '../model/generation/generation-sequence.js';
 import { type EngineMetrics, noMetrics } from './engine-metrics.js';
 import type { ServedRequest } from './served-sequence.js';
 
+/** Default prompt columns prefilled per step and group, in tokens (`--prefill-chunk`). */
+export const DEFAULT_PREFILL_CHUNK = 64;
+
+/** A prefill in progress and the requests of its rows. */
+interface Joining {
+  group: PrefillGroup;
+  requests: Map<GenerationSequence, ServedRequest>;
+}
+
 interface Lane {
   key: string;
   decoder: BatchDecoder;
+  /** Rows of the running batch. */
   rows: Map<GenerationSequence, ServedRequest>;
+  /** Prefills in progress, oldest first. */
+  joining: Joining[];
 }
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -35,11 +54,15 @@ export class DecodeLoop {
 
   constructor(
     private readonly model: DecoderModel,
-    /** Rows decoded together, all lanes counted. */
+    /** Rows decoded together, all lanes counted (prefilling rows included). */
     private readonly maxBatchSize: number,
     private readonly log: Logger,
     private readonly metrics: EngineMetrics = noMetrics,
-  ) {}
+    /** Prompt columns a prefill group runs per step, in tokens. */
+    private readonly prefillChunk = DEFAULT_PREFILL_CHUNK,
+  ) {
+    if (!(prefillChunk >= 1)) throw new Error(`prefillChunk must be >= 1, got ${prefillChunk}`);
+  }
 
   /** Requests waiting, joining or running. */
   get load(): number {
@@ -51,14 +74,14 @@ export class DecodeLoop {
     return this.waiting.length;
   }
 
-  /** Sequences in the batch, all lanes counted. */
+  /** Sequences in the batch or being prefilled into it, all lanes counted. */
   get runningCount(): number {
     let n = 0;
-    for (const lane of this.lanes.values()) n += lane.rows.size;
+    for (const lane of this.lanes.values()) n += lane.rows.size + joiningRows(lane);
     return n;
   }
 
-  /** Queues a request; it joins the batch at the next step boundary with a free slot. */
+  /** Queues a request; it starts its prefill at the next step boundary with a free slot. */
   submit(req: ServedRequest): void {
     this.waiting.push(req);
     this.active++;
@@ -102,8 +125,7 @@ export class DecodeLoop {
   /** Takes waiting requests, oldest first, while batch slots are free; grouped by lane. */
   private admit(): Map<string, ServedRequest[]> {
     const joining = new Map<string, ServedRequest[]>();
-    let used = 0;
-    for (const lane of this.lanes.values()) used += lane.decoder.size;
+    let used = this.runningCount;
     while (this.waiting.length > 0) {
       const req = this.waiting[0];
       if (req.wantsOut || this.cancelling) {
@@ -121,25 +143,35 @@ export class DecodeLoop {
     return joining;
   }
 
-  /** Drops leavers, prefills joiners, decodes one token for every row of a lane. */
+  /**
+   * One step of a lane: drops leavers, starts a prefill group for `joining`,
+   * runs a chunk of every prefill (merging the ones that complete), then
+   * decodes one token for every running row.
+   */
   private async stepLane(key: string, joining: ServedRequest[]): Promise<void> {
     let lane = this.lanes.get(key);
     if (!lane) {
-      lane = { key, decoder: new BatchDecoder(this.model), rows: new Map() };
+      lane = { key, decoder: new BatchDecoder(this.model), rows: new Map(), joining: [] };
       this.lanes.set(key, lane);
     }
     try {
-      for (const req of lane.rows.values()) if (req.wantsOut || this.cancelling) req.seq.cancel();
-      this.removeFinished(lane);
+      this.dropLeavers(lane);
       if (joining.length > 0) {
         const now = Date.now();
         for (const req of joining) {
           req.joinedMs = now;
-          lane.rows.set(req.seq, req);
           this.metrics.onPrefill(req.lease?.label ?? '', req.seq.promptIds.length, now - req.arrivalMs);
         }
-        const outs = await lane.decoder.add(joining.map((r) => r.seq));
-        joining.forEach((req, i) => this.deliver(req, outs[i]));
+        lane.joining.push({ group: lane.decoder.prefill(joining.map((r) => r.seq)), requests: new Map(joining.map((r) => [r.seq, r])) });
+      }
+      for (const j of [...lane.joining]) {
+        const outs = await j.group.next(this.prefillChunk);
+        if (!outs) continue;
+        const rows = j.group.rows;
+        lane.decoder.merge(j.group);
+        lane.joining.splice(lane.joining.indexOf(j), 1);
+        for (const [seq, req] of j.requests) lane.rows.set(seq, req);
+        rows.forEach((seq, i) => this.deliver(j.requests.get(seq)!, outs[i]));
         this.removeFinished(lane);
       }
       if (lane.decoder.size > 0) {
@@ -150,17 +182,41 @@ export class DecodeLoop {
         this.removeFinished(lane);
       }
     } catch (err) {
-      this.log.error({ err, lane: key, rows: lane.rows.size }, 'decode step failed');
+      this.log.error({ err, lane: key, rows: lane.rows.size + joiningRows(lane) }, 'decode step failed');
       for (const req of lane.rows.values()) this.end(req, err);
+      for (const j of lane.joining) {
+        for (const req of j.requests.values()) this.end(req, err);
+        j.group.dispose();
+      }
       lane.rows.clear();
+      lane.joining = [];
       lane.decoder.dispose();
       this.lanes.delete(key);
       return;
     }
-    if (lane.decoder.size === 0) {
+    if (lane.decoder.size === 0 && lane.joining.length === 0) {
       // Free the (empty) cache's tensors: an idle server holds nothing but weights.
       lane.decoder.dispose();
       this.lanes.delete(key);
+    }
+  }
+
+  /** Requests that want out leave: running rows at once, prefilling rows before their next chunk. */
+  private dropLeavers(lane: Lane): void {
+    const out = (req: ServedRequest) => req.wantsOut || this.cancelling;
+    for (const req of lane.rows.values()) if (out(req)) req.seq.cancel();
+    this.removeFinished(lane);
+    for (const j of [...lane.joining]) {
+      for (const req of j.requests.values()) if (out(req)) req.seq.cancel();
+      for (const seq of j.group.removeFinished()) {
+        const req = j.requests.get(seq)!;
+        j.requests.delete(seq);
+        this.end(req);
+      }
+      if (j.group.size === 0) {
+        j.group.dispose();
+        lane.joining.splice(lane.joining.indexOf(j), 1);
+      }
     }
   }
 
@@ -188,4 +244,11 @@ export class DecodeLoop {
     else req.fail(err);
     this.metrics.onFinish(err === undefined ? req.seq.finishReason ?? 'cancelled' : 'error', Date.now() - req.arrivalMs);
   }
+}
+
+/** Rows being prefilled in a lane. */
+function joiningRows(lane: Lane): number {
+  let n = 0;
+  for (const j of lane.joining) n += j.group.size;
+  return n;
 }

@@ -1,38 +1,27 @@
 /**
- * Runs fine-tune jobs one at a time, first in first out (the others wait in
- * state 'queued'). A job reads its examples, tokenizes them, holds out its
- * validation set and calls the trainer, whose callbacks become job events; on
- * success the adapter is stored as a new version and published at once.
- * The trainer runs in-process for now, awaiting one readback per step and
- * yielding to the event loop between steps, so Generate keeps being served.
+ * Runs fine-tune jobs, first in first out, `concurrency` at a time (one by
+ * default; the others wait in state 'queued'). A job is handed to a
+ * JobTrainer, whose callbacks become job events; on success the adapter is
+ * stored as a new version and published at once. In the threaded engine the
+ * trainer is fine-tune-thread.ts, which trains each job in a worker thread
+ * of its own and hands the adapter over through the store on disk; with
+ * `threads: false` it trains on this thread (worker/job-training.ts), awaiting
+ * one readback per step and yielding to the event loop between steps.
  */
 import type { Logger } from 'pino';
 import { Cancelled, FailedPrecondition, GentuneError, InvalidArgument, Unavailable } from '../common/errors.js';
-import { disposeAdapter } from '../model/adapter.js';
 import type { GptModel } from '../model/gpt-model.js';
-import type { LoraTarget } from '../model/lora.js';
-import { resolveValidation } from '../training/data/split.js';
-import type { TokenizedExample } from '../training/data/tokenize-example.js';
-import { resolveHyperparameters, type TrainHyperparameters } from '../training/train-hyperparameters.js';
-import type { TrainMethod } from '../training/trainable.js';
-import { train, type TrainResult } from '../training/trainer.js';
+import { resolveHyperparameters } from '../training/train-hyperparameters.js';
 import type { AdapterRegistry } from './adapter-registry.js';
 import type { LimitsConfig } from './config.js';
 import type { DatasetStore } from './dataset-store.js';
 import { type EngineMetrics, noMetrics } from './engine-metrics.js';
-import type { FineTuneMethod, FineTuneSpec, Hyperparameters, JobInfo } from './engine-api.js';
-import { readExamples, tokenizeExamples } from './examples.js';
+import type { FineTuneSpec, JobInfo } from './engine-api.js';
 import { isFinished } from './job-state.js';
 import type { JobStore } from './job-store.js';
+import { inProcessTrainer, type JobTrainer, trainHyperparameters, trainMethod } from './worker/job-training.js';
 
-/** PEFT's target_modules names for GPT-2 -> the modules they select ("c_proj" is both projections). */
-const TARGETS: Record<string, LoraTarget[]> = {
-  c_attn: ['attn.c_attn'],
-  c_proj: ['attn.c_proj', 'mlp.c_proj'],
-  'attn.c_proj': ['attn.c_proj'],
-  c_fc: ['mlp.c_fc'],
-  'mlp.c_proj': ['mlp.c_proj'],
-};
+export { trainMethod } from './worker/job-training.js';
 
 interface RunningJob {
   id: string;
@@ -40,10 +29,20 @@ interface RunningJob {
   done: Promise<void>;
 }
 
-/** The FIFO of fine-tune jobs and the one that runs. */
+/** How jobs run. */
+export interface RunnerOptions {
+  /** Trains one job; default: on this thread, over the serving model's weights. */
+  trainer?: JobTrainer;
+  /** Jobs trained at once (default 1). */
+  concurrency?: number;
+}
+
+/** The FIFO of fine-tune jobs and the ones that run. */
 export class FineTuneRunner {
   private readonly queue: string[] = [];
-  private current: RunningJob | null = null;
+  private readonly running = new Map<string, RunningJob>();
+  private readonly trainer: JobTrainer;
+  private readonly concurrency: number;
   private draining = false;
 
   constructor(
@@ -54,7 +53,11 @@ export class FineTuneRunner {
     private readonly limits: LimitsConfig,
     private readonly log: Logger,
     private readonly metrics: EngineMetrics = noMetrics,
-  ) {}
+    options: RunnerOptions = {},
+  ) {
+    this.trainer = options.trainer ?? inProcessTrainer(model, datasets);
+    this.concurrency = Math.max(1, options.concurrency ?? 1);
+  }
 
   /** Queues the jobs left queued by an earlier process, oldest first, and starts the first. */
   start(): void {
@@ -66,7 +69,8 @@ export class FineTuneRunner {
   async submit(spec: FineTuneSpec): Promise<JobInfo> {
     if (this.draining) throw new Unavailable('the server is shutting down');
     this.check(spec);
-    const job = await this.jobs.create(spec, this.queue.length + (this.current ? 1 : 0));
+    // Jobs ahead of it: those queued, and the running ones it waits for.
+    const job = await this.jobs.create(spec, this.queue.length + Math.max(0, this.running.size - this.concurrency + 1));
     this.queue.push(job.id);
     this.log.info({ jobId: job.id, adapter: spec.adapter }, 'fine-tune job queued');
     this.pump();
@@ -78,12 +82,13 @@ export class FineTuneRunner {
     const job = this.jobs.get(jobId);
     if (isFinished(job)) throw new FailedPrecondition(`fine-tune job ${JSON.stringify(jobId)} already ${job.state}`);
     const at = this.queue.indexOf(jobId);
+    const running = this.running.get(jobId);
     if (at >= 0) {
       this.queue.splice(at, 1);
       await this.jobs.append(jobId, { type: 'cancelled' });
-    } else if (this.current?.id === jobId) {
-      this.current.controller.abort(new Cancelled('the fine-tune job was cancelled'));
-      await this.current.done;
+    } else if (running) {
+      running.controller.abort(new Cancelled('the fine-tune job was cancelled'));
+      await running.done;
     }
     return this.jobs.get(jobId);
   }
@@ -96,85 +101,76 @@ export class FineTuneRunner {
   }
 
   /**
-   * Starts no more jobs; lets the running one finish within `graceMs`, then
-   * stops it without a terminal event (so a restart reports it interrupted).
+   * Starts no more jobs; lets the running ones finish within `graceMs`, then
+   * stops them without a terminal event (so a restart reports them interrupted).
    * Queued jobs stay queued on disk and run after the restart.
    */
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
-    const running = this.current;
-    if (!running) return;
+    const running = [...this.running.values()];
+    if (running.length === 0) return;
+    const all = Promise.all(running.map((r) => r.done));
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([running.done, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
     clearTimeout(timer);
-    running.controller.abort(new Unavailable('the server is shutting down'));
-    await running.done;
+    for (const r of running) r.controller.abort(new Unavailable('the server is shutting down'));
+    await all;
   }
 
   private pump(): void {
-    if (this.current || this.draining) return;
-    const id = this.queue.shift();
-    if (id === undefined) return;
-    const controller = new AbortController();
-    const running: RunningJob = { id, controller, done: Promise.resolve() };
-    running.done = this.run(id, controller.signal)
-      .catch((err: unknown) => this.log.error({ jobId: id, err }, 'fine-tune job bookkeeping failed'))
-      .finally(() => {
-        this.current = null;
-        this.pump();
-      });
-    this.current = running;
+    while (this.running.size < this.concurrency && !this.draining) {
+      const id = this.queue.shift();
+      if (id === undefined) return;
+      const controller = new AbortController();
+      const job: RunningJob = { id, controller, done: Promise.resolve() };
+      job.done = this.run(id, controller.signal)
+        .catch((err: unknown) => this.log.error({ jobId: id, err }, 'fine-tune job bookkeeping failed'))
+        .finally(() => {
+          this.running.delete(id);
+          this.pump();
+        });
+      this.running.set(id, job);
+    }
   }
 
   private async run(jobId: string, signal: AbortSignal): Promise<void> {
     const spec = this.jobs.get(jobId).spec;
     const log = this.log.child({ jobId });
     log.info({ adapter: spec.adapter }, 'fine-tune job starting');
-    let result: TrainResult | undefined;
     try {
-      const { trainSet, validationSet } = await this.prepare(spec);
-      if (signal.aborted) throw signal.reason;
-      result = await train({
-        config: this.model.config,
-        weights: this.model.weights,
-        baseModel: this.model.name,
-        method: trainMethod(spec.method),
-        train: trainSet,
-        validation: validationSet,
-        padId: this.model.tokenizer.eosId,
-        hyperparameters: trainHyperparameters(spec.hyperparameters),
-        signal,
-        callbacks: {
-          onStart: async (e) => {
-            this.metrics.onJobStarted(jobId, spec.adapter, e.totalSteps);
-            await this.jobs.append(jobId, {
-              type: 'started',
-              totalSteps: e.totalSteps,
-              numTrainExamples: e.trainSequences,
-              numValidationExamples: e.validationSequences,
-              trainableParameters: e.trainableParameters,
-            });
-          },
-          onProgress: async (e) => {
-            this.metrics.onJobProgress(jobId, e);
-            await this.jobs.append(jobId, { type: 'progress', ...e });
-          },
-          onEvaluation: async (e) => {
-            this.metrics.onJobEvaluation(jobId, e.loss);
-            await this.jobs.append(jobId, { type: 'evaluation', step: e.step, evalLoss: e.loss, perplexity: e.perplexity });
-          },
+      const result = await this.trainer({ id: jobId, spec }, {
+        onStart: async (e) => {
+          this.metrics.onJobStarted(jobId, spec.adapter, e.totalSteps);
+          await this.jobs.append(jobId, {
+            type: 'started',
+            totalSteps: e.totalSteps,
+            numTrainExamples: e.trainSequences,
+            numValidationExamples: e.validationSequences,
+            trainableParameters: e.trainableParameters,
+          });
         },
-      });
+        onProgress: async (e) => {
+          this.metrics.onJobProgress(jobId, e);
+          await this.jobs.append(jobId, { type: 'progress', ...e });
+        },
+        onEvaluation: async (e) => {
+          this.metrics.onJobEvaluation(jobId, e.loss);
+          await this.jobs.append(jobId, { type: 'evaluation', step: e.step, evalLoss: e.loss, perplexity: e.perplexity });
+        },
+        onCheckpoint: async (e) => {
+          await this.jobs.append(jobId, { type: 'checkpoint', step: e.step });
+        },
+      }, signal);
       if (result.status === 'cancelled') {
-        disposeAdapter(result.adapter);
         await this.ended(jobId, signal, log);
         return;
       }
-      const stored = await this.registry.publish(spec.adapter, result.adapter, jobId);
+      // Trained here: stored and published now. Trained in a worker: stored there, published already.
+      const version = 'adapter' in result ? (await this.registry.publish(spec.adapter, result.adapter, jobId)).version : result.storedVersion;
       await this.jobs.append(jobId, {
         type: 'succeeded',
         adapter: spec.adapter,
-        version: stored.version,
+        version,
         metrics: {
           trainLoss: result.trainLoss ?? Number.NaN,
           evalLoss: result.evaluation?.loss,
@@ -184,7 +180,7 @@ export class FineTuneRunner {
           trainSeconds: result.trainSeconds,
         },
       });
-      log.info({ adapter: `${spec.adapter}@${stored.version}`, steps: result.steps, trainSeconds: result.trainSeconds }, 'fine-tune job succeeded');
+      log.info({ adapter: `${spec.adapter}@${version}`, steps: result.steps, trainSeconds: result.trainSeconds }, 'fine-tune job succeeded');
     } catch (err) {
       if (signal.aborted) {
         await this.ended(jobId, signal, log);
@@ -205,25 +201,6 @@ export class FineTuneRunner {
     } else {
       log.warn('fine-tune job stopped by shutdown');
     }
-  }
-
-  /** Reads and tokenizes the training (and validation) examples. */
-  private async prepare(spec: FineTuneSpec): Promise<{ trainSet: TokenizedExample[]; validationSet: TokenizedExample[] }> {
-    const h = spec.hyperparameters;
-    const maxSeqLen = h.maxSeqLen ?? Math.min(512, this.model.config.nPositions);
-    const completionOnly = h.completionOnlyLoss ?? true;
-    const tokenize = async (source: FineTuneSpec['training'], field: string) =>
-      tokenizeExamples(await readExamples(source, this.datasets, field), this.model.tokenizer, maxSeqLen, completionOnly);
-    const train = await tokenize(spec.training, 'dataset_id');
-    const validation = spec.validationDatasetId === undefined
-      ? undefined
-      : await tokenize({ datasetId: spec.validationDatasetId }, 'validation_dataset_id');
-    const split = resolveValidation(train, {
-      validation,
-      validationRatio: validation ? undefined : h.validationSplit,
-      seed: h.seed ?? 42,
-    });
-    return { trainSet: split.train, validationSet: split.validation };
   }
 
   /** What the server cannot check: the base model, stored datasets, lengths against the model. */
@@ -250,35 +227,4 @@ export class FineTuneRunner {
     // Fails now, naming the field, rather than when the job starts.
     resolveHyperparameters(trainHyperparameters(h), trainMethod(spec.method), hasValidation);
   }
-}
-
-/** The engine's method (PEFT names, defaults unset) -> the trainer's. */
-export function trainMethod(m: FineTuneMethod): TrainMethod {
-  if (m.kind === 'last_layers') return { kind: 'last_layers', numLayers: m.numLayers };
-  const names = m.targetModules.length > 0 ? m.targetModules : ['c_attn'];
-  const targets = new Set<LoraTarget>();
-  names.forEach((n, i) => {
-    const t = TARGETS[n];
-    if (!t) throw new InvalidArgument(`\`target_modules[${i}]\` must be one of ${Object.keys(TARGETS).join(', ')}, got ${JSON.stringify(n)}`);
-    for (const x of t) targets.add(x);
-  });
-  return { kind: 'lora', r: m.r ?? 8, alpha: m.loraAlpha ?? 16, dropout: m.loraDropout ?? 0.05, targetModules: [...targets] };
-}
-
-/** The engine's hyperparameters -> the trainer's (maxSeqLen, completion-only and the split are applied here). */
-function trainHyperparameters(h: Hyperparameters): TrainHyperparameters {
-  return {
-    epochs: h.epochs,
-    maxSteps: h.maxSteps,
-    batchSize: h.batchSize,
-    gradientAccumulationSteps: h.gradientAccumulationSteps,
-    learningRate: h.learningRate,
-    warmupSteps: h.warmupSteps,
-    schedule: h.lrScheduler,
-    weightDecay: h.weightDecay,
-    maxGradNorm: h.maxGradNorm,
-    evalIntervalSteps: h.evalIntervalSteps,
-    earlyStoppingPatience: h.earlyStoppingPatience,
-    seed: h.seed,
-  };
 }

@@ -30,7 +30,7 @@ export class GenerationService {
     private readonly log: Logger,
     metrics: EngineMetrics = noMetrics,
   ) {
-    this.loop = new DecodeLoop(model, limits.maxBatchSize, log, metrics);
+    this.loop = new DecodeLoop(model, limits.maxBatchSize, log, metrics, limits.prefillChunk);
   }
 
   /** Requests waiting plus running. */

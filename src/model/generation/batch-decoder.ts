@@ -12,10 +12,113 @@ export interface DecoderModel {
 }
 
 /**
+ * Sequences being prefilled into a KV cache of their own, a chunk of columns
+ * per call, so that a long prompt can be interleaved with the decode steps of
+ * a running batch instead of stalling it for one long forward pass. Prompts
+ * are left-padded to the longest, exactly as an unchunked prefill lays them
+ * out, and cut into column ranges: each chunk's forward pass reads the
+ * columns before it from the cache and appends its own (positions continue),
+ * so the result equals one whole-prompt pass. The last chunk samples each
+ * row's first token; {@link BatchDecoder.merge} then moves the cache into the batch.
+ */
+export class PrefillGroup {
+  /** Rows, sorted by adapter (the order outputs come in). */
+  rows: GenerationSequence[];
+  /** Left padding of each row, in columns. */
+  private pads: number[];
+  /** Padded prompt length: the longest prompt, in columns. */
+  readonly columns: number;
+  /** Columns already run. */
+  private done = 0;
+  private cache: KvCache;
+
+  constructor(
+    private readonly model: DecoderModel,
+    seqs: GenerationSequence[],
+  ) {
+    if (seqs.length === 0) throw new Error('a prefill needs at least one sequence');
+    this.rows = sortedByAdapter(seqs).map((i) => seqs[i]);
+    this.columns = Math.max(...this.rows.map((s) => s.promptIds.length));
+    this.pads = this.rows.map((s) => this.columns - s.promptIds.length);
+    this.cache = new KvCache(this.rows.length);
+  }
+
+  get size(): number {
+    return this.rows.length;
+  }
+
+  /** True once the last chunk ran (its outputs were returned). */
+  get complete(): boolean {
+    return this.done === this.columns;
+  }
+
+  /** Prompt columns still to run (of the longest row). */
+  get remainingColumns(): number {
+    return this.columns - this.done;
+  }
+
+  /**
+   * Runs the next chunk of at most `maxColumns` columns (one forward pass, at
+   * most one readback). Returns each row's first token, in `rows` order, when
+   * this was the last chunk; otherwise null.
+   */
+  async next(maxColumns = Infinity): Promise<TokenOutput[] | null> {
+    if (this.complete) throw new Error('prefill already complete');
+    const start = this.done;
+    const end = Math.min(this.columns, start + Math.max(1, Math.floor(maxColumns)));
+    const T = end - start;
+    const B = this.rows.length;
+    const input: ForwardInput = { batch: B, length: T, ids: new Int32Array(B * T), positions: new Int32Array(B * T), valid: new Uint8Array(B * T) };
+    this.rows.forEach((s, b) => {
+      for (let c = Math.max(start, this.pads[b]); c < end; c++) {
+        const j = c - this.pads[b];
+        input.ids[b * T + c - start] = s.promptIds[j];
+        input.positions[b * T + c - start] = j;
+        input.valid[b * T + c - start] = 1;
+      }
+    });
+    this.done = end;
+    const last = end === this.columns;
+    return forwardAndSample(this.model, input, this.rows, this.cache, last);
+  }
+
+  /** Drops finished (cancelled) rows before they complete; returns them. */
+  removeFinished(): GenerationSequence[] {
+    const keep: number[] = [];
+    const gone: GenerationSequence[] = [];
+    this.rows.forEach((s, i) => (s.finished ? gone.push(s) : keep.push(i)));
+    if (gone.length === 0) return gone;
+    const next = this.cache.select(keep);
+    this.cache.dispose();
+    this.cache = next;
+    this.rows = keep.map((i) => this.rows[i]);
+    this.pads = keep.map((i) => this.pads[i]);
+    return gone;
+  }
+
+  /** Hands the filled cache over (to {@link BatchDecoder.merge}); the group is empty afterwards. */
+  takeCache(): KvCache {
+    if (!this.complete) throw new Error('prefill not complete');
+    const cache = this.cache;
+    this.cache = new KvCache(0);
+    return cache;
+  }
+
+  /** Frees the cache. */
+  dispose(): void {
+    this.cache.dispose();
+    this.cache = new KvCache(0);
+    this.rows = [];
+    this.pads = [];
+  }
+}
+
+/**
  * A running batch: every sequence's KV cache lives in one KvCache, rows
- * grouped by adapter. `add` prefills new sequences and merges them in at a
- * step boundary; `step` runs one forward pass for all rows and samples each;
- * `remove` drops finished rows and frees their cache. One readback per call.
+ * grouped by adapter. New sequences are prefilled (whole with `add`, or in
+ * chunks with a {@link PrefillGroup}) and merged in at a step boundary; `step`
+ * runs one forward pass for all rows and samples each; `removeFinished` drops
+ * finished rows and frees their cache. One readback per call.
  */
 export class BatchDecoder {
   rows: GenerationSequence[] = [];
@@ -33,41 +136,40 @@ export class BatchDecoder {
   }
 
   /**
-   * Prefills `seqs` (left-padded to their longest prompt), samples each one's
-   * first token, and merges them into the batch. Returns outputs in `seqs` order.
+   * Prefills `seqs` (left-padded to their longest prompt) in chunks of at most
+   * `chunkColumns` columns, samples each one's first token, and merges them
+   * into the batch. Returns outputs in `seqs` order.
    */
-  async add(seqs: GenerationSequence[]): Promise<TokenOutput[]> {
+  async add(seqs: GenerationSequence[], chunkColumns = Infinity): Promise<TokenOutput[]> {
     if (seqs.length === 0) return [];
-    const order = sortedByAdapter(seqs);
-    const ordered = order.map((i) => seqs[i]);
-    const T = Math.max(...ordered.map((s) => s.promptIds.length));
-    const B = ordered.length;
-    const input: ForwardInput = {
-      batch: B,
-      length: T,
-      ids: new Int32Array(B * T),
-      positions: new Int32Array(B * T),
-      valid: new Uint8Array(B * T),
-    };
-    ordered.forEach((s, b) => {
-      const pad = T - s.promptIds.length;
-      s.promptIds.forEach((id, j) => {
-        input.ids[b * T + pad + j] = id;
-        input.positions[b * T + pad + j] = j;
-        input.valid[b * T + pad + j] = 1;
-      });
-    });
-    const fresh = new KvCache(B);
-    const outputs = await this.run(input, ordered, fresh);
+    const group = this.prefill(seqs);
+    try {
+      let outs: TokenOutput[] | null = null;
+      while (!outs) outs = await group.next(chunkColumns);
+      const byRow = new Map(group.rows.map((s, k) => [s, outs![k]] as const));
+      this.merge(group);
+      return seqs.map((s) => byRow.get(s)!);
+    } finally {
+      group.dispose();
+    }
+  }
+
+  /** A prefill of `seqs` into a cache of their own; run it with `next`, then {@link merge} it. */
+  prefill(seqs: GenerationSequence[]): PrefillGroup {
+    return new PrefillGroup(this.model, seqs);
+  }
+
+  /** Moves a complete prefill's rows and cache into the batch (at a step boundary). */
+  merge(group: PrefillGroup): void {
+    const rows = group.rows;
+    const fresh = group.takeCache();
+    group.dispose();
     const merged = KvCache.concat([this.cache, fresh]);
     this.cache.dispose();
     fresh.dispose();
     this.cache = merged;
-    this.rows = [...this.rows, ...ordered];
+    this.rows = [...this.rows, ...rows];
     this.regroup();
-    const byInput: TokenOutput[] = new Array(seqs.length);
-    order.forEach((orig, k) => (byInput[orig] = outputs[k]));
-    return byInput;
   }
 
   /** One decode step for every row. Returns outputs in `rows` order (as before the call). */
@@ -81,7 +183,7 @@ export class BatchDecoder {
       positions: Int32Array.from(this.rows, (s) => s.length - 1),
       valid: new Uint8Array(B).fill(1),
     };
-    return this.run(input, this.rows, this.cache);
+    return (await forwardAndSample(this.model, input, this.rows, this.cache, true))!;
   }
 
   /** Drops finished (or cancelled) rows and frees their cache columns. Returns the removed sequences. */
@@ -104,23 +206,6 @@ export class BatchDecoder {
     this.rows = [];
   }
 
-  private async run(input: ForwardInput, rows: GenerationSequence[], cache: KvCache): Promise<TokenOutput[]> {
-    const groups = segmentsOf(rows);
-    const full = rows.find((r) => r.adapter.blocks);
-    if (full && groups.length > 1) throw new Error('last_layers adapters cannot share a batch with other adapters');
-    const logits = forward(this.model.config, this.model.weights, input, {
-      cache,
-      segments: groups,
-      blockOverrides: full?.adapter.blocks,
-      lnF: full?.adapter.lnF,
-      output: 'last',
-    });
-    const data = (await logits.data()) as Float32Array;
-    logits.dispose();
-    const V = this.model.config.vocabSize;
-    return rows.map((s, b) => s.accept(data.subarray(b * V, (b + 1) * V)));
-  }
-
   /** Keeps rows sorted by adapter key so each adapter is one contiguous segment. */
   private regroup(): void {
     const order = sortedByAdapter(this.rows);
@@ -130,6 +215,38 @@ export class BatchDecoder {
     this.cache = next;
     this.rows = order.map((i) => this.rows[i]);
   }
+}
+
+/**
+ * One forward pass of `input` over `cache` (appended to). With `sample`, reads
+ * back each row's last logits and samples from them; otherwise reads nothing
+ * back (a middle prefill chunk only fills the cache) and returns null.
+ */
+async function forwardAndSample(
+  model: DecoderModel,
+  input: ForwardInput,
+  rows: GenerationSequence[],
+  cache: KvCache,
+  sample: boolean,
+): Promise<TokenOutput[] | null> {
+  const groups = segmentsOf(rows);
+  const full = rows.find((r) => r.adapter.blocks);
+  if (full && groups.length > 1) throw new Error('last_layers adapters cannot share a batch with other adapters');
+  const logits = forward(model.config, model.weights, input, {
+    cache,
+    segments: groups,
+    blockOverrides: full?.adapter.blocks,
+    lnF: full?.adapter.lnF,
+    output: 'last',
+  });
+  if (!sample) {
+    logits.dispose();
+    return null;
+  }
+  const data = (await logits.data()) as Float32Array;
+  logits.dispose();
+  const V = model.config.vocabSize;
+  return rows.map((s, b) => s.accept(data.subarray(b * V, (b + 1) * V)));
 }
 
 function sortedByAdapter(seqs: GenerationSequence[]): number[] {

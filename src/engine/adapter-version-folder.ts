@@ -1,0 +1,66 @@
+/**
+ * Reads what the store lists of one version folder (`<name>/<version>/`):
+ * adapter_config.json, the weights' size and gentune.json, after checking
+ * the weights are whole. A handful of small reads, done synchronously: each
+ * await would wait behind a decode step of the busy event loop, and a new
+ * version must become visible within milliseconds, not steps.
+ */
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LAST_LAYERS_PEFT_TYPE } from '../model/checkpoint/peft-adapter.js';
+import type { StoredAdapterVersion } from './adapter-store.js';
+
+/** gentune's own record in a version folder: when it was made and by which job. */
+export const META_FILE = 'gentune.json';
+
+/**
+ * The size of a safetensors file, after checking it is whole: its header
+ * parses and the file is exactly as long as the header says (a writer still
+ * copying it in place is not done). @throws otherwise.
+ */
+function completeSize(path: string): { size: number; mtimeMs: number } {
+  const fd = openSync(path, 'r');
+  try {
+    const { size, mtimeMs } = fstatSync(fd);
+    const head = Buffer.alloc(8);
+    if (size < 8 || readSync(fd, head, 0, 8, 0) < 8) throw new Error(`${path}: incomplete (${size} bytes)`);
+    const n = Number(head.readBigUInt64LE(0));
+    if (n > size - 8) throw new Error(`${path}: incomplete header`);
+    const json = Buffer.alloc(n);
+    if (readSync(fd, json, 0, n, 8) < n) throw new Error(`${path}: incomplete header`);
+    let end = 0;
+    for (const [key, entry] of Object.entries(JSON.parse(json.toString('utf8')) as Record<string, { data_offsets?: unknown[] }>)) {
+      if (key !== '__metadata__' && Array.isArray(entry.data_offsets)) end = Math.max(end, Number(entry.data_offsets[1]));
+    }
+    if (size !== 8 + n + end) throw new Error(`${path}: ${size} bytes, expected ${8 + n + end}`);
+    return { size, mtimeMs };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads what ListAdapters shows of a version folder: adapter_config.json, the weights' size and gentune.json. */
+export function readVersion(dir: string, name: string, version: number): StoredAdapterVersion {
+  const config = JSON.parse(readFileSync(join(dir, ADAPTER_CONFIG_FILE), 'utf8')) as Record<string, unknown>;
+  const weights = completeSize(join(dir, ADAPTER_WEIGHTS_FILE));
+  let meta: { createdAtMs?: number; jobId?: string } = {};
+  try {
+    meta = JSON.parse(readFileSync(join(dir, META_FILE), 'utf8')) as typeof meta;
+  } catch {
+    // Imported by hand: no gentune.json.
+  }
+  const lastLayers = config.peft_type === LAST_LAYERS_PEFT_TYPE;
+  const targets = config.target_modules ?? ['c_attn'];
+  return {
+    name,
+    version,
+    baseModel: typeof config.base_model_name_or_path === 'string' ? config.base_model_name_or_path : '',
+    method: lastLayers ? 'last_layers' : 'lora',
+    r: lastLayers ? 0 : Number(config.r ?? 8),
+    loraAlpha: lastLayers ? 0 : Number(config.lora_alpha ?? 8),
+    targetModules: lastLayers ? [] : Array.isArray(targets) ? targets.map(String) : [String(targets)],
+    sizeBytes: weights.size,
+    createdAtMs: Number.isFinite(meta.createdAtMs) ? meta.createdAtMs! : weights.mtimeMs,
+    jobId: typeof meta.jobId === 'string' ? meta.jobId : undefined,
+  };
+}

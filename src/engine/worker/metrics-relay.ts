@@ -1,0 +1,134 @@
+/**
+ * EngineMetrics across the thread boundary. prom-client lives on the main
+ * thread (the HTTP /metrics endpoint is there); the decode loop, registry and
+ * job runner call their hooks in the serving worker. The worker side records
+ * each call as a small tuple, and reads the gauges of the bound snapshot when
+ * a batch goes out; the main side replays the calls on the real
+ * EngineMetrics, in order, and answers the snapshot's getters from the
+ * latest values (they are read at scrape time and must stay synchronous).
+ */
+import type { EngineMetrics, EngineSnapshot } from '../engine-metrics.js';
+import type { JobState } from '../engine-api.js';
+
+/** Hooks that carry events (every method but bindEngine). */
+type EventName = Exclude<keyof EngineMetrics, 'bindEngine'>;
+
+/** One hook call: its name and arguments (numbers and strings, or a JobProgress). */
+export type MetricEvent = [EventName, ...unknown[]];
+
+/** The snapshot's getters, read. */
+export interface SnapshotValues {
+  sequences: { running: number; waiting: number };
+  adapters: { resident: number; bytes: number };
+  jobs: Partial<Record<JobState, number>>;
+  memory: { numTensors: number; numDataBuffers: number; numBytes: number };
+}
+
+/** The constant part of the snapshot, sent once when the engine is up. */
+export interface SnapshotIdentity {
+  backend: { name: string; device: string };
+  model: string;
+  version: string;
+}
+
+const EVENTS: readonly EventName[] = [
+  'onQueued', 'onPrefill', 'onFirstToken', 'onNextToken', 'onFinish', 'onDecodeStep',
+  'onAdapterLoad', 'onAdapterEvicted', 'onJobStarted', 'onJobProgress', 'onJobEvaluation',
+];
+
+/** Job counts walk every job: read them at most this often (milliseconds) unless a job changed. */
+const JOBS_EVERY_MS = 250;
+
+/** Worker side: an EngineMetrics that records calls for the next batch. */
+export class MetricsRecorder {
+  /** Pass to the in-process engine. */
+  readonly metrics: EngineMetrics;
+  private events: MetricEvent[] = [];
+  private snapshot?: EngineSnapshot;
+  private jobs: Partial<Record<JobState, number>> = {};
+  private jobsReadMs = -Infinity;
+  private jobsChanged = false;
+
+  /** `onEvent` is told that something was recorded (to schedule a batch). */
+  constructor(onEvent: () => void) {
+    const metrics: Partial<EngineMetrics> = {
+      bindEngine: (s) => {
+        this.snapshot = s;
+      },
+    };
+    for (const name of EVENTS) {
+      (metrics as Record<EventName, (...args: unknown[]) => void>)[name] = (...args) => {
+        this.events.push([name, ...args]);
+        if (name.startsWith('onJob')) this.jobsChanged = true;
+        onEvent();
+      };
+    }
+    this.metrics = metrics as EngineMetrics;
+  }
+
+  /** The bound snapshot's constant part (after createEngine has bound it). */
+  identity(): SnapshotIdentity | undefined {
+    const s = this.snapshot;
+    return s && { backend: { ...s.backend }, model: s.model, version: s.version };
+  }
+
+  /** Events since the last call. */
+  takeEvents(): MetricEvent[] {
+    const out = this.events;
+    this.events = [];
+    return out;
+  }
+
+  /** A job was submitted, cancelled or logged an event: the next read counts jobs afresh. */
+  jobChanged(): void {
+    this.jobsChanged = true;
+  }
+
+  /** The gauges now (job counts as of at most JOBS_EVERY_MS ago, unless a job changed since). */
+  read(): SnapshotValues | undefined {
+    const s = this.snapshot;
+    if (!s) return undefined;
+    const now = performance.now();
+    if (this.jobsChanged || now - this.jobsReadMs >= JOBS_EVERY_MS) {
+      this.jobs = s.jobs();
+      this.jobsReadMs = now;
+      this.jobsChanged = false;
+    }
+    return { sequences: s.sequences(), adapters: s.adapters(), jobs: { ...this.jobs }, memory: s.memory() };
+  }
+}
+
+/** Main side: replays recorded calls on the real metrics and serves the snapshot from the latest values. */
+export class MetricsMirror {
+  private values: SnapshotValues;
+
+  constructor(
+    private readonly target: EngineMetrics,
+    identity: SnapshotIdentity,
+    initial: SnapshotValues,
+  ) {
+    this.values = initial;
+    target.bindEngine({
+      backend: identity.backend,
+      model: identity.model,
+      version: identity.version,
+      sequences: () => this.values.sequences,
+      adapters: () => this.values.adapters,
+      jobs: () => this.values.jobs,
+      memory: () => this.values.memory,
+    });
+  }
+
+  /** Applies one batch's events, then its snapshot. */
+  apply(events: readonly MetricEvent[], snapshot: SnapshotValues | undefined): void {
+    for (const [name, ...args] of events) {
+      // EngineMetrics methods must not throw; a broken one must not take the engine's replies down with it.
+      try {
+        (this.target[name] as (...a: unknown[]) => void)(...args);
+      } catch {
+        // Ignored, as the in-process engine would have had to.
+      }
+    }
+    if (snapshot) this.values = snapshot;
+  }
+}
