@@ -84,13 +84,9 @@ export class PrefillGroup {
 
   /** Drops finished (cancelled) rows before they complete; returns them. */
   removeFinished(): GenerationSequence[] {
-    const keep: number[] = [];
-    const gone: GenerationSequence[] = [];
-    this.rows.forEach((s, i) => (s.finished ? gone.push(s) : keep.push(i)));
+    const { keep, gone } = partitionFinished(this.rows);
     if (gone.length === 0) return gone;
-    const next = this.cache.select(keep);
-    this.cache.dispose();
-    this.cache = next;
+    this.cache = narrowCache(this.cache, keep);
     this.rows = keep.map((i) => this.rows[i]);
     this.pads = keep.map((i) => this.pads[i]);
     return gone;
@@ -188,13 +184,9 @@ export class BatchDecoder {
 
   /** Drops finished (or cancelled) rows and frees their cache columns. Returns the removed sequences. */
   removeFinished(): GenerationSequence[] {
-    const keep: number[] = [];
-    const gone: GenerationSequence[] = [];
-    this.rows.forEach((s, i) => (s.finished ? gone.push(s) : keep.push(i)));
+    const { keep, gone } = partitionFinished(this.rows);
     if (gone.length === 0) return gone;
-    const next = this.cache.select(keep);
-    this.cache.dispose();
-    this.cache = next;
+    this.cache = narrowCache(this.cache, keep);
     this.rows = keep.map((i) => this.rows[i]);
     return gone;
   }
@@ -210,9 +202,7 @@ export class BatchDecoder {
   private regroup(): void {
     const order = sortedByAdapter(this.rows);
     if (order.every((v, i) => v === i)) return;
-    const next = this.cache.select(order);
-    this.cache.dispose();
-    this.cache = next;
+    this.cache = narrowCache(this.cache, order);
     this.rows = order.map((i) => this.rows[i]);
   }
 }
@@ -247,6 +237,21 @@ async function forwardAndSample(
   logits.dispose();
   const V = model.config.vocabSize;
   return rows.map((s, b) => s.accept(data.subarray(b * V, (b + 1) * V)));
+}
+
+/** Indices of the rows still running, and the finished sequences. */
+function partitionFinished(rows: GenerationSequence[]): { keep: number[]; gone: GenerationSequence[] } {
+  const keep: number[] = [];
+  const gone: GenerationSequence[] = [];
+  rows.forEach((s, i) => (s.finished ? gone.push(s) : keep.push(i)));
+  return { keep, gone };
+}
+
+/** The cache holding only `rows` (in that order); the old cache is freed. */
+function narrowCache(cache: KvCache, rows: number[]): KvCache {
+  const next = cache.select(rows);
+  cache.dispose();
+  return next;
 }
 
 function sortedByAdapter(seqs: GenerationSequence[]): number[] {
