@@ -46,5 +46,6 @@ test('an explicit backend is used or fails clearly; cpu always works', () => {
   const wasm = JSON.parse(choose('wasm').out);
   assert.equal(wasm.info.name, 'wasm');
   const webgpu = JSON.parse(choose('webgpu').out);
-  if (!webgpu.info) assert.match(webgpu.error, /no TensorFlow.js backend could be initialised \(asked for webgpu\)/);
+  if (webgpu.info) assert.equal(webgpu.info.name, 'webgpu');
+  else assert.match(webgpu.error, /no TensorFlow.js backend could be initialised \(asked for webgpu\)/);
 });
