@@ -16,6 +16,11 @@ import type { DatasetFormat, DatasetInfo, DatasetUploadMeta } from './engine-api
 import { listEntries, makeTempDir, newId, publishDir, removeDir, writeJsonSynced } from './store-files.js';
 
 const DATA_FILE = 'data.jsonl';
+
+/** Path of dataset `id`'s JSONL under the datasets folder (the one place that knows the layout). */
+export function datasetDataPath(datasetsDir: string, id: string): string {
+  return join(datasetsDir, id, DATA_FILE);
+}
 const META_FILE = 'meta.json';
 const FORMATS: readonly DatasetFormat[] = ['prompt_completion', 'chat', 'text'];
 
@@ -127,7 +132,7 @@ export class DatasetStore {
   /** The examples of a stored dataset, with their line numbers. */
   read(id: string): AsyncGenerator<NumberedExample> {
     this.get(id);
-    return readSftJsonlFile(join(this.dir, id, DATA_FILE));
+    return readSftJsonlFile(datasetDataPath(this.dir, id));
   }
 
   /**

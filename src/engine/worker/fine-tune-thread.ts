@@ -8,7 +8,6 @@
  * worker at once, since nothing it holds outlives it (a half-written version
  * is a hidden temporary folder, never a version).
  */
-import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { Cancelled } from '../../common/errors.js';
@@ -19,6 +18,7 @@ import type { JobCallbacks, JobTrainer, JobTrainResult } from './job-training.js
 import { lineWriter } from './log-relay.js';
 import { startWorker } from './start-worker.js';
 import { fromWireError, toWireError } from './wire-error.js';
+import { datasetDataPath } from '../dataset-store.js';
 
 /** Where a job worker finds what it needs. */
 export interface WorkerTrainerOptions {
@@ -26,7 +26,7 @@ export interface WorkerTrainerOptions {
   modelDir: string;
   /** The backend the serving engine runs on. */
   backend: BackendName;
-  /** `<dataDir>/datasets`: dataset `id` is `<datasetsDir>/<id>/data.jsonl`. */
+  /** `<dataDir>/datasets` (see datasetDataPath). */
   datasetsDir: string;
   /** `<dataDir>/adapters`. */
   adaptersDir: string;
@@ -39,7 +39,6 @@ export interface WorkerTrainerOptions {
 }
 
 /** The dataset store's file of one dataset (dataset-store.ts keeps it there). */
-const DATASET_FILE = 'data.jsonl';
 
 /** A JobTrainer that trains every job in a fresh worker thread. */
 export function workerTrainer(options: WorkerTrainerOptions): JobTrainer {
@@ -48,7 +47,7 @@ export function workerTrainer(options: WorkerTrainerOptions): JobTrainer {
     const sources: DataSource[] = [job.spec.training];
     if (job.spec.validationDatasetId !== undefined) sources.push({ datasetId: job.spec.validationDatasetId });
     const datasetFiles: Record<string, string> = {};
-    for (const s of sources) if ('datasetId' in s) datasetFiles[s.datasetId] = join(options.datasetsDir, s.datasetId, DATASET_FILE);
+    for (const s of sources) if ('datasetId' in s) datasetFiles[s.datasetId] = datasetDataPath(options.datasetsDir, s.datasetId);
     const input: FineTuneWorkerInput = {
       jobId: job.id,
       spec: job.spec,
