@@ -3,6 +3,8 @@ import { Command } from 'commander';
 import { Adapter, AdapterMethod, AdapterResidency } from '../gen/gentune/v1/adapters.js';
 import { clientOptions, fmtBytes, printJson, table, withClient, type ClientOptions } from './output.js';
 
+const HEADER = ['ADAPTER', 'METHOD', 'RANK', 'RESIDENCY', 'SIZE', 'BASE', 'REQUESTS', 'LAST USED'];
+
 function rows(adapters: Adapter[]): string[][] {
   return adapters.flatMap((a) =>
     a.versions.map((v) => [
@@ -12,6 +14,7 @@ function rows(adapters: Adapter[]): string[][] {
       AdapterResidency[v.residency]?.replace('ADAPTER_RESIDENCY_', '').toLowerCase() ?? '-',
       fmtBytes(v.sizeBytes),
       v.baseModel,
+      String(v.requestsServed),
       v.lastUsedAt?.toISOString() ?? '-',
     ]),
   );
@@ -19,7 +22,7 @@ function rows(adapters: Adapter[]): string[][] {
 
 function print(adapter: Adapter, opts: ClientOptions): void {
   if (opts.json) printJson(Adapter.toJSON(adapter));
-  else process.stdout.write(table(['ADAPTER', 'METHOD', 'RANK', 'RESIDENCY', 'SIZE', 'BASE', 'LAST USED'], rows([adapter])));
+  else process.stdout.write(table(HEADER, rows([adapter])));
 }
 
 export function adaptersCommand(): Command {
@@ -29,7 +32,7 @@ export function adaptersCommand(): Command {
       await withClient(opts, async (client) => {
         const list = await client.listAdapters({ timeoutMs: opts.timeout });
         if (opts.json) list.forEach((a) => printJson(Adapter.toJSON(a)));
-        else process.stdout.write(table(['ADAPTER', 'METHOD', 'RANK', 'RESIDENCY', 'SIZE', 'BASE', 'LAST USED'], rows(list)));
+        else process.stdout.write(table(HEADER, rows(list)));
       });
     }),
   );

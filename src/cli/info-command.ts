@@ -1,4 +1,4 @@
-/** `gentune info`: model, backend, limits, version and health. */
+/** `gentune info`: model, backend, device and its memory, limits, version and health. */
 import { Command } from 'commander';
 import { GetServerInfoResponse } from '../gen/gentune/v1/server_info.js';
 import { clientOptions, fmtBytes, printJson, withClient, type ClientOptions } from './output.js';
@@ -17,13 +17,17 @@ export function infoCommand(): Command {
         }
         const m = info.model;
         const l = info.limits;
+        const mem = info.deviceMemory;
+        const gpu = mem?.numBytesInGpu === undefined ? '' : `, GPU ${fmtBytes(mem.numBytesInGpu)} in use of ${fmtBytes(mem.numBytesAllocatedInGpu ?? 0)} allocated`;
         process.stdout.write(
           [
             `gentune ${info.version} at ${opts.addr}: ${health}${info.ready ? '' : ' (model loading)'}`,
             `model    ${m?.name} (${m?.nLayer} layers, ${m?.nHead} heads, n_embd ${m?.nEmbd}, context ${m?.nPositions}, vocab ${m?.vocabSize}, ${m?.numParameters} parameters)`,
-            `backend  ${info.backend}`,
+            `backend  ${info.backend} (${info.device || '-'})`,
+            `memory   ${mem?.numTensors ?? 0} tensors, ${fmtBytes(mem?.numBytes ?? 0)}${gpu}`,
             `limits   ${l?.maxConcurrentStreams} streams, prompt ${l?.maxPromptTokens} tokens, max_new_tokens ${l?.maxNewTokens}, ` +
-              `upload ${fmtBytes(l?.maxUploadBytes ?? 0)}, batch ${l?.maxBatchSize}, queue ${l?.maxQueue}`,
+              `upload ${fmtBytes(l?.maxUploadBytes ?? 0)}, batch ${l?.maxBatchSize}, queue ${l?.maxQueue}, ` +
+              `${l?.maxConcurrentJobs} fine-tune job(s) at once`,
             `started  ${info.startedAt?.toISOString() ?? '-'}`,
           ].join('\n') + '\n',
         );

@@ -4,7 +4,7 @@
  * engine never imports a metrics library. Durations are in milliseconds (the
  * engine's clock); `adapter` is "name@version", or '' for the base model.
  */
-import type { FinishReason, JobState } from './engine-api.js';
+import type { DeviceMemoryInfo, FinishReason, JobState } from './engine-api.js';
 
 /** Gauges read at scrape time, from the engine's own state. */
 export interface EngineSnapshot {
@@ -20,8 +20,8 @@ export interface EngineSnapshot {
   adapters(): { resident: number; bytes: number };
   /** Fine-tune jobs in the job store, per state. */
   jobs(): Partial<Record<JobState, number>>;
-  /** TensorFlow.js memory: tf.memory(). */
-  memory(): { numTensors: number; numDataBuffers: number; numBytes: number };
+  /** TensorFlow.js memory: tf.memory(), with the GPU byte counts on webgpu. */
+  memory(): DeviceMemoryInfo;
 }
 
 /** A step of the running fine-tune job (the trainer's progress event). */

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { initWebGpu } from './webgpu-backend.js';
+import { initWebGpu, type WebGpuAdapterInfo } from './webgpu-backend.js';
 
 /** Backends gentune can run on, in the order `auto` tries them. */
 export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -15,6 +15,8 @@ export interface BackendOptions {
 export interface BackendInfo {
   name: string;
   device: string;
+  /** webgpu only: the adapter it runs on (GPUAdapterInfo). */
+  gpuAdapter?: WebGpuAdapterInfo;
 }
 
 let active: BackendInfo | undefined;
@@ -90,7 +92,7 @@ async function tryBackend(name: Exclude<BackendName, 'auto'>, options: BackendOp
       // Dawn over Vulkan (see webgpu-backend.ts). `auto` takes it only on a
       // hardware adapter; an explicit `webgpu` accepts lavapipe too.
       const r = await initWebGpu({ allowSoftware: !auto });
-      if (r.ok) return { name: r.name, device: r.device };
+      if (r.ok) return { name: r.name, device: r.device, gpuAdapter: { ...r.adapter } };
       options.log?.(`backend webgpu: ${r.reason}`);
       return undefined;
     }

@@ -1,13 +1,22 @@
 /**
  * Runtime metrics: TensorFlow.js memory (the engine's tf.memory(), read at
- * scrape time: a tensor count that only grows is a leak), which backend and
- * model run, and the process itself (prom-client's default metrics, prefixed).
+ * scrape time: a tensor count that only grows is a leak), device memory in
+ * use and allocated, which backend, device and model run, and the process
+ * itself (prom-client's default metrics, prefixed).
  * TensorFlow.js itself is not imported here: the engine that loaded it hands
  * over tf.memory(), so the metrics can start before the model loads.
  */
 import { collectDefaultMetrics, Gauge, type Registry } from 'prom-client';
 
-type Memory = { numTensors: number; numDataBuffers: number; numBytes: number };
+type Memory = {
+  numTensors: number;
+  numDataBuffers: number;
+  numBytes: number;
+  /** webgpu only. */
+  numBytesInGPU?: number;
+  /** webgpu only. */
+  numBytesAllocatedInGPU?: number;
+};
 const NO_MEMORY: Memory = { numTensors: 0, numDataBuffers: 0, numBytes: 0 };
 
 /**
@@ -42,6 +51,20 @@ export class RuntimeMetrics {
       help: 'Bytes held by TensorFlow.js tensors on the backend (tf.memory().numBytes).',
       registers,
       collect: () => bytes.set(this.memory().numBytes),
+    });
+    const device: Gauge<'kind'> = new Gauge({
+      name: `${prefix}device_memory_bytes`,
+      help:
+        'Device memory held by TensorFlow.js, in bytes: kind="in_use" is live tensors (GPU buffers on webgpu, ' +
+        'else tf.memory().numBytes); kind="allocated" (webgpu only) adds buffers pooled for reuse.',
+      labelNames: ['kind'],
+      registers,
+      collect: () => {
+        const m = this.memory();
+        device.set({ kind: 'in_use' }, m.numBytesInGPU ?? m.numBytes);
+        if (m.numBytesAllocatedInGPU !== undefined) device.set({ kind: 'allocated' }, m.numBytesAllocatedInGPU);
+        else device.remove({ kind: 'allocated' });
+      },
     });
     this.backendInfo = new Gauge({ name: `${prefix}backend_info`, help: 'The TensorFlow.js backend in use (always 1).', labelNames: ['backend', 'device'], registers });
     this.buildInfo = new Gauge({ name: `${prefix}build_info`, help: 'gentune version (always 1).', labelNames: ['version'], registers });

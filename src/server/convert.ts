@@ -18,6 +18,7 @@ import type { SamplingParams } from '../gen/gentune/v1/generate.js';
 import {
   checkExactlyOne,
   checkId,
+  checkLimit,
   checkMaxItems,
   checkMaxLength,
   checkOneOf,
@@ -62,7 +63,7 @@ export function decodeSampling(
     checkMaxLength(`stop[${i}]`, s, 64);
   });
   return {
-    maxNewTokens: checkRange('max_new_tokens', p?.maxNewTokens ?? Math.min(defaults.maxNewTokens, max), { min: 1, max }),
+    maxNewTokens: checkLimit('max_new_tokens', checkRange('max_new_tokens', p?.maxNewTokens ?? Math.min(defaults.maxNewTokens, max), { min: 1 }), limits, 'maxNewTokens'),
     temperature: checkRange('temperature', p?.temperature ?? defaults.temperature, { min: 0, max: 100 }),
     topK: checkRange('top_k', p?.topK ?? 0, vocabSize > 0 ? { min: 0, max: vocabSize } : { min: 0 }),
     topP: checkRange('top_p', p?.topP ?? 1, { min: 0, max: 1, minExclusive: true }),
@@ -144,6 +145,7 @@ export function encodeAdapter(a: AdapterInfo): Adapter {
       createdAt: toDate(v.createdAtMs),
       lastUsedAt: toDate(v.lastUsedAtMs),
       jobId: v.jobId ?? '',
+      requestsServed: v.requestsServed,
     })),
   });
 }

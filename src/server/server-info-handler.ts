@@ -5,9 +5,21 @@ import { GetServerInfoResponse as Response } from '../gen/gentune/v1/server_info
 import { toDate } from './convert.js';
 import { unary, type RpcDeps } from './rpc.js';
 
-/** Engine info -> proto response. */
+/** Engine info -> proto response (tfjs's `numBytesInGPU` is ts-proto's `numBytesInGpu`). */
 export function encodeServerInfo(info: ServerInfo): GetServerInfoResponse {
-  return Response.fromPartial({ ...info, startedAt: toDate(info.startedAtMs) });
+  const { deviceMemory: m, ...rest } = info;
+  return Response.fromPartial({
+    ...rest,
+    startedAt: toDate(info.startedAtMs),
+    deviceMemory: {
+      numTensors: m.numTensors,
+      numDataBuffers: m.numDataBuffers,
+      numBytes: m.numBytes,
+      numBytesInGpu: m.numBytesInGPU,
+      numBytesAllocatedInGpu: m.numBytesAllocatedInGPU,
+      unreliable: m.unreliable ?? false,
+    },
+  });
 }
 
 /** grpc-js handler of ModelService.GetServerInfo. */

@@ -37,6 +37,27 @@ describe('Adapters and Evaluate', () => {
     assert.deepEqual(adapters.map((a) => a.name), [...adapters.map((a) => a.name)].sort());
   });
 
+  test('ListAdapters counts the requests each version served: Generate requests, and Evaluate calls (one each)', async () => {
+    for (let i = 0; i < 2; i++) await collect(h.client.fineTune({ adapter: 'counted', examples: EXAMPLES, hyperparameters: { maxSteps: 1 } }));
+    const served = async () => (await h.client.listAdapters()).find((a) => a.name === 'counted')!.versions.map((v) => v.requestsServed);
+    assert.deepEqual(await served(), [0, 0], 'publishing and loading serve nothing');
+    const N = 3;
+    for (let i = 0; i < N; i++) await h.client.generateText({ prompt: `x${i}`, adapter: 'counted@1', sampling: { maxNewTokens: 2 } });
+    await h.client.generateText({ prompt: 'base', sampling: { maxNewTokens: 2 } });
+    assert.deepEqual(await served(), [N, 0]);
+    await h.client.generateText({ prompt: 'latest', adapter: 'counted', sampling: { maxNewTokens: 2 } });
+    await h.client.evaluate({ examples: EXAMPLES, adapters: ['counted@2'], metrics: [Metric.METRIC_LOSS] });
+    await h.client.loadAdapter('counted@1', true);
+    assert.deepEqual(await served(), [N, 2]);
+    await rejectsWith(h.client.generateText({ prompt: 'x', adapter: 'counted@3' }), Code.NOT_FOUND, /counted@3/);
+    assert.deepEqual(await served(), [N, 2], 'a request for a missing version counts nowhere');
+    // GetServerInfo's device memory follows the serving thread: deleting the resident versions frees their bytes.
+    const bytes = async () => (await h.client.getServerInfo()).deviceMemory!.numBytes;
+    const before = await bytes();
+    await h.client.deleteAdapter('counted');
+    assert.ok((await bytes()) < before, `device memory ${before} -> ${await bytes()} bytes`);
+  });
+
   test('LoadAdapter pins / preloads, UnloadAdapter frees, DeleteAdapter removes one version or all', async () => {
     const pinned = await h.client.loadAdapter('alpha@1', true);
     assert.equal(pinned.versions.find((v) => v.version === 1)?.residency, AdapterResidency.ADAPTER_RESIDENCY_PINNED);

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import type { FineTuneEvent } from '../../src/gen/gentune/v1/fine_tune.js';
 import { FinishReason } from '../../src/gen/gentune/v1/generate.js';
 import { FIXTURE_MODEL, FIXTURE_NAME, LONG_MAX_NEW_TOKENS, longGeneration, TEST_BACKEND } from './helpers/fixture-model.js';
 import { collect, eventually, rejectsWith, startHarness } from './helpers/harness.js';
@@ -86,12 +87,55 @@ describe('server lifecycle', () => {
       assert.equal(info.limits?.maxNewTokens, 77);
       assert.equal(info.ready, true);
       assert.ok(info.startedAt instanceof Date);
+      assert.equal(info.limits?.maxConcurrentJobs, 1, '--max-concurrent-jobs defaults to 1');
+      // The device and its memory come from the serving thread, where the model lives.
+      if (TEST_BACKEND === 'wasm') assert.match(info.device, /^wasm( simd)?, \d+ thread\(s\)$/);
+      else assert.ok(info.device.length > 0, info.device);
+      assert.equal(info.gpuAdapter !== undefined, TEST_BACKEND === 'webgpu');
+      const m = info.deviceMemory!;
+      // At least the fixture model's float32 weights.
+      assert.ok(m.numTensors > 0 && m.numBytes >= Number(info.model.numParameters) * 4, JSON.stringify(m));
+      assert.equal(m.numBytesInGpu !== undefined, TEST_BACKEND === 'webgpu', 'GPU bytes on webgpu only');
       // Health knows the server ("") and ModelService, nothing else.
       await rejectsWith(h.client.checkHealth('gentune.v1.Nope'), Code.NOT_FOUND);
     } finally {
       await h.close();
     }
   });
+
+  for (const maxConcurrentJobs of [1, 2]) {
+    test(`--max-concurrent-jobs ${maxConcurrentJobs}: ${maxConcurrentJobs === 1 ? 'a second job waits queued until the first ends' : 'two jobs train at once'}`, async () => {
+      const h = await startHarness({ limits: { maxConcurrentJobs } });
+      try {
+        assert.equal((await h.client.getServerInfo()).limits?.maxConcurrentJobs, maxConcurrentJobs);
+        const examples = [{ prompt: 'Q: 1+1?', completion: ' 2' }, { prompt: 'Q: 2+2?', completion: ' 4' }];
+        const times = new Map<string, number>();
+        const first = h.client.fineTune({ adapter: 'first', examples, hyperparameters: { maxSteps: 40 } });
+        // Submit the second only once the first is in the queue, so the order is known.
+        const queued = await first.next();
+        assert.equal(queued.value?.event?.$case, 'queued');
+        const follow = async (name: string, events: AsyncIterable<FineTuneEvent>) => {
+          for await (const e of events) times.set(`${name} ${e.event?.$case}`, e.time!.getTime());
+        };
+        await Promise.all([
+          follow('first', first),
+          follow('second', h.client.fineTune({ adapter: 'second', examples, hyperparameters: { maxSteps: 40 } })),
+        ]);
+        const at = (key: string) => {
+          assert.ok(times.has(key), `${key}: ${[...times.keys()].join(', ')}`);
+          return times.get(key)!;
+        };
+        if (maxConcurrentJobs === 1) {
+          assert.ok(at('second started') >= at('first succeeded'), 'the second job started only after the first ended');
+        } else {
+          assert.ok(at('second started') < at('first succeeded'), 'the second job started while the first was running');
+          assert.ok(at('first started') < at('second succeeded'));
+        }
+      } finally {
+        await h.close();
+      }
+    });
+  }
 
   test('reflection lists ModelService and Health, and serves their descriptors', async () => {
     const h = await startHarness();

@@ -51,10 +51,14 @@ test('the backend is webgpu on a Dawn adapter, and device memory is reported', (
   assert.match(info!.device, /WebGPU via Dawn/);
   console.log(`# device: ${info!.device}`);
   const w = tinyWeights(TINY, 2);
+  // A kernel's output lives in a GPU buffer: GetServerInfo and gentune_device_memory_bytes report those bytes.
+  const probe = tf.tidy(() => tf.ones([64, 64]).add(1));
   const m = deviceMemory();
   assert.equal(m.backend, 'webgpu');
   assert.ok(m.numTensors > 0 && m.numBytes > 0, JSON.stringify(m));
-  assert.equal(typeof m.numBytesInGPU, 'number', JSON.stringify(m));
+  assert.ok(m.numBytesInGPU! >= 64 * 64 * 4, `GPU bytes in use: ${JSON.stringify(m)}`);
+  assert.ok(m.numBytesAllocatedInGPU! >= m.numBytesInGPU!, JSON.stringify(m));
+  probe.dispose();
   disposeWeights(w);
 });
 

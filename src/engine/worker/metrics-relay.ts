@@ -8,7 +8,7 @@
  * latest values (they are read at scrape time and must stay synchronous).
  */
 import type { EngineMetrics, EngineSnapshot } from '../engine-metrics.js';
-import type { JobState } from '../engine-api.js';
+import type { DeviceMemoryInfo, JobState } from '../engine-api.js';
 
 /** Hooks that carry events (every method but bindEngine). */
 type EventName = Exclude<keyof EngineMetrics, 'bindEngine'>;
@@ -21,7 +21,7 @@ export interface SnapshotValues {
   sequences: { running: number; waiting: number };
   adapters: { resident: number; bytes: number };
   jobs: Partial<Record<JobState, number>>;
-  memory: { numTensors: number; numDataBuffers: number; numBytes: number };
+  memory: DeviceMemoryInfo;
 }
 
 /** The constant part of the snapshot, sent once when the engine is up. */

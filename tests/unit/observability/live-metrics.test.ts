@@ -53,6 +53,10 @@ test('the traffic shows: RPCs by code, tokens, TTFT, per-adapter series, the job
   assert.equal(sample(exposition, 'gentune_finetune_steps_total'), 3);
   assert.ok(sample(exposition, 'gentune_tfjs_tensors')! > 0);
   has(/^gentune_backend_info\{backend="(wasm|cpu|webgpu|tensorflow)",device="[^"]+"\} 1$/m);
+  // Device memory, read in the serving thread (the main thread has no model): tfjs's bytes, GPU buffers on webgpu.
+  const inUse = sample(exposition, 'gentune_device_memory_bytes{kind="in_use"}');
+  assert.ok(inUse! > 0, `in use ${inUse}`);
+  if (!exposition.includes('backend="webgpu"')) assert.equal(inUse, sample(exposition, 'gentune_tfjs_memory_bytes'));
   has(/^gentune_process_resident_memory_bytes \d+/m);
 });
 

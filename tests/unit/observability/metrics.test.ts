@@ -121,6 +121,17 @@ test('gauges read the engine at scrape time: sequences, adapters, jobs by state,
   assert.equal(await value(m, 'gentune_model_info', { model: 'tiny' }), 1);
 });
 
+test('device memory: in use (GPU bytes on webgpu, else tfjs bytes) and, on webgpu only, allocated', async () => {
+  const m = new GentuneMetrics({ processMetrics: false });
+  let memory: ReturnType<EngineSnapshot['memory']> = { numTensors: 5, numDataBuffers: 5, numBytes: 4000 };
+  m.engine.bindEngine(snapshot({ memory: () => memory }));
+  assert.equal(await value(m, 'gentune_device_memory_bytes', { kind: 'in_use' }), 4000);
+  assert.equal(await value(m, 'gentune_device_memory_bytes', { kind: 'allocated' }), undefined, 'wasm reports no pool');
+  memory = { numTensors: 5, numDataBuffers: 5, numBytes: 4000, numBytesInGPU: 3000, numBytesAllocatedInGPU: 8192 };
+  assert.equal(await value(m, 'gentune_device_memory_bytes', { kind: 'in_use' }), 3000);
+  assert.equal(await value(m, 'gentune_device_memory_bytes', { kind: 'allocated' }), 8192);
+});
+
 test('adapter events: per-adapter traffic without versions, loads, evictions', async () => {
   const m = new GentuneMetrics({ processMetrics: false });
   const e = m.engine;

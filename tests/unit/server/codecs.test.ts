@@ -1,12 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultConfig } from '../../../src/engine/config.js';
-import type { Engine, FineTuneSpec, JobEventBody } from '../../../src/engine/engine-api.js';
+import type { Engine, FineTuneSpec, JobEventBody, ServerInfo } from '../../../src/engine/engine-api.js';
 import { FineTuneEvent, FineTuneRequest } from '../../../src/gen/gentune/v1/fine_tune.js';
 import { FinishReason, GenerateResponse } from '../../../src/gen/gentune/v1/generate.js';
+import { GetServerInfoResponse } from '../../../src/gen/gentune/v1/server_info.js';
 import { decodeFineTuneRequest, encodeFineTuneSpec, encodeJobEvent } from '../../../src/server/fine-tune-codec.js';
 import { encodeChunk } from '../../../src/server/generate-handler.js';
 import type { RpcDeps } from '../../../src/server/rpc.js';
+import { encodeServerInfo } from '../../../src/server/server-info-handler.js';
 
 const engine = {
   info: () => ({ model: { nLayer: 12, nPositions: 1024, vocabSize: 50257 } }),
@@ -77,4 +79,33 @@ test('generate chunks: deltas carry no finish; the last carries reason, usage an
     assert.deepEqual(last.usage, usage);
     assert.equal(last.adapter, 'a@1');
   }
+});
+
+test('server info: device, webgpu adapter and memory survive encode -> wire -> decode (GPU byte counts only where reported)', () => {
+  const limits = { ...defaultConfig().limits };
+  const base: ServerInfo = {
+    version: '1.0.0',
+    model: { name: 'm', nLayer: 1, nHead: 1, nEmbd: 8, nPositions: 16, vocabSize: 10, numParameters: 100, eosTokenId: 9 },
+    backend: 'webgpu',
+    device: 'mesa software: llvmpipe, WebGPU via Dawn',
+    gpuAdapter: { vendor: 'mesa', architecture: 'software', device: '', description: 'llvmpipe', software: true },
+    deviceMemory: { numTensors: 3, numDataBuffers: 3, numBytes: 1200, numBytesInGPU: 1024, numBytesAllocatedInGPU: 4096 },
+    limits,
+    ready: true,
+    startedAtMs: 1_700_000_000_000,
+  };
+  const gpu = GetServerInfoResponse.decode(GetServerInfoResponse.encode(encodeServerInfo(base)).finish());
+  assert.equal(gpu.device, base.device);
+  assert.deepEqual(gpu.gpuAdapter, base.gpuAdapter);
+  assert.deepEqual(gpu.deviceMemory, { numTensors: 3, numDataBuffers: 3, numBytes: 1200, numBytesInGpu: 1024, numBytesAllocatedInGpu: 4096, unreliable: false });
+  assert.equal(gpu.limits?.maxConcurrentJobs, limits.maxConcurrentJobs);
+
+  const wasm = GetServerInfoResponse.decode(
+    GetServerInfoResponse.encode(
+      encodeServerInfo({ ...base, backend: 'wasm', device: 'wasm simd, 1 thread(s)', gpuAdapter: undefined, deviceMemory: { numTensors: 3, numDataBuffers: 3, numBytes: 1200 } }),
+    ).finish(),
+  );
+  assert.equal(wasm.gpuAdapter, undefined);
+  assert.equal(wasm.deviceMemory?.numBytes, 1200);
+  assert.equal(wasm.deviceMemory?.numBytesInGpu, undefined, 'unset, not 0, where the backend has no GPU buffers');
 });

@@ -130,6 +130,13 @@ export interface AdapterVersion {
     | undefined;
   /** The fine-tune job that produced it; empty if imported. */
   jobId: string;
+  /**
+   * Requests this version served since the server started: Generate requests
+   * that took it (counted when the request takes the version, before its first
+   * token, so one cancelled later still counts) plus Evaluate calls that scored
+   * it (one per call). Starts at 0 on every start; LoadAdapter does not count.
+   */
+  requestsServed: number;
 }
 
 /** A named adapter with all of its versions. */
@@ -203,6 +210,7 @@ function createBaseAdapterVersion(): AdapterVersion {
     createdAt: undefined,
     lastUsedAt: undefined,
     jobId: "",
+    requestsServed: 0,
   };
 }
 
@@ -240,6 +248,9 @@ export const AdapterVersion: MessageFns<AdapterVersion> = {
     }
     if (message.jobId !== "") {
       writer.uint32(90).string(message.jobId);
+    }
+    if (message.requestsServed !== 0) {
+      writer.uint32(96).uint64(message.requestsServed);
     }
     return writer;
   },
@@ -345,6 +356,14 @@ export const AdapterVersion: MessageFns<AdapterVersion> = {
             message.jobId = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.requestsServed = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -398,6 +417,11 @@ export const AdapterVersion: MessageFns<AdapterVersion> = {
         : isSet(object.job_id)
         ? globalThis.String(object.job_id)
         : "",
+      requestsServed: isSet(object.requestsServed)
+        ? globalThis.Number(object.requestsServed)
+        : isSet(object.requests_served)
+        ? globalThis.Number(object.requests_served)
+        : 0,
     };
   },
 
@@ -436,6 +460,9 @@ export const AdapterVersion: MessageFns<AdapterVersion> = {
     if (message.jobId !== "") {
       obj.jobId = message.jobId;
     }
+    if (message.requestsServed !== 0) {
+      obj.requestsServed = Math.round(message.requestsServed);
+    }
     return obj;
   },
 
@@ -455,6 +482,7 @@ export const AdapterVersion: MessageFns<AdapterVersion> = {
     message.createdAt = object.createdAt ?? undefined;
     message.lastUsedAt = object.lastUsedAt ?? undefined;
     message.jobId = object.jobId ?? "";
+    message.requestsServed = object.requestsServed ?? 0;
     return message;
   },
 };

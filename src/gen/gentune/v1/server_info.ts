@@ -51,6 +51,63 @@ export interface Limits {
   maxBatchSize: number;
   /** Generate requests waiting for a batch slot. */
   maxQueue: number;
+  /**
+   * Fine-tune jobs trained at once (--max-concurrent-jobs, default 1); later
+   * jobs wait in state queued.
+   */
+  maxConcurrentJobs: number;
+  /**
+   * Examples (JSONL lines) in one uploaded dataset, and inline examples in
+   * one request.
+   */
+  maxDatasetExamples: number;
+  /** Fine-tune jobs waiting in state queued (running jobs not counted). */
+  maxQueuedJobs: number;
+  /** Size of one gRPC message, received or sent, in bytes. */
+  maxMessageBytes: number;
+}
+
+/** The adapter the webgpu backend runs on (WebGPU's GPUAdapterInfo). */
+export interface GpuAdapterInfo {
+  /** e.g. "nvidia", "mesa". */
+  vendor: string;
+  /** e.g. "hopper", "software". */
+  architecture: string;
+  /** Device name or id, as the driver reports it. */
+  device: string;
+  /** e.g. "NVIDIA H200", "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  description: string;
+  /** True for a software rasteriser (lavapipe, SwiftShader), not a GPU. */
+  software: boolean;
+}
+
+/**
+ * Memory held by TensorFlow.js in the serving thread, as tf.memory() reports
+ * it on the backend in use.
+ */
+export interface DeviceMemory {
+  /** Tensors alive. */
+  numTensors: number;
+  /** Data buffers alive (tensors may share one). */
+  numDataBuffers: number;
+  /** Bytes of all live tensors, in bytes (every backend; tf.memory().numBytes). */
+  numBytes: number;
+  /**
+   * webgpu only: bytes of GPU buffers holding live tensors; unset on other
+   * backends.
+   */
+  numBytesInGpu?:
+    | number
+    | undefined;
+  /**
+   * webgpu only: bytes of GPU buffers allocated, in use or pooled for reuse;
+   * unset on other backends.
+   */
+  numBytesAllocatedInGpu?:
+    | number
+    | undefined;
+  /** True when TensorFlow.js cannot count bytes exactly (e.g. string tensors). */
+  unreliable: boolean;
 }
 
 /** Input of ModelService.GetServerInfo. */
@@ -71,7 +128,25 @@ export interface GetServerInfoResponse {
     | undefined;
   /** True once the base model is loaded (as grpc.health.v1 SERVING). */
   ready: boolean;
-  startedAt?: Date | undefined;
+  startedAt?:
+    | Date
+    | undefined;
+  /**
+   * The device the backend computes on, one line: "nvidia hopper: NVIDIA
+   * H200, WebGPU via Dawn" (webgpu), "libtensorflow (CUDA)" (tensorflow),
+   * "wasm simd, 1 thread(s)" (wasm), "pure JavaScript" (cpu). Empty before
+   * the backend is chosen.
+   */
+  device: string;
+  /** webgpu only: the adapter's vendor, architecture and description. */
+  gpuAdapter?:
+    | GpuAdapterInfo
+    | undefined;
+  /**
+   * Memory in use on the device, read in the serving thread at most about a
+   * second before this reply.
+   */
+  deviceMemory?: DeviceMemory | undefined;
 }
 
 function createBaseModelInfo(): ModelInfo {
@@ -291,6 +366,10 @@ function createBaseLimits(): Limits {
     maxUploadBytes: 0,
     maxBatchSize: 0,
     maxQueue: 0,
+    maxConcurrentJobs: 0,
+    maxDatasetExamples: 0,
+    maxQueuedJobs: 0,
+    maxMessageBytes: 0,
   };
 }
 
@@ -313,6 +392,18 @@ export const Limits: MessageFns<Limits> = {
     }
     if (message.maxQueue !== 0) {
       writer.uint32(48).uint32(message.maxQueue);
+    }
+    if (message.maxConcurrentJobs !== 0) {
+      writer.uint32(56).uint32(message.maxConcurrentJobs);
+    }
+    if (message.maxDatasetExamples !== 0) {
+      writer.uint32(64).uint32(message.maxDatasetExamples);
+    }
+    if (message.maxQueuedJobs !== 0) {
+      writer.uint32(72).uint32(message.maxQueuedJobs);
+    }
+    if (message.maxMessageBytes !== 0) {
+      writer.uint32(80).uint64(message.maxMessageBytes);
     }
     return writer;
   },
@@ -378,6 +469,38 @@ export const Limits: MessageFns<Limits> = {
             message.maxQueue = reader.uint32();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxConcurrentJobs = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.maxDatasetExamples = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.maxQueuedJobs = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.maxMessageBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -422,6 +545,26 @@ export const Limits: MessageFns<Limits> = {
         : isSet(object.max_queue)
         ? globalThis.Number(object.max_queue)
         : 0,
+      maxConcurrentJobs: isSet(object.maxConcurrentJobs)
+        ? globalThis.Number(object.maxConcurrentJobs)
+        : isSet(object.max_concurrent_jobs)
+        ? globalThis.Number(object.max_concurrent_jobs)
+        : 0,
+      maxDatasetExamples: isSet(object.maxDatasetExamples)
+        ? globalThis.Number(object.maxDatasetExamples)
+        : isSet(object.max_dataset_examples)
+        ? globalThis.Number(object.max_dataset_examples)
+        : 0,
+      maxQueuedJobs: isSet(object.maxQueuedJobs)
+        ? globalThis.Number(object.maxQueuedJobs)
+        : isSet(object.max_queued_jobs)
+        ? globalThis.Number(object.max_queued_jobs)
+        : 0,
+      maxMessageBytes: isSet(object.maxMessageBytes)
+        ? globalThis.Number(object.maxMessageBytes)
+        : isSet(object.max_message_bytes)
+        ? globalThis.Number(object.max_message_bytes)
+        : 0,
     };
   },
 
@@ -445,6 +588,18 @@ export const Limits: MessageFns<Limits> = {
     if (message.maxQueue !== 0) {
       obj.maxQueue = Math.round(message.maxQueue);
     }
+    if (message.maxConcurrentJobs !== 0) {
+      obj.maxConcurrentJobs = Math.round(message.maxConcurrentJobs);
+    }
+    if (message.maxDatasetExamples !== 0) {
+      obj.maxDatasetExamples = Math.round(message.maxDatasetExamples);
+    }
+    if (message.maxQueuedJobs !== 0) {
+      obj.maxQueuedJobs = Math.round(message.maxQueuedJobs);
+    }
+    if (message.maxMessageBytes !== 0) {
+      obj.maxMessageBytes = Math.round(message.maxMessageBytes);
+    }
     return obj;
   },
 
@@ -459,6 +614,319 @@ export const Limits: MessageFns<Limits> = {
     message.maxUploadBytes = object.maxUploadBytes ?? 0;
     message.maxBatchSize = object.maxBatchSize ?? 0;
     message.maxQueue = object.maxQueue ?? 0;
+    message.maxConcurrentJobs = object.maxConcurrentJobs ?? 0;
+    message.maxDatasetExamples = object.maxDatasetExamples ?? 0;
+    message.maxQueuedJobs = object.maxQueuedJobs ?? 0;
+    message.maxMessageBytes = object.maxMessageBytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseGpuAdapterInfo(): GpuAdapterInfo {
+  return { vendor: "", architecture: "", device: "", description: "", software: false };
+}
+
+export const GpuAdapterInfo: MessageFns<GpuAdapterInfo> = {
+  encode(message: GpuAdapterInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vendor !== "") {
+      writer.uint32(10).string(message.vendor);
+    }
+    if (message.architecture !== "") {
+      writer.uint32(18).string(message.architecture);
+    }
+    if (message.device !== "") {
+      writer.uint32(26).string(message.device);
+    }
+    if (message.description !== "") {
+      writer.uint32(34).string(message.description);
+    }
+    if (message.software !== false) {
+      writer.uint32(40).bool(message.software);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GpuAdapterInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGpuAdapterInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vendor = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.architecture = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.device = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.software = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GpuAdapterInfo {
+    return {
+      vendor: isSet(object.vendor) ? globalThis.String(object.vendor) : "",
+      architecture: isSet(object.architecture) ? globalThis.String(object.architecture) : "",
+      device: isSet(object.device) ? globalThis.String(object.device) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      software: isSet(object.software) ? globalThis.Boolean(object.software) : false,
+    };
+  },
+
+  toJSON(message: GpuAdapterInfo): unknown {
+    const obj: any = {};
+    if (message.vendor !== "") {
+      obj.vendor = message.vendor;
+    }
+    if (message.architecture !== "") {
+      obj.architecture = message.architecture;
+    }
+    if (message.device !== "") {
+      obj.device = message.device;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.software !== false) {
+      obj.software = message.software;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GpuAdapterInfo>): GpuAdapterInfo {
+    return GpuAdapterInfo.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GpuAdapterInfo>): GpuAdapterInfo {
+    const message = createBaseGpuAdapterInfo();
+    message.vendor = object.vendor ?? "";
+    message.architecture = object.architecture ?? "";
+    message.device = object.device ?? "";
+    message.description = object.description ?? "";
+    message.software = object.software ?? false;
+    return message;
+  },
+};
+
+function createBaseDeviceMemory(): DeviceMemory {
+  return {
+    numTensors: 0,
+    numDataBuffers: 0,
+    numBytes: 0,
+    numBytesInGpu: undefined,
+    numBytesAllocatedInGpu: undefined,
+    unreliable: false,
+  };
+}
+
+export const DeviceMemory: MessageFns<DeviceMemory> = {
+  encode(message: DeviceMemory, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.numTensors !== 0) {
+      writer.uint32(8).uint64(message.numTensors);
+    }
+    if (message.numDataBuffers !== 0) {
+      writer.uint32(16).uint64(message.numDataBuffers);
+    }
+    if (message.numBytes !== 0) {
+      writer.uint32(24).uint64(message.numBytes);
+    }
+    if (message.numBytesInGpu !== undefined) {
+      writer.uint32(32).uint64(message.numBytesInGpu);
+    }
+    if (message.numBytesAllocatedInGpu !== undefined) {
+      writer.uint32(40).uint64(message.numBytesAllocatedInGpu);
+    }
+    if (message.unreliable !== false) {
+      writer.uint32(48).bool(message.unreliable);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeviceMemory {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeviceMemory();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.numTensors = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.numDataBuffers = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.numBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.numBytesInGpu = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.numBytesAllocatedInGpu = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.unreliable = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeviceMemory {
+    return {
+      numTensors: isSet(object.numTensors)
+        ? globalThis.Number(object.numTensors)
+        : isSet(object.num_tensors)
+        ? globalThis.Number(object.num_tensors)
+        : 0,
+      numDataBuffers: isSet(object.numDataBuffers)
+        ? globalThis.Number(object.numDataBuffers)
+        : isSet(object.num_data_buffers)
+        ? globalThis.Number(object.num_data_buffers)
+        : 0,
+      numBytes: isSet(object.numBytes)
+        ? globalThis.Number(object.numBytes)
+        : isSet(object.num_bytes)
+        ? globalThis.Number(object.num_bytes)
+        : 0,
+      numBytesInGpu: isSet(object.numBytesInGpu)
+        ? globalThis.Number(object.numBytesInGpu)
+        : isSet(object.num_bytes_in_gpu)
+        ? globalThis.Number(object.num_bytes_in_gpu)
+        : undefined,
+      numBytesAllocatedInGpu: isSet(object.numBytesAllocatedInGpu)
+        ? globalThis.Number(object.numBytesAllocatedInGpu)
+        : isSet(object.num_bytes_allocated_in_gpu)
+        ? globalThis.Number(object.num_bytes_allocated_in_gpu)
+        : undefined,
+      unreliable: isSet(object.unreliable) ? globalThis.Boolean(object.unreliable) : false,
+    };
+  },
+
+  toJSON(message: DeviceMemory): unknown {
+    const obj: any = {};
+    if (message.numTensors !== 0) {
+      obj.numTensors = Math.round(message.numTensors);
+    }
+    if (message.numDataBuffers !== 0) {
+      obj.numDataBuffers = Math.round(message.numDataBuffers);
+    }
+    if (message.numBytes !== 0) {
+      obj.numBytes = Math.round(message.numBytes);
+    }
+    if (message.numBytesInGpu !== undefined) {
+      obj.numBytesInGpu = Math.round(message.numBytesInGpu);
+    }
+    if (message.numBytesAllocatedInGpu !== undefined) {
+      obj.numBytesAllocatedInGpu = Math.round(message.numBytesAllocatedInGpu);
+    }
+    if (message.unreliable !== false) {
+      obj.unreliable = message.unreliable;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeviceMemory>): DeviceMemory {
+    return DeviceMemory.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeviceMemory>): DeviceMemory {
+    const message = createBaseDeviceMemory();
+    message.numTensors = object.numTensors ?? 0;
+    message.numDataBuffers = object.numDataBuffers ?? 0;
+    message.numBytes = object.numBytes ?? 0;
+    message.numBytesInGpu = object.numBytesInGpu ?? undefined;
+    message.numBytesAllocatedInGpu = object.numBytesAllocatedInGpu ?? undefined;
+    message.unreliable = object.unreliable ?? false;
     return message;
   },
 };
@@ -516,7 +984,17 @@ export const GetServerInfoRequest: MessageFns<GetServerInfoRequest> = {
 };
 
 function createBaseGetServerInfoResponse(): GetServerInfoResponse {
-  return { version: "", model: undefined, backend: "", limits: undefined, ready: false, startedAt: undefined };
+  return {
+    version: "",
+    model: undefined,
+    backend: "",
+    limits: undefined,
+    ready: false,
+    startedAt: undefined,
+    device: "",
+    gpuAdapter: undefined,
+    deviceMemory: undefined,
+  };
 }
 
 export const GetServerInfoResponse: MessageFns<GetServerInfoResponse> = {
@@ -538,6 +1016,15 @@ export const GetServerInfoResponse: MessageFns<GetServerInfoResponse> = {
     }
     if (message.startedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.startedAt), writer.uint32(50).fork()).join();
+    }
+    if (message.device !== "") {
+      writer.uint32(58).string(message.device);
+    }
+    if (message.gpuAdapter !== undefined) {
+      GpuAdapterInfo.encode(message.gpuAdapter, writer.uint32(66).fork()).join();
+    }
+    if (message.deviceMemory !== undefined) {
+      DeviceMemory.encode(message.deviceMemory, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -603,6 +1090,30 @@ export const GetServerInfoResponse: MessageFns<GetServerInfoResponse> = {
             message.startedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.device = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.gpuAdapter = GpuAdapterInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.deviceMemory = DeviceMemory.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -627,6 +1138,17 @@ export const GetServerInfoResponse: MessageFns<GetServerInfoResponse> = {
         : isSet(object.started_at)
         ? fromJsonTimestamp(object.started_at)
         : undefined,
+      device: isSet(object.device) ? globalThis.String(object.device) : "",
+      gpuAdapter: isSet(object.gpuAdapter)
+        ? GpuAdapterInfo.fromJSON(object.gpuAdapter)
+        : isSet(object.gpu_adapter)
+        ? GpuAdapterInfo.fromJSON(object.gpu_adapter)
+        : undefined,
+      deviceMemory: isSet(object.deviceMemory)
+        ? DeviceMemory.fromJSON(object.deviceMemory)
+        : isSet(object.device_memory)
+        ? DeviceMemory.fromJSON(object.device_memory)
+        : undefined,
     };
   },
 
@@ -650,6 +1172,15 @@ export const GetServerInfoResponse: MessageFns<GetServerInfoResponse> = {
     if (message.startedAt !== undefined) {
       obj.startedAt = message.startedAt.toISOString();
     }
+    if (message.device !== "") {
+      obj.device = message.device;
+    }
+    if (message.gpuAdapter !== undefined) {
+      obj.gpuAdapter = GpuAdapterInfo.toJSON(message.gpuAdapter);
+    }
+    if (message.deviceMemory !== undefined) {
+      obj.deviceMemory = DeviceMemory.toJSON(message.deviceMemory);
+    }
     return obj;
   },
 
@@ -668,6 +1199,13 @@ export const GetServerInfoResponse: MessageFns<GetServerInfoResponse> = {
       : undefined;
     message.ready = object.ready ?? false;
     message.startedAt = object.startedAt ?? undefined;
+    message.device = object.device ?? "";
+    message.gpuAdapter = (object.gpuAdapter !== undefined && object.gpuAdapter !== null)
+      ? GpuAdapterInfo.fromPartial(object.gpuAdapter)
+      : undefined;
+    message.deviceMemory = (object.deviceMemory !== undefined && object.deviceMemory !== null)
+      ? DeviceMemory.fromPartial(object.deviceMemory)
+      : undefined;
     return message;
   },
 };
