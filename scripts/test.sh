@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for the test suite and runs it:
-# apt test peers (numpy reference, protoc, Python gRPC client), npm ci, then node:test.
+# apt test peers (numpy reference, protoc, Python gRPC client, openssl for the TLS
+# test certificates), npm ci, then node:test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(python3 python3-numpy protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-grpc-tools prometheus)
+apt_packages=(python3 python3-numpy protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-grpc-tools prometheus openssl)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,6 @@
 /**
- * CLI plumbing shared by the commands: the --addr / --json / --timeout options,
+ * CLI plumbing shared by the commands: the --addr / --json / --timeout options
+ * (and the auth / TLS ones of client-security.ts),
  * a client per command, number parsing that names the flag, tables, JSON lines,
  * and error reporting (gRPC errors print as "gentune: NOT_FOUND: ..." and exit 1).
  */
@@ -9,18 +10,19 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { GentuneClient } from '../client/gentune-client.js';
 import { defaultClientAddress } from '../engine/config.js';
 import type { Example } from '../gen/gentune/v1/datasets.js';
+import { clientSecurity, securityOptions, type ClientSecurityFlags } from './client-security.js';
 
 /** Options every client command takes. */
-export interface ClientOptions {
+export interface ClientOptions extends ClientSecurityFlags {
   addr: string;
   json?: boolean;
   /** Deadline per call, milliseconds. */
   timeout?: number;
 }
 
-/** Adds --addr, --json and --timeout to a command. */
+/** Adds --addr, --json, --timeout and the auth / TLS flags to a command. */
 export function clientOptions(cmd: Command): Command {
-  return cmd
+  return securityOptions(cmd)
     .option('--addr <host:port>', 'server address (env GENTUNE_ADDR)', defaultClientAddress())
     .option('--json', 'print JSON (one object per line for streams)')
     .addOption(new Option('--timeout <ms>', 'deadline per call, milliseconds').argParser(intArg('--timeout', 1)));
@@ -58,7 +60,14 @@ export function listArg(value: string): string[] {
 
 /** Runs `fn` with a client for `opts.addr`, reporting failures; sets process.exitCode. */
 export async function withClient(opts: ClientOptions, fn: (client: GentuneClient) => Promise<number | void>): Promise<void> {
-  const client = new GentuneClient(opts.addr, opts.timeout ? { defaultTimeoutMs: opts.timeout } : {});
+  let client: GentuneClient;
+  try {
+    client = new GentuneClient(opts.addr, { ...clientSecurity(opts), ...(opts.timeout ? { defaultTimeoutMs: opts.timeout } : {}) });
+  } catch (err) {
+    reportError(err, opts.json);
+    process.exitCode = 1;
+    return;
+  }
   try {
     process.exitCode = (await fn(client)) ?? 0;
   } catch (err) {

@@ -6,6 +6,10 @@
  *   const client = new GentuneClient('127.0.0.1:50051');
  *   for await (const m of client.generate({ prompt: 'Hello' })) process.stdout.write(m.text);
  *
+ * With auth and TLS (see README "Security"):
+ *
+ *   new GentuneClient('gentune.example:50051', { token, tls: { ca: readFileSync('ca.pem') } });
+ *
  * Failed calls reject / throw grpc-js `ServiceError`s (`code`, `details`).
  * Breaking out of a stream's loop cancels the call.
  */
@@ -45,7 +49,18 @@ export interface GentuneClientOptions {
   defaultTimeoutMs?: number;
   /** Retry policy of idempotent calls. */
   retry?: Partial<RetryPolicy>;
-  /** Default: insecure (plaintext). */
+  /**
+   * Bearer token, sent as `authorization: Bearer <token>` metadata on every
+   * call (the server's --token-file / GENTUNE_*_TOKEN). Default: none.
+   */
+  token?: string;
+  /**
+   * Connect over TLS: verify the server against `ca` (PEM; default: the
+   * system's roots) and, for mutual TLS, present `cert` and `key` (PEM).
+   * Ignored when `credentials` is given.
+   */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  /** Channel credentials; default: TLS when `tls` is given, else insecure (plaintext). */
   credentials?: ChannelCredentials;
   /** grpc-js channel options. */
   channelOptions?: Partial<ClientOptions>;
@@ -81,10 +96,15 @@ export class GentuneClient {
   private readonly health: HealthClient;
   private readonly timeoutMs: number;
   private readonly retry: RetryPolicy;
+  private readonly authorization: string | undefined;
 
   /** @param address "host:port" (any grpc-js target, e.g. "dns:///svc:50051"). */
   constructor(address: string, options: GentuneClientOptions = {}) {
-    const creds = options.credentials ?? grpcCredentials.createInsecure();
+    const tls = options.tls;
+    const creds =
+      options.credentials ??
+      (tls ? grpcCredentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null) : grpcCredentials.createInsecure());
+    this.authorization = options.token ? `Bearer ${options.token}` : undefined;
     this.raw = new ModelServiceClient(address, creds, options.channelOptions);
     // Share the channel: same address, credentials and options.
     this.health = new HealthClient(address, creds, { ...options.channelOptions, channelOverride: this.raw.getChannel() });
@@ -100,6 +120,7 @@ export class GentuneClient {
   private metadata(opts: CallOptions): Metadata {
     const md = new Metadata();
     if (opts.requestId) md.set('x-request-id', opts.requestId);
+    if (this.authorization) md.set('authorization', this.authorization);
     return md;
   }
 

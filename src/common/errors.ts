@@ -74,3 +74,17 @@ export class DeadlineExceeded extends GentuneError {
     super('DEADLINE_EXCEEDED', message, options);
   }
 }
+
+/** The caller is known but its role does not allow the call (src/server/auth.ts). */
+export class PermissionDenied extends GentuneError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PERMISSION_DENIED', message, options);
+  }
+}
+
+/** The call carries no valid credentials (missing or unknown bearer token). */
+export class Unauthenticated extends GentuneError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNAUTHENTICATED', message, options);
+  }
+}

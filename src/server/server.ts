@@ -1,8 +1,10 @@
 /**
  * The gRPC server: ModelService handlers, grpc.health.v1 and reflection on one
- * grpc-js Server bound to host:port (port 0 picks a free one).
+ * grpc-js Server bound to host:port (port 0 picks a free one), in plaintext,
+ * TLS or mutual TLS (tls.ts), with bearer-token auth of ModelService calls
+ * when tokens are configured (auth.ts; health and reflection stay open).
  */
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server } from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { Unavailable } from '../common/errors.js';
 import type { GentuneConfig } from '../engine/config.js';
@@ -10,18 +12,20 @@ import type { Engine } from '../engine/engine-api.js';
 import { ModelServiceService, type ModelServiceServer } from '../gen/gentune/v1/service.js';
 import type { RpcMetrics } from '../observability/rpc-metrics.js';
 import { adapterHandlers } from './adapter-handler.js';
+import { Authorizer } from './auth.js';
 import { CallTracker } from './call-tracker.js';
 import { datasetHandlers } from './dataset-handler.js';
 import { evaluateHandler } from './evaluate-handler.js';
+import { exposureWarnings } from './exposure.js';
 import { fineTuneHandlers } from './fine-tune-handler.js';
 import { generateHandler } from './generate-handler.js';
 import { ReadinessHealth } from './health.js';
 import { addReflection } from './reflection.js';
 import type { RpcDeps } from './rpc.js';
 import { serverInfoHandler } from './server-info-handler.js';
+import { tolerantDecoding } from './undecodable.js';
+import { serverCredentials, transportSecurity } from './tls.js';
 
-/** Largest request message, in bytes (inline examples; uploads come in 1 MiB chunks). */
-export const MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 /** After the grace period, how long cancelled calls get to send their last message and close, in milliseconds. */
 const CANCEL_FLUSH_MS = 500;
@@ -73,20 +77,32 @@ export async function startServer(
   options: StartServerOptions = {},
 ): Promise<RunningServer> {
   const log = options.log ?? pino({ level: config.logLevel });
+  // Both read their files now, so that a bad token file or certificate fails the start.
+  const auth = await Authorizer.fromConfig(config.security);
+  const credentials = serverCredentials(config.security);
+  const transport = transportSecurity(config.security);
+  for (const warning of exposureWarnings(config.host, auth.enabled, transport)) {
+    log.warn(warning);
+    process.stderr.write(`\n*** WARNING: ${warning}\n\n`);
+  }
   const tracker = new CallTracker();
-  const deps: RpcDeps = { engine, config, log, tracker, metrics: options.metrics };
-  const server = new Server({ 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES });
-  server.addService(ModelServiceService, modelService(deps));
+  const deps: RpcDeps = { engine, config, log, tracker, metrics: options.metrics, auth: auth.enabled ? auth : undefined };
+  // --max-message-bytes: grpc-js refuses a larger message itself, with
+  // RESOURCE_EXHAUSTED "Received message larger than max (<size> vs. <limit>)".
+  const messageBytes = config.limits.maxMessageBytes;
+  const server = new Server({ 'grpc.max_receive_message_length': messageBytes, 'grpc.max_send_message_length': messageBytes });
+  // Undecodable requests are the client's fault: INVALID_ARGUMENT, not grpc-js's INTERNAL (undecodable.ts).
+  server.addService(tolerantDecoding(ModelServiceService), modelService(deps));
   const health = new ReadinessHealth(engine);
   health.addToServer(server);
   addReflection(server);
 
   const address = hostPort(config.host, config.port);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+    server.bindAsync(address, credentials, (err, bound) => (err ? reject(err) : resolve(bound))),
   );
   health.start();
-  log.info({ address: hostPort(config.host, port) }, 'gRPC server listening');
+  log.info({ address: hostPort(config.host, port), transport, tokens: auth.enabled ? auth.counts() : 'off' }, 'gRPC server listening');
 
   let closing: Promise<void> | undefined;
   const shutdown = (graceMs = config.graceMs): Promise<void> => {

@@ -1,0 +1,92 @@
+/**
+ * Bearer-token access control of ModelService calls. A call sends
+ * `authorization: Bearer <token>` metadata; the token must be one the server
+ * holds (token-file.ts), and its role must allow the method (auth-roles.ts).
+ * Missing or unknown token -> Unauthenticated; known token, role too low ->
+ * PermissionDenied (status.ts maps both). rpc.ts asks before every call;
+ * grpc.health.v1 and reflection never reach it.
+ *
+ * Tokens are compared as SHA-256 digests with crypto.timingSafeEqual, against
+ * every held token without stopping at a match, so neither the length of a
+ * token nor which one matched shows in the timing. Tokens are never logged.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Metadata } from '@grpc/grpc-js';
+import { PermissionDenied, Unauthenticated } from '../common/errors.js';
+import type { SecurityConfig } from '../engine/config.js';
+import { requiredRole, roleAllows, type Role } from './auth-roles.js';
+import { loadTokens, type TokenEntry } from './token-file.js';
+
+/** Who made a call. */
+export interface Principal {
+  /** The token's name (token file `name`), for logs. */
+  name: string;
+  role: Role;
+}
+
+interface Credential {
+  digest: Buffer;
+  principal: Principal;
+}
+
+const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
+
+const sha256 = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+
+/** Checks the bearer token of each call against the held tokens. */
+export class Authorizer {
+  private readonly credentials: Credential[];
+
+  /** @param tokens the accepted tokens; none = auth off (every call allowed). */
+  constructor(tokens: readonly TokenEntry[]) {
+    this.credentials = tokens.map((t) => ({ digest: sha256(t.token), principal: { name: t.name, role: t.role } }));
+  }
+
+  /** Reads the token file and the environment's tokens (see token-file.ts). */
+  static async fromConfig(security: SecurityConfig): Promise<Authorizer> {
+    return new Authorizer(await loadTokens(security));
+  }
+
+  /** True when any token is configured; when false, {@link authorize} allows everything. */
+  get enabled(): boolean {
+    return this.credentials.length > 0;
+  }
+
+  /** How many tokens hold each role (for the start-up log: counts, never tokens). */
+  counts(): Record<Role, number> {
+    const counts: Record<Role, number> = { user: 0, admin: 0 };
+    for (const c of this.credentials) counts[c.principal.role]++;
+    return counts;
+  }
+
+  /**
+   * Authorizes a call of ModelService `method` ("Generate") from its metadata.
+   * @returns the caller, or undefined when auth is off.
+   * @throws Unauthenticated (no or unknown token), PermissionDenied (role too low).
+   */
+  authorize(method: string, metadata: Metadata): Principal | undefined {
+    if (!this.enabled) return undefined;
+    const principal = this.identify(metadata);
+    const needed = requiredRole(method);
+    if (!roleAllows(principal.role, needed)) {
+      throw new PermissionDenied(`\`${method}\` needs the ${needed} role; the token \`${principal.name}\` has ${principal.role}`);
+    }
+    return principal;
+  }
+
+  private identify(metadata: Metadata): Principal {
+    const values = metadata.get('authorization');
+    if (values.length === 0) {
+      throw new Unauthenticated('missing bearer token: send `authorization: Bearer <token>` metadata');
+    }
+    const match = values.length === 1 && typeof values[0] === 'string' ? BEARER.exec(values[0]) : null;
+    if (!match) throw new Unauthenticated('malformed `authorization` metadata: expected one `Bearer <token>`');
+    const digest = sha256(match[1]!);
+    let found: Principal | undefined;
+    for (const c of this.credentials) {
+      if (timingSafeEqual(c.digest, digest) && found === undefined) found = c.principal;
+    }
+    if (found === undefined) throw new Unauthenticated('invalid bearer token');
+    return found;
+  }
+}
