@@ -12,11 +12,16 @@
  * place becomes available, and a deleted one disappears, without a restart.
  * Hidden folders (`.tmp-*` being written, `.trash-*` being removed) are never
  * versions, and neither is a version folder whose files are still incomplete
- * (a writer that does not rename): it is picked up once complete.
+ * (a writer that does not rename): it is picked up once complete. So a
+ * process killed while it publishes leaves no half version, only a hidden
+ * folder, removed when the store next opens (at once when it was this host's
+ * dead process; after 15 minutes otherwise, as it may be another replica's
+ * write in progress). A version that does not read (truncated weights, bad
+ * adapter_config.json) is logged, naming the folder, and skipped; every
+ * other version still loads.
  */
 import { readdirSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import { FailedPrecondition } from '../common/errors.js';
@@ -24,7 +29,7 @@ import type { Adapter } from '../model/adapter.js';
 import { loadAdapter, saveAdapter } from '../model/checkpoint/peft-adapter.js';
 import type { GptConfig } from '../model/gpt-config.js';
 import { META_FILE, readVersion } from './adapter-version-folder.js';
-import { publishDir, removeDir, syncDir, writeJsonSynced } from './store-files.js';
+import { hiddenName, isOrphanedName, publishDir, removeDir, syncDir, writeJsonSynced } from './store-files.js';
 import { type DirtyScope, StoreWatcher } from './store-watcher.js';
 
 const VERSION_DIR = /^[1-9]\d*$/;
@@ -68,6 +73,11 @@ export interface AdapterStoreOptions {
   rescanMs?: number;
   /** Use fs.watch events (default true); false = the periodic rescan alone, as on a volume without them. */
   fsEvents?: boolean;
+  /**
+   * Remove hidden leftovers of dead writers at open (default true). False
+   * where another store of this process may be writing (a job worker's).
+   */
+  removeLeftovers?: boolean;
 }
 
 /** The adapter folders of one data directory. */
@@ -99,7 +109,7 @@ export class AdapterStore {
   static async open(dir: string, base: GptConfig, log: Logger, options: AdapterStoreOptions = {}): Promise<AdapterStore> {
     const store = new AdapterStore(dir, base, log);
     await mkdir(dir, { recursive: true });
-    await removeStaleTemps(dir);
+    if (options.removeLeftovers ?? true) await removeLeftovers(dir, log);
     if (options.watch ?? true) {
       const handlers = { changed: (scope: DirtyScope) => store.onWatchEvent(scope), rescan: () => store.onRescanTick() };
       store.watcher = new StoreWatcher(dir, handlers, log, {
@@ -121,6 +131,17 @@ export class AdapterStore {
   /** Rescans the whole folder now (the watch does this by itself); resolves when the store is up to date. */
   rescan(): Promise<void> {
     return this.scanAll();
+  }
+
+  /**
+   * Brings the versions of `names` in line with their folders now, with one
+   * synchronous listing each: a request that resolves a name sees a version
+   * renamed in a moment ago even when its watch event is still queued behind
+   * the message that carried the request (the serving thread handles both in
+   * the same event-loop turn, the message first).
+   */
+  refresh(names: readonly string[]): Promise<void> {
+    return this.scanNames(names.filter((n) => NAME_DIR.test(n)), true);
   }
 
   /** Stops watching; idempotent. The store still serves what it knows. */
@@ -159,7 +180,7 @@ export class AdapterStore {
     const run = this.writing.then(async () => {
       const parent = join(this.dir, name);
       await mkdir(parent, { recursive: true });
-      const tmp = join(parent, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+      const tmp = join(parent, hiddenName('tmp'));
       try {
         await saveAdapter(tmp, adapter, this.base);
         await writeJsonSynced(join(tmp, META_FILE), { createdAtMs: Date.now(), jobId });
@@ -295,12 +316,13 @@ export class AdapterStore {
         if (this.get(name, version) || this.deleting.has(label)) continue;
         const dir = join(this.dir, name, String(version));
         try {
-          added.push(readVersion(dir, name, version));
+          const badMeta = (file: string, err: unknown) => this.log.warn({ adapter: label, file, err }, 'ignoring an unreadable gentune.json');
+          added.push(readVersion(dir, name, version, badMeta));
           this.unreadable.delete(dir);
         } catch (err) {
           // Half-written by a writer that does not rename, or broken: watched and
           // retried at every scan, reported once.
-          if (!this.unreadable.has(dir)) this.log.warn({ adapter: label, err }, 'skipping unreadable adapter version (yet)');
+          if (!this.unreadable.has(dir)) this.log.warn({ adapter: label, dir, err }, 'skipping unreadable adapter version (yet)');
           this.unreadable.set(dir, name);
         }
       }
@@ -344,16 +366,25 @@ export class AdapterStore {
   }
 }
 
-/** Removes hidden leftovers (`.tmp-*`, `.trash-*`) of writers that died long enough ago. */
-async function removeStaleTemps(dir: string): Promise<void> {
+/**
+ * Removes hidden leftovers of writers (`.tmp-*` and `.trash-*` folders, and
+ * the `.*.tmp` files and folders written inside them) in the root and every
+ * name's folder: those of a dead process of this host at once, any other
+ * once older than {@link STALE_TEMP_MS}.
+ */
+async function removeLeftovers(dir: string, log: Logger): Promise<void> {
   const now = Date.now();
   const parents = [dir, ...(await readdir(dir)).filter((n) => !n.startsWith('.')).map((n) => join(dir, n))];
   for (const parent of parents) {
     for (const name of await readdir(parent).catch(() => [] as string[])) {
-      if (!name.startsWith('.tmp-') && !name.startsWith('.trash-')) continue;
+      const hidden = name.startsWith('.tmp-') || name.startsWith('.trash-') || (name.startsWith('.') && name.endsWith('.tmp'));
+      if (!hidden) continue;
       const path = join(parent, name);
       const st = await stat(path).catch(() => null);
-      if (st && now - st.mtimeMs > STALE_TEMP_MS) await rm(path, { recursive: true, force: true });
+      if (st && (isOrphanedName(name) || now - st.mtimeMs > STALE_TEMP_MS)) {
+        log.info({ path }, 'removing a leftover of an interrupted adapter write');
+        await rm(path, { recursive: true, force: true });
+      }
     }
   }
 }

@@ -39,15 +39,36 @@ function completeSize(path: string): { size: number; mtimeMs: number } {
   }
 }
 
-/** Reads what ListAdapters shows of a version folder: adapter_config.json, the weights' size and gentune.json. */
-export function readVersion(dir: string, name: string, version: number): StoredAdapterVersion {
-  const config = JSON.parse(readFileSync(join(dir, ADAPTER_CONFIG_FILE), 'utf8')) as Record<string, unknown>;
+/**
+ * Reads what ListAdapters shows of a version folder: adapter_config.json, the
+ * weights' size and gentune.json. A gentune.json that does not parse is
+ * reported to `badMeta` and ignored (the version is listed as if imported by hand).
+ * @throws when adapter_config.json does not parse or the weights are not whole.
+ */
+export function readVersion(
+  dir: string,
+  name: string,
+  version: number,
+  badMeta: (file: string, err: unknown) => void = () => undefined,
+): StoredAdapterVersion {
+  const configFile = join(dir, ADAPTER_CONFIG_FILE);
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`${configFile}: ${(err as Error).message}`, { cause: err });
+  }
+  if (typeof config !== 'object' || config === null) throw new Error(`${configFile}: not a JSON object`);
   const weights = completeSize(join(dir, ADAPTER_WEIGHTS_FILE));
   let meta: { createdAtMs?: number; jobId?: string } = {};
+  const metaFile = join(dir, META_FILE);
   try {
-    meta = JSON.parse(readFileSync(join(dir, META_FILE), 'utf8')) as typeof meta;
-  } catch {
-    // Imported by hand: no gentune.json.
+    meta = JSON.parse(readFileSync(metaFile, 'utf8')) as typeof meta;
+    if (typeof meta !== 'object' || meta === null) throw new Error('not a JSON object');
+  } catch (err) {
+    // Imported by hand: no gentune.json, which is fine; one that does not parse is reported.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') badMeta(metaFile, err);
+    meta = {};
   }
   const lastLayers = config.peft_type === LAST_LAYERS_PEFT_TYPE;
   const targets = config.target_modules ?? ['c_attn'];

@@ -2,8 +2,10 @@
  * Uploaded JSONL datasets, one folder each: `<dataDir>/datasets/<id>/` holding
  * `data.jsonl` (the bytes as uploaded) and `meta.json` (a {@link DatasetInfo}).
  * An upload is validated line by line while it streams, written into a hidden
- * temporary folder and renamed into place only when every line passed: a
- * failed or cancelled upload leaves nothing behind.
+ * temporary folder (fsynced) and renamed into place only when every line
+ * passed: a failed or cancelled upload leaves nothing behind, and a process
+ * killed mid-upload leaves only the hidden folder, removed at the next open.
+ * A dataset whose meta.json does not read is logged, naming the file, and skipped.
  */
 import { createHash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
@@ -13,7 +15,8 @@ import { FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted } from
 import { readSftJsonl, readSftJsonlFile } from '../training/data/jsonl-reader.js';
 import type { NumberedExample } from '../training/data/sft-example.js';
 import type { DatasetFormat, DatasetInfo, DatasetUploadMeta } from './engine-api.js';
-import { listEntries, makeTempDir, newId, publishDir, removeDir, writeJsonSynced } from './store-files.js';
+import { limitLabel } from './limit-label.js';
+import { listEntries, makeTempDir, newId, publishDir, removeDir, syncDir, writeJsonSynced } from './store-files.js';
 
 const DATA_FILE = 'data.jsonl';
 
@@ -38,11 +41,12 @@ export class DatasetStore {
   static async open(dir: string, log: Logger): Promise<DatasetStore> {
     const store = new DatasetStore(dir, log);
     for (const id of await listEntries(dir)) {
+      const file = join(dir, id, META_FILE);
       try {
-        const info = parseMeta(JSON.parse(await readFile(join(dir, id, META_FILE), 'utf8')), id);
+        const info = parseMeta(JSON.parse(await readFile(file, 'utf8')), id);
         store.datasets.set(id, info);
       } catch (err) {
-        log.warn({ datasetId: id, err }, 'skipping dataset with an unreadable meta.json');
+        log.warn({ datasetId: id, file, err }, 'skipping dataset with an unreadable meta.json');
       }
     }
     return store;
@@ -51,7 +55,8 @@ export class DatasetStore {
   /**
    * Stores an upload. Every line is validated as it arrives (InvalidArgument
    * naming the line), the whole file must hold at most `maxBytes` bytes
-   * (ResourceExhausted naming the limit) and lines must all have one format.
+   * (ResourceExhausted naming the limit), at most `maxExamples` examples
+   * (likewise) and lines must all have one format.
    * Nothing is stored if it throws, including when `signal` aborts.
    */
   async upload(
@@ -59,6 +64,7 @@ export class DatasetStore {
     chunks: AsyncIterable<Uint8Array>,
     signal: AbortSignal,
     maxBytes: number,
+    maxExamples = Number.POSITIVE_INFINITY,
   ): Promise<DatasetInfo> {
     const tmp = await makeTempDir(this.dir);
     try {
@@ -75,7 +81,7 @@ export class DatasetStore {
             if (signal.aborted) throw signal.reason;
             sizeBytes += chunk.length;
             if (sizeBytes > maxBytes) {
-              throw new ResourceExhausted(`dataset is larger than limits.max_upload_bytes (${maxBytes} bytes)`);
+              throw new ResourceExhausted(`the dataset must be at most ${limitLabel('maxUploadBytes', maxBytes)} bytes, got more than that`);
             }
             hash.update(chunk);
             for (let done = 0; done < chunk.length; ) {
@@ -89,7 +95,9 @@ export class DatasetStore {
           else if (example.kind !== format) {
             throw new InvalidArgument(`line ${line}: expected a ${format} example, got ${example.kind}`);
           }
-          numExamples++;
+          if (++numExamples > maxExamples) {
+            throw new ResourceExhausted(`the dataset must have at most ${limitLabel('maxDatasetExamples', maxExamples)} examples, got more than that (line ${line})`);
+          }
         }
         if (signal.aborted) throw signal.reason;
         await fh.sync();
@@ -107,6 +115,7 @@ export class DatasetStore {
         createdAtMs: Date.now(),
       };
       await writeJsonSynced(join(tmp, META_FILE), info);
+      await syncDir(tmp);
       await publishDir(tmp, join(this.dir, info.id), this.dir);
       this.datasets.set(info.id, info);
       this.log.info({ datasetId: info.id, numExamples, sizeBytes, format }, 'dataset stored');

@@ -7,9 +7,15 @@
  * of its own and hands the adapter over through the store on disk; with
  * `threads: false` it trains on this thread (worker/job-training.ts), awaiting
  * one readback per step and yielding to the event loop between steps.
+ *
+ * Jobs survive restarts: a running job saves its trainer checkpoint every
+ * so often and when the server drains (job-training.ts), and a job that was
+ * running when the process stopped, whether drained or killed, runs first
+ * after the restart, resuming from its checkpoint (from step 0 if it has
+ * none; failed, saying why, if its inputs are gone).
  */
 import type { Logger } from 'pino';
-import { Cancelled, FailedPrecondition, GentuneError, InvalidArgument, Unavailable } from '../common/errors.js';
+import { Cancelled, FailedPrecondition, GentuneError, InvalidArgument, ResourceExhausted, Unavailable } from '../common/errors.js';
 import type { GptModel } from '../model/gpt-model.js';
 import { resolveHyperparameters } from '../training/train-hyperparameters.js';
 import type { AdapterRegistry } from './adapter-registry.js';
@@ -19,13 +25,25 @@ import { type EngineMetrics, noMetrics } from './engine-metrics.js';
 import type { FineTuneSpec, JobInfo } from './engine-api.js';
 import { isFinished } from './job-state.js';
 import type { JobStore } from './job-store.js';
-import { inProcessTrainer, type JobTrainer, trainHyperparameters, trainMethod } from './worker/job-training.js';
+import { limitLabel } from './limit-label.js';
+import { DEFAULT_CHECKPOINT_INTERVAL_MS, inProcessTrainer, type JobTrainer, trainHyperparameters, trainMethod } from './worker/job-training.js';
 
 export { trainMethod } from './worker/job-training.js';
+
+/**
+ * Least time a draining runner gives its running jobs to reach a step
+ * boundary and write their checkpoint, in milliseconds, even when the calls
+ * in flight (a client watching the job, say) used up the grace period
+ * before the engine was drained. Kubernetes' default 30 s termination grace
+ * leaves room for it after the server's default 10 s.
+ */
+export const MIN_CHECKPOINT_WAIT_MS = 10_000;
 
 interface RunningJob {
   id: string;
   controller: AbortController;
+  /** Aborted by drain: checkpoint at the next step boundary, then stop. */
+  suspender: AbortController;
   done: Promise<void>;
 }
 
@@ -40,6 +58,8 @@ export interface RunnerOptions {
 /** The FIFO of fine-tune jobs and the ones that run. */
 export class FineTuneRunner {
   private readonly queue: string[] = [];
+  /** submit() calls between their checks and their queue.push (the job store is writing them). */
+  private submitting = 0;
   private readonly running = new Map<string, RunningJob>();
   private readonly trainer: JobTrainer;
   private readonly concurrency: number;
@@ -55,12 +75,20 @@ export class FineTuneRunner {
     private readonly metrics: EngineMetrics = noMetrics,
     options: RunnerOptions = {},
   ) {
-    this.trainer = options.trainer ?? inProcessTrainer(model, datasets);
+    this.trainer = options.trainer ?? inProcessTrainer(model, datasets, { checkpointIntervalMs: DEFAULT_CHECKPOINT_INTERVAL_MS, log });
     this.concurrency = Math.max(1, options.concurrency ?? 1);
   }
 
-  /** Queues the jobs left queued by an earlier process, oldest first, and starts the first. */
+  /**
+   * Queues the jobs an earlier process left: those it was running first (they
+   * resume from their checkpoints), then those it had queued, oldest first;
+   * and starts the first.
+   */
   start(): void {
+    for (const job of this.jobs.interrupted()) {
+      this.log.info({ jobId: job.id, adapter: job.spec.adapter }, 'fine-tune job interrupted by a restart: resuming it');
+      this.queue.push(job.id);
+    }
     for (const job of this.jobs.queued()) this.queue.push(job.id);
     this.pump();
   }
@@ -69,8 +97,10 @@ export class FineTuneRunner {
   async submit(spec: FineTuneSpec): Promise<JobInfo> {
     if (this.draining) throw new Unavailable('the server is shutting down');
     this.check(spec);
+    this.checkQueuedJobs();
+    this.submitting++;
     // Jobs ahead of it: those queued, and the running ones it waits for.
-    const job = await this.jobs.create(spec, this.queue.length + Math.max(0, this.running.size - this.concurrency + 1));
+    const job = await this.jobs.create(spec, this.queue.length + Math.max(0, this.running.size - this.concurrency + 1)).finally(() => this.submitting--);
     this.queue.push(job.id);
     this.log.info({ jobId: job.id, adapter: spec.adapter }, 'fine-tune job queued');
     this.pump();
@@ -101,17 +131,21 @@ export class FineTuneRunner {
   }
 
   /**
-   * Starts no more jobs; lets the running ones finish within `graceMs`, then
-   * stops them without a terminal event (so a restart reports them interrupted).
-   * Queued jobs stay queued on disk and run after the restart.
+   * Starts no more jobs; has the running ones save a checkpoint at their next
+   * step boundary and stop, without a terminal event, so that they resume
+   * after the restart. One still stepping after `graceMs` (at least
+   * {@link MIN_CHECKPOINT_WAIT_MS}) is stopped at once (it resumes from its
+   * previous checkpoint). Queued jobs stay queued on disk and run after the restart.
    */
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
     const running = [...this.running.values()];
     if (running.length === 0) return;
+    for (const r of running) r.suspender.abort();
     const all = Promise.all(running.map((r) => r.done));
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    const wait = Math.max(graceMs, MIN_CHECKPOINT_WAIT_MS);
+    await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, wait)))]);
     clearTimeout(timer);
     for (const r of running) r.controller.abort(new Unavailable('the server is shutting down'));
     await all;
@@ -122,8 +156,9 @@ export class FineTuneRunner {
       const id = this.queue.shift();
       if (id === undefined) return;
       const controller = new AbortController();
-      const job: RunningJob = { id, controller, done: Promise.resolve() };
-      job.done = this.run(id, controller.signal)
+      const suspender = new AbortController();
+      const job: RunningJob = { id, controller, suspender, done: Promise.resolve() };
+      job.done = this.run(id, controller.signal, suspender.signal)
         .catch((err: unknown) => this.log.error({ jobId: id, err }, 'fine-tune job bookkeeping failed'))
         .finally(() => {
           this.running.delete(id);
@@ -133,12 +168,16 @@ export class FineTuneRunner {
     }
   }
 
-  private async run(jobId: string, signal: AbortSignal): Promise<void> {
+  private async run(jobId: string, signal: AbortSignal, suspend: AbortSignal): Promise<void> {
     const spec = this.jobs.get(jobId).spec;
     const log = this.log.child({ jobId });
     log.info({ adapter: spec.adapter }, 'fine-tune job starting');
     try {
-      const result = await this.trainer({ id: jobId, spec }, {
+      // Checked at submit, but a restart may find a dataset gone (unreadable, skipped): fail naming it.
+      if ('datasetId' in spec.training) this.datasets.get(spec.training.datasetId, 'dataset_id');
+      if (spec.validationDatasetId !== undefined) this.datasets.get(spec.validationDatasetId, 'validation_dataset_id');
+      const job = { id: jobId, spec, checkpointPath: this.jobs.checkpointPath(jobId) };
+      const result = await this.trainer(job, {
         onStart: async (e) => {
           this.metrics.onJobStarted(jobId, spec.adapter, e.totalSteps);
           await this.jobs.append(jobId, {
@@ -147,6 +186,7 @@ export class FineTuneRunner {
             numTrainExamples: e.trainSequences,
             numValidationExamples: e.validationSequences,
             trainableParameters: e.trainableParameters,
+            ...(e.startStep > 0 ? { resumedFromStep: e.startStep } : {}),
           });
         },
         onProgress: async (e) => {
@@ -160,9 +200,13 @@ export class FineTuneRunner {
         onCheckpoint: async (e) => {
           await this.jobs.append(jobId, { type: 'checkpoint', step: e.step });
         },
-      }, signal);
+      }, { signal, suspend });
       if (result.status === 'cancelled') {
         await this.ended(jobId, signal, log);
+        return;
+      }
+      if (result.status === 'suspended') {
+        log.info({ step: result.step }, 'fine-tune job checkpointed for shutdown: it resumes after the restart');
         return;
       }
       // Trained here: stored and published now. Trained in a worker: stored there, published already.
@@ -203,6 +247,17 @@ export class FineTuneRunner {
     }
   }
 
+  /**
+   * A new job must not make more than limits.maxQueuedJobs jobs wait for a
+   * training slot (running jobs, and one about to start in a free slot, do not count).
+   */
+  private checkQueuedJobs(): void {
+    const waiting = this.queue.length + this.submitting + this.running.size - this.concurrency;
+    if (waiting >= this.limits.maxQueuedJobs) {
+      throw new ResourceExhausted(`the fine-tune queue is full: at most ${limitLabel('maxQueuedJobs', this.limits.maxQueuedJobs)} jobs wait for a training slot`);
+    }
+  }
+
   /** What the server cannot check: the base model, stored datasets, lengths against the model. */
   private check(spec: FineTuneSpec): void {
     const { config, name } = this.model;
@@ -217,7 +272,7 @@ export class FineTuneRunner {
     }
     const batchSize = spec.hyperparameters.batchSize;
     if (batchSize !== undefined && batchSize > this.limits.maxBatchSize) {
-      throw new InvalidArgument(`\`batch_size\` must be <= limits.max_batch_size ${this.limits.maxBatchSize}, got ${batchSize}`);
+      throw new InvalidArgument(`\`batch_size\` must be <= ${limitLabel('maxBatchSize', this.limits.maxBatchSize)}, got ${batchSize}`);
     }
     if (spec.method.kind === 'last_layers' && !(spec.method.numLayers >= 1 && spec.method.numLayers <= config.nLayer)) {
       throw new InvalidArgument(`\`num_layers\` must be in 1..${config.nLayer}, got ${spec.method.numLayers}`);

@@ -22,8 +22,10 @@ export function applyJobEvent(job: JobInfo, event: JobEvent): void {
       break;
     case 'started':
       job.state = 'running';
-      job.startedAtMs = event.timeMs;
+      job.startedAtMs ??= event.timeMs;
       job.totalSteps = event.totalSteps;
+      // A resumed run goes on from its checkpoint, which may be behind the last progress logged.
+      job.step = event.resumedFromStep ?? 0;
       break;
     case 'progress':
       job.step = event.step;

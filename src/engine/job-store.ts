@@ -1,22 +1,34 @@
 /**
  * Fine-tune jobs, one folder each: `<dataDir>/jobs/<id>/` holding `spec.json`
- * (the request) and `events.jsonl`, an append-only log with one JobEvent per
- * line, fsynced before anyone hears of the event. A job's state is derived
- * from its log (job-state.ts); watchers replay the log, then follow it live.
+ * (the request), `events.jsonl`, an append-only log with one JobEvent per
+ * line, fsynced before anyone hears of the event, and, while the job runs,
+ * `checkpoint.safetensors` (job-checkpoint.ts), deleted when the job ends.
+ * A job's state is derived from its log (job-state.ts); watchers replay the
+ * log, then follow it live.
+ *
+ * After a restart a job that was running is still running: the runner
+ * resumes it first, from its checkpoint (or from step 0 when it has none).
+ * Only a job that keeps dying before its next checkpoint is given up on
+ * ({@link MAX_STARTS_WITHOUT_CHECKPOINT}): it is failed with
+ * {@link INTERRUPTED_REASON}, so that a job which crashes the process cannot
+ * crash it forever.
  */
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { NotFound } from '../common/errors.js';
 import type { FineTuneSpec, JobEvent, JobEventBody, JobFilter, JobInfo } from './engine-api.js';
+import { CHECKPOINT_FILE, removeJobCheckpoint } from './job-checkpoint.js';
 import { applyJobEvent, initialJobInfo, isFinished, isTerminalEvent } from './job-state.js';
-import { listEntries, makeTempDir, newId, publishDir, writeFileSynced, writeJsonSynced } from './store-files.js';
+import { listEntries, makeTempDir, newId, publishDir, syncDir, writeFileSynced, writeJsonSynced } from './store-files.js';
 
 const SPEC_FILE = 'spec.json';
 const EVENTS_FILE = 'events.jsonl';
 
-/** Reason recorded for a job the process died under. */
+/** Start of the reason recorded for a job given up on after restarts. */
 export const INTERRUPTED_REASON = 'interrupted by restart';
+/** A running job started this many times since its last checkpoint (or ever) is failed at the next restart. */
+export const MAX_STARTS_WITHOUT_CHECKPOINT = 3;
 
 interface JobRecord {
   info: JobInfo;
@@ -45,27 +57,42 @@ export class JobStore {
   ) {}
 
   /**
-   * Lists the jobs on disk. A job that was running when the process died is
-   * failed with {@link INTERRUPTED_REASON}; queued jobs stay queued.
+   * Lists the jobs on disk; a job whose spec.json or log does not read is
+   * logged (naming the file) and skipped. Queued jobs stay queued, and a job
+   * that was running when the process died stays running (see
+   * {@link interrupted}), unless it started {@link MAX_STARTS_WITHOUT_CHECKPOINT}
+   * times without a checkpoint since: then it is failed.
    */
   static async open(dir: string, log: Logger): Promise<JobStore> {
     const store = new JobStore(dir, log);
     for (const id of await listEntries(dir)) {
+      const specFile = join(dir, id, SPEC_FILE);
+      let spec: FineTuneSpec;
+      let createdAtMs: number;
       try {
-        const { spec, createdAtMs } = JSON.parse(await readFile(join(dir, id, SPEC_FILE), 'utf8')) as {
-          spec: FineTuneSpec;
-          createdAtMs: number;
-        };
+        ({ spec, createdAtMs } = JSON.parse(await readFile(specFile, 'utf8')) as { spec: FineTuneSpec; createdAtMs: number });
+        if (typeof spec !== 'object' || spec === null || typeof spec.adapter !== 'string' || !Number.isFinite(createdAtMs)) {
+          throw new Error('not a fine-tune job spec');
+        }
+      } catch (err) {
+        log.warn({ jobId: id, file: specFile, err }, 'skipping fine-tune job with an unreadable spec.json');
+        continue;
+      }
+      try {
         const info = initialJobInfo(id, spec, createdAtMs);
         const { events, torn } = await store.readLog(id);
         for (const e of events) applyJobEvent(info, e);
         store.jobs.set(id, { info, count: events.length, events: isFinished(info) ? null : events, file: null, tail: Promise.resolve(), listeners: new Set(), torn });
-        if (info.state === 'running') {
-          log.warn({ jobId: id }, 'fine-tune job was running when the process stopped: marking it failed');
-          await store.append(id, { type: 'failed', reason: INTERRUPTED_REASON });
+        await removeLeftovers(join(dir, id), isFinished(info));
+        const starts = startsSinceCheckpoint(events);
+        if (info.state === 'running' && starts >= MAX_STARTS_WITHOUT_CHECKPOINT) {
+          log.warn({ jobId: id, starts }, 'fine-tune job keeps dying before its next checkpoint: marking it failed');
+          await store.append(id, { type: 'failed', reason: `${INTERRUPTED_REASON} ${starts} times without reaching a new checkpoint` });
+        } else if (info.state === 'running') {
+          log.info({ jobId: id, step: info.step }, 'fine-tune job was running when the process stopped: it will resume');
         }
       } catch (err) {
-        log.warn({ jobId: id, err }, 'skipping unreadable fine-tune job');
+        log.warn({ jobId: id, file: join(dir, id, EVENTS_FILE), err }, 'skipping fine-tune job with an unreadable event log');
       }
     }
     return store;
@@ -79,6 +106,7 @@ export class JobStore {
     await writeJsonSynced(join(tmp, SPEC_FILE), { id, spec, createdAtMs });
     const first: JobEvent = { jobId: id, sequence: 0, timeMs: createdAtMs, type: 'queued', position };
     await writeFileSynced(join(tmp, EVENTS_FILE), JSON.stringify(first) + '\n');
+    await syncDir(tmp);
     await publishDir(tmp, join(this.dir, id), this.dir);
     const info = initialJobInfo(id, spec, createdAtMs);
     applyJobEvent(info, first);
@@ -102,6 +130,10 @@ export class JobStore {
         await rec.file.close();
         rec.file = null;
         rec.events = null;
+        // After the event: a crash in between leaves a checkpoint that the next open removes.
+        await removeJobCheckpoint(join(this.dir, jobId, CHECKPOINT_FILE)).catch((err: unknown) =>
+          this.log.warn({ jobId, err }, 'could not remove the checkpoint of a finished fine-tune job'),
+        );
       }
       for (const wake of rec.listeners) wake();
       return event;
@@ -123,6 +155,17 @@ export class JobStore {
       .sort((a, b) => b.createdAtMs - a.createdAtMs || (a.id < b.id ? 1 : -1))
       .slice(0, filter.limit)
       .map((j) => ({ ...j }));
+  }
+
+  /** Jobs that were running when the process stopped (state 'running', not running here yet), oldest first. */
+  interrupted(): JobInfo[] {
+    return this.list({ state: 'running', limit: Number.MAX_SAFE_INTEGER }).reverse();
+  }
+
+  /** The file of the job's trainer checkpoint (job-checkpoint.ts), present or not. */
+  checkpointPath(jobId: string): string {
+    this.record(jobId);
+    return join(this.dir, jobId, CHECKPOINT_FILE);
   }
 
   /** Jobs still waiting to run, oldest first. */
@@ -189,16 +232,42 @@ export class JobStore {
    * it, appended after a restart, still number on from the last good one.
    */
   private async readLog(jobId: string): Promise<{ events: JobEvent[]; torn: boolean }> {
-    const text = await readFile(join(this.dir, jobId, EVENTS_FILE), 'utf8');
+    const file = join(this.dir, jobId, EVENTS_FILE);
+    const text = await readFile(file, 'utf8');
     const events: JobEvent[] = [];
-    for (const line of text.split('\n')) {
-      if (line.trim() === '') continue;
+    text.split('\n').forEach((line, i) => {
+      if (line.trim() === '') return;
       try {
-        events.push(JSON.parse(line) as JobEvent);
+        const event = JSON.parse(line) as JobEvent;
+        if (typeof event !== 'object' || event === null || typeof event.type !== 'string') throw new Error('not an event');
+        events.push(event);
       } catch {
-        this.log.warn({ jobId }, 'skipping a torn line of a job log');
+        this.log.warn({ jobId, file, line: i + 1 }, 'skipping a torn line of a job log');
       }
-    }
+    });
     return { events, torn: text.length > 0 && !text.endsWith('\n') };
+  }
+}
+
+/** Starts ('started' events) since the last checkpoint (or since the job was created). */
+function startsSinceCheckpoint(events: readonly JobEvent[]): number {
+  let starts = 0;
+  for (const e of events) {
+    if (e.type === 'started') starts++;
+    else if (e.type === 'checkpoint') starts = 0;
+  }
+  return starts;
+}
+
+/**
+ * Removes what a kill can leave in a job's folder: a checkpoint's temporary
+ * file (writeFileAtomic names them `.<file>.<pid>.<hex>.tmp`), and the
+ * checkpoint of a job that has ended.
+ */
+async function removeLeftovers(jobDir: string, finished: boolean): Promise<void> {
+  for (const name of await readdir(jobDir)) {
+    if ((name.startsWith('.') && name.endsWith('.tmp')) || (finished && name === CHECKPOINT_FILE)) {
+      await rm(join(jobDir, name), { force: true, recursive: true });
+    }
   }
 }

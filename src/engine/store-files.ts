@@ -6,7 +6,41 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+
+/** This host's name as it goes into hidden names (no dots or slashes). */
+const HOST = hostname().replace(/[^A-Za-z0-9_-]/g, '_') || 'host';
+
+/**
+ * A hidden name for an entry being written (`tmp`) or removed (`trash`):
+ * `.<kind>-<host>-<pid>-<12 hex>`, so that a later process can tell a
+ * leftover of a dead writer on this host from another replica's write in
+ * progress (see {@link isOrphanedName}).
+ */
+export function hiddenName(kind: 'tmp' | 'trash'): string {
+  return `.${kind}-${HOST}-${process.pid}-${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * True when hidden entry `name` (a {@link hiddenName}, or a temporary file or
+ * folder written inside one's name, such as `..tmp-<host>-<pid>-<hex>.<...>.tmp`)
+ * was left by a process of this host that is gone, or by this very process
+ * (called before it writes anything: after a restart in a container the new
+ * process often has the old one's pid).
+ */
+export function isOrphanedName(name: string): boolean {
+  const m = /^\.+(?:tmp|trash)-(.+)-(\d+)-[0-9a-f]{12}(?:\.|$)/.exec(name);
+  if (!m || m[1] !== HOST) return false;
+  const pid = Number(m[2]);
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
 
 let idCounter = 0;
 
@@ -22,7 +56,7 @@ export function newId(prefix: string): string {
 /** A new empty hidden folder inside `parent` (created if needed), for building an entry. */
 export async function makeTempDir(parent: string): Promise<string> {
   await mkdir(parent, { recursive: true });
-  const dir = join(parent, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const dir = join(parent, hiddenName('tmp'));
   await mkdir(dir);
   return dir;
 }
@@ -49,7 +83,7 @@ export async function publishDir(tmp: string, target: string, parent: string): P
 
 /** Removes a folder tree: renamed to a hidden name first, so a crash mid-way leaves no half entry. */
 export async function removeDir(dir: string, parent: string): Promise<void> {
-  const trash = join(parent, `.trash-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const trash = join(parent, hiddenName('trash'));
   try {
     await rename(dir, trash);
   } catch (err) {

@@ -97,6 +97,12 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Continue a run from one of its checkpoints (same data, method and hyperparameters). */
   resumeFrom?: TrainerCheckpoint;
+  /**
+   * Asked after every optimizer step but the last: true takes a checkpoint
+   * now, besides every `checkpointIntervalSteps` (a timer, or a shutdown
+   * that wants one before it stops the run).
+   */
+  checkpointDue?: (step: number) => boolean;
   /** LM-head chunking (memory vs speed). */
   head?: HeadLossOptions;
 }
@@ -278,7 +284,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         status = 'early_stopped';
         break;
       }
-      if (hp.checkpointIntervalSteps > 0 && run.step % hp.checkpointIntervalSteps === 0 && run.step < totalSteps) {
+      const onInterval = hp.checkpointIntervalSteps > 0 && run.step % hp.checkpointIntervalSteps === 0;
+      if (run.step < totalSteps && (onInterval || options.checkpointDue?.(run.step) === true)) {
         const checkpoint = await captureCheckpoint(
           { ...run, batcher: batcher.getState(), dropoutRngState: dropoutRng.getState() },
           trainable,

@@ -69,11 +69,21 @@ test('a new server on the same data dir lists the datasets, adapters and jobs of
     assert.equal(done.request?.datasetId, dataset.id);
     assert.deepEqual(await collect(second.client.watchFineTune(done.id)), finished, 'the event log replays as it was streamed');
 
-    // A job cut by the shutdown does not resume: it is failed, saying why.
+    // A job cut by the shutdown saved a checkpoint as the engine drained; it resumes from there: running, started anew, progress going on.
     const cut = await second.client.getFineTuneJob(interruptedId);
-    assert.equal(cut.state, JobState.JOB_STATE_FAILED);
-    assert.equal(cut.error, 'interrupted by restart');
-    assert.equal((await collect(second.client.watchFineTune(interruptedId))).at(-1)?.event?.$case, 'failed');
+    assert.equal(cut.state, JobState.JOB_STATE_RUNNING);
+    const replay: FineTuneEvent[] = [];
+    for await (const e of second.client.watchFineTune(interruptedId)) {
+      replay.push(e);
+      if (replay.filter((x) => x.event?.$case === 'started').length === 2 && e.event?.$case === 'progress') break;
+    }
+    const cases = replay.map((e) => e.event!.$case);
+    assert.equal(cases.filter((c) => c === 'started').length, 2, cases.join(' '));
+    const checkpoint = replay.at(-3)?.event;
+    assert.deepEqual(cases.slice(-3), ['checkpoint', 'started', 'progress'], cases.join(' '));
+    const resumedAt = replay.at(-1)?.event;
+    assert.ok(checkpoint?.$case === 'checkpoint' && resumedAt?.$case === 'progress' && resumedAt.value.step === checkpoint.value.step + 1);
+    assert.equal((await second.client.cancelFineTune(interruptedId)).state, JobState.JOB_STATE_CANCELLED);
 
     // The restored state is live, not a read-only copy: train a second version on the old dataset.
     const next = (await collect(second.client.fineTune({ adapter: 'kept', datasetId: dataset.id, hyperparameters: { maxSteps: 1 } }))).at(-1)?.event;

@@ -1,12 +1,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { GentuneClient } from '../../src/client/gentune-client.js';
+import { JobState, type FineTuneEvent } from '../../src/gen/gentune/v1/fine_tune.js';
 import { FinishReason } from '../../src/gen/gentune/v1/generate.js';
 import { longGeneration, LONG_MAX_NEW_TOKENS, makeFixtureModel, removeFixtureModel } from './helpers/fixture-model.js';
 
@@ -28,7 +29,7 @@ after(() => {
 async function startServe(graceMs: number) {
   const env = { ...process.env, GENTUNE_MAX_NEW_TOKENS: String(LONG_MAX_NEW_TOKENS), GENTUNE_ADAPTER_MEMORY: String(ADAPTER_MEMORY) };
   const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, model, dataDir, String(graceMs)], { stdio: ['ignore', 'pipe', 'inherit'], env });
-  const logs: { msg: string; address?: string; adapterBudgetBytes?: number }[] = [];
+  const logs: { msg: string; address?: string; adapterBudgetBytes?: number; step?: number; jobId?: string }[] = [];
   const lines = createInterface({ input: child.stdout });
   const address = await new Promise<string>((resolve, reject) => {
     lines.on('line', (line) => {
@@ -81,5 +82,64 @@ test('after the grace period, SIGTERM cancels long streams (finish_reason CANCEL
   } finally {
     client.close();
     child.kill('SIGKILL');
+  }
+});
+
+test('SIGTERM mid fine-tune: the running job saves a checkpoint and stops, the process exits 0; the next server resumes it from there', async () => {
+  const jsonl = ['{"prompt":"Q: 1+1?","completion":" 2"}', '{"prompt":"Q: 2+2?","completion":" 4"}', '{"prompt":"Q: 3+3?","completion":" 6"}'].join('\n') + '\n';
+  // The default checkpoint interval (30 s) is far off: the checkpoint is the drain's.
+  const first = await startServe(1000);
+  const client = new GentuneClient(first.address, { defaultTimeoutMs: 300_000 });
+  let jobId = '';
+  let stepBefore = 0;
+  let ended: unknown;
+  try {
+    await client.waitUntilServing(5000, 20);
+    const dataset = await client.uploadDataset({ name: 'qa' }, Buffer.from(jsonl));
+    try {
+      for await (const e of client.fineTune({ adapter: 'drained', datasetId: dataset.id, hyperparameters: { maxSteps: 400, batchSize: 2, learningRate: 1e-2, seed: '3' } })) {
+        jobId = e.jobId;
+        if (e.event?.$case === 'progress') {
+          stepBefore = e.event.value.step;
+          if (stepBefore === 3) first.child.kill('SIGTERM');
+        }
+      }
+    } catch (err) {
+      ended = err;
+    }
+    // The watch stream is cut once the grace period is over; the job is not finished.
+    assert.equal((ended as { code?: number }).code, 14, `UNAVAILABLE, got ${String(ended)}`);
+    assert.equal(await first.exited, 0);
+    const saved = first.logs.find((l) => l.msg === 'fine-tune job checkpointed for shutdown: it resumes after the restart');
+    assert.ok(saved && saved.step! >= stepBefore && saved.jobId === jobId, JSON.stringify(saved));
+    assert.ok(existsSync(join(dataDir, 'jobs', jobId, 'checkpoint.safetensors')));
+  } finally {
+    client.close();
+    first.child.kill('SIGKILL');
+  }
+
+  const second = await startServe(1000);
+  const again = new GentuneClient(second.address, { defaultTimeoutMs: 300_000 });
+  try {
+    await again.waitUntilServing(5000, 20);
+    const events: FineTuneEvent[] = [];
+    for await (const e of again.watchFineTune(jobId)) {
+      events.push(e);
+      if (events.filter((x) => x.event?.$case === 'started').length === 2 && e.event?.$case === 'progress') break;
+    }
+    const cases = events.map((e) => e.event!.$case);
+    // The log: ..., progress, checkpoint (the drain's), started (the resume), progress from the step after the checkpoint.
+    assert.deepEqual(cases.slice(-3), ['checkpoint', 'started', 'progress'], cases.join(' '));
+    const checkpoint = events.at(-3)!.event;
+    const next = events.at(-1)!.event;
+    assert.ok(checkpoint?.$case === 'checkpoint' && next?.$case === 'progress' && next.value.step === checkpoint.value.step + 1);
+    assert.equal((await again.getFineTuneJob(jobId)).state, JobState.JOB_STATE_RUNNING);
+    assert.equal((await again.cancelFineTune(jobId)).state, JobState.JOB_STATE_CANCELLED);
+    assert.ok(!existsSync(join(dataDir, 'jobs', jobId, 'checkpoint.safetensors')), 'the checkpoint goes with the job');
+    second.child.kill('SIGTERM');
+    assert.equal(await second.exited, 0);
+  } finally {
+    again.close();
+    second.child.kill('SIGKILL');
   }
 });

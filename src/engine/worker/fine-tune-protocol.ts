@@ -23,6 +23,10 @@ export interface FineTuneWorkerInput {
   datasetFiles: Record<string, string>;
   /** The adapter store's root (`<dataDir>/adapters`): the worker stores the adapter there as the next version. */
   adaptersDir: string;
+  /** The job's checkpoint file: resumed from when present, written by the worker at every checkpoint. */
+  checkpointPath: string;
+  /** Training milliseconds between checkpoints (0: every step). */
+  checkpointIntervalMs: number;
   /** The serving thread's log level and bindings (the worker's lines are written by its logger). */
   logLevel: string;
   logBindings: Record<string, unknown>;
@@ -31,13 +35,16 @@ export interface FineTuneWorkerInput {
 /** Runner -> worker. */
 export type ToFineTuneWorker =
   /** Stop at the next step boundary and end with status 'cancelled'. */
-  { t: 'cancel'; reason: WireError };
+  | { t: 'cancel'; reason: WireError }
+  /** Shutdown: save a checkpoint at the next step boundary, then end with status 'suspended'. */
+  | { t: 'suspend' };
 
 /** Worker -> runner, in the order they happen; 'end' or 'failed' comes last. */
 export type FromFineTuneWorker =
   | { t: 'started'; event: StartEvent }
   | { t: 'progress'; event: ProgressEvent }
   | { t: 'evaluation'; event: EvaluationEvent }
+  /** The checkpoint of `step` is on disk (checkpointPath). */
   | { t: 'checkpoint'; step: number }
   /** One pino JSON line. */
   | { t: 'log'; line: string }
@@ -47,6 +54,7 @@ export type FromFineTuneWorker =
 /** How the run ended; a finished one names the version it stored. */
 export type FineTuneWorkerResult =
   | { status: 'cancelled' }
+  | { status: 'suspended'; step: number }
   | {
       status: 'completed' | 'early_stopped';
       /** `<adaptersDir>/<spec.adapter>/<version>/`, complete and in PEFT layout. */

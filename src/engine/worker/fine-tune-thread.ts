@@ -4,17 +4,19 @@
  * spec and data files, turns its messages back into the runner's callbacks
  * (in order, each awaited) and its log lines into ours, and on success has
  * the version it stored published from the store (`adopt`). Cancellation is
- * a message (the trainer stops at a step boundary); shutdown terminates the
- * worker at once, since nothing it holds outlives it (a half-written version
- * is a hidden temporary folder, never a version).
+ * a message (the trainer stops at a step boundary), and so is a suspend (the
+ * worker writes the job's checkpoint at the next step boundary, then stops);
+ * shutdown past its grace period terminates the worker at once, since
+ * nothing it holds outlives it (a half-written version or checkpoint is a
+ * hidden temporary file or folder, never a version or a checkpoint).
  */
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { Cancelled } from '../../common/errors.js';
 import type { BackendName } from '../../model/backend.js';
-import type { DataSource, FineTuneSpec } from '../engine-api.js';
+import type { DataSource } from '../engine-api.js';
 import type { FineTuneWorkerInput, FineTuneWorkerResult, FromFineTuneWorker, ToFineTuneWorker } from './fine-tune-protocol.js';
-import type { JobCallbacks, JobTrainer, JobTrainResult } from './job-training.js';
+import type { JobCallbacks, JobToTrain, JobTrainer, JobTrainResult } from './job-training.js';
 import { lineWriter } from './log-relay.js';
 import { startWorker } from './start-worker.js';
 import { fromWireError, toWireError } from './wire-error.js';
@@ -30,6 +32,8 @@ export interface WorkerTrainerOptions {
   datasetsDir: string;
   /** `<dataDir>/adapters`. */
   adaptersDir: string;
+  /** Training milliseconds between a job's checkpoints (0: every step). */
+  checkpointIntervalMs: number;
   /**
    * Publishes a version a job worker stored: makes the serving store see it
    * and the registry hold it, as a version published in-process would be.
@@ -38,11 +42,9 @@ export interface WorkerTrainerOptions {
   log: Logger;
 }
 
-/** The dataset store's file of one dataset (dataset-store.ts keeps it there). */
-
 /** A JobTrainer that trains every job in a fresh worker thread. */
 export function workerTrainer(options: WorkerTrainerOptions): JobTrainer {
-  return (job, callbacks, signal) => {
+  return (job, callbacks, { signal, suspend }) => {
     if (signal.aborted) return Promise.reject(signal.reason);
     const sources: DataSource[] = [job.spec.training];
     if (job.spec.validationDatasetId !== undefined) sources.push({ datasetId: job.spec.validationDatasetId });
@@ -55,11 +57,13 @@ export function workerTrainer(options: WorkerTrainerOptions): JobTrainer {
       modelDir: options.modelDir,
       datasetFiles,
       adaptersDir: options.adaptersDir,
+      checkpointPath: job.checkpointPath,
+      checkpointIntervalMs: options.checkpointIntervalMs,
       logLevel: options.log.level,
       logBindings: { ...options.log.bindings(), jobId: job.id },
     };
     const worker = startWorker('fine-tune-worker', import.meta.url, { workerData: input, name: `gentune fine-tune ${job.id}` });
-    return new JobThread(job, worker, callbacks, signal, options).result;
+    return new JobThread(job, worker, callbacks, signal, suspend, options).result;
   };
 }
 
@@ -74,10 +78,11 @@ class JobThread {
   private readonly writeLine: (line: string) => void;
 
   constructor(
-    private readonly job: { id: string; spec: FineTuneSpec },
+    private readonly job: JobToTrain,
     private readonly worker: Worker,
     private readonly callbacks: JobCallbacks,
     private readonly signal: AbortSignal,
+    private readonly suspend: AbortSignal,
     private readonly options: WorkerTrainerOptions,
   ) {
     this.writeLine = lineWriter(options.log);
@@ -94,7 +99,13 @@ class JobThread {
     worker.on('error', (err) => this.fail(err));
     worker.on('exit', (code) => this.fail(new Error(`the fine-tune worker exited with code ${code} before it finished`)));
     signal.addEventListener('abort', this.onAbort, { once: true });
+    if (suspend.aborted) this.onSuspend();
+    else suspend.addEventListener('abort', this.onSuspend, { once: true });
   }
+
+  private readonly onSuspend = (): void => {
+    if (!this.settled) this.worker.postMessage({ t: 'suspend' } satisfies ToFineTuneWorker);
+  };
 
   private readonly onAbort = (): void => {
     const reason: unknown = this.signal.reason;
@@ -130,7 +141,7 @@ class JobThread {
   /** The worker's result -> the runner's, once the version it stored is published here. */
   private async collect(result: FineTuneWorkerResult): Promise<JobTrainResult> {
     await this.stop();
-    if (result.status === 'cancelled') return result;
+    if (result.status === 'cancelled' || result.status === 'suspended') return result;
     const { version, ...rest } = result;
     await this.options.adopt(this.job.spec.adapter, version);
     return { ...rest, storedVersion: version };
@@ -140,6 +151,7 @@ class JobThread {
     if (this.settled) return;
     this.settled = true;
     this.signal.removeEventListener('abort', this.onAbort);
+    this.suspend.removeEventListener('abort', this.onSuspend);
     this.resolve(result);
   }
 
@@ -147,6 +159,7 @@ class JobThread {
     if (this.settled) return;
     this.settled = true;
     this.signal.removeEventListener('abort', this.onAbort);
+    this.suspend.removeEventListener('abort', this.onSuspend);
     void this.stop();
     this.reject(err);
   }

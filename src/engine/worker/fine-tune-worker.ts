@@ -11,7 +11,9 @@
  * engine stores it (AdapterStore.save: PEFT layout written into a hidden
  * temporary folder, then renamed into place as the name's next version);
  * the serving thread then publishes it from the store. A 'cancel' message
- * aborts the trainer's signal: the run stops at the next step boundary.
+ * aborts the trainer's signal: the run stops at the next step boundary. A
+ * 'suspend' message (shutdown) has it write its checkpoint at the next step
+ * boundary first (into the job's folder, as the in-process engine does).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from '../../model/backend.js';
@@ -30,11 +32,13 @@ import { fromWireError, toWireError } from './wire-error.js';
 const port = parentPort!;
 const input = workerData as FineTuneWorkerInput;
 const controller = new AbortController();
+const suspender = new AbortController();
 const post = (message: FromFineTuneWorker): void => port.postMessage(message);
 const log = relayLogger(input.logLevel, input.logBindings, (line) => post({ t: 'log', line }));
 
 port.on('message', (message: ToFineTuneWorker) => {
   if (message.t === 'cancel') controller.abort(fromWireError(message.reason));
+  else if (message.t === 'suspend') suspender.abort();
 });
 
 /** Examples of a source: a stored dataset's JSONL file (its path came with the input) or inline examples. */
@@ -51,7 +55,7 @@ async function run(): Promise<FineTuneWorkerResult> {
   try {
     const result = await trainJob(
       model,
-      input.spec,
+      { id: input.jobId, spec: input.spec, checkpointPath: input.checkpointPath },
       read,
       {
         // Posted, not awaited: the runner appends them to the job's log, in order, while training goes on.
@@ -60,13 +64,14 @@ async function run(): Promise<FineTuneWorkerResult> {
         onEvaluation: async (event) => post({ t: 'evaluation', event }),
         onCheckpoint: async ({ step }) => post({ t: 'checkpoint', step }),
       },
-      controller.signal,
+      { signal: controller.signal, suspend: suspender.signal },
+      { checkpointIntervalMs: input.checkpointIntervalMs, log },
     );
-    if (result.status === 'cancelled') return result;
+    if (result.status === 'cancelled' || result.status === 'suspended') return result;
     const { adapter, ...rest } = result;
     try {
       // No watch: this store only writes one version; the serving thread's store is the one that serves.
-      const store = await AdapterStore.open(input.adaptersDir, model.config, log, { watch: false });
+      const store = await AdapterStore.open(input.adaptersDir, model.config, log, { watch: false, removeLeftovers: false });
       const stored = await store.save(input.spec.adapter, adapter, input.jobId);
       return { ...rest, version: stored.version };
     } finally {

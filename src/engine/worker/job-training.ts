@@ -4,7 +4,16 @@
  * worker (fine-tune-worker.ts) runs this on its own copy of the base model;
  * with `threads: false` the runner calls it on the serving model directly
  * (see {@link inProcessTrainer}).
+ *
+ * Crash safety: the trainer's checkpoint is written to the job's folder
+ * (job-checkpoint.ts) every `checkpointIntervalMs` of training and when the
+ * run is suspended (shutdown: checkpoint at the next step boundary, then
+ * stop). A job that finds a checkpoint resumes from it, and ends with the
+ * adapter an uninterrupted run would have (the trainer's resume is exact); an
+ * unreadable checkpoint, or one that does not fit the job, is logged and the
+ * job starts over from step 0.
  */
+import type { Logger } from 'pino';
 import { InvalidArgument } from '../../common/errors.js';
 import { disposeAdapter, type Adapter } from '../../model/adapter.js';
 import type { GptConfig } from '../../model/gpt-config.js';
@@ -21,6 +30,10 @@ import { train, type EvaluationEvent, type ProgressEvent, type StartEvent } from
 import type { DatasetStore } from '../dataset-store.js';
 import type { DataSource, FineTuneMethod, FineTuneSpec, Hyperparameters } from '../engine-api.js';
 import { readExamples, tokenizeExamples } from '../examples.js';
+import { readJobCheckpoint, removeJobCheckpoint, writeJobCheckpoint } from '../job-checkpoint.js';
+
+/** Default training time between two checkpoints of a job, in milliseconds (config `checkpointIntervalMs`). */
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 30_000;
 
 /** PEFT's target_modules names for GPT-2 -> the modules they select ("c_proj" is both projections). */
 const TARGETS: Record<string, LoraTarget[]> = {
@@ -70,51 +83,130 @@ export interface JobTrainSummary {
  */
 export type JobTrainResult = TrainedHere | (JobTrainSummary & { storedVersion: number });
 
-/** A run on the calling thread: cancelled, or finished with the adapter's tensors. */
-export type TrainedHere = { status: 'cancelled' } | (JobTrainSummary & { adapter: Adapter });
-
-/**
- * Trains one job: in a worker thread of its own, or on the calling thread.
- * When `signal` aborts with a Cancelled reason the run stops at a step
- * boundary and resolves 'cancelled'; another reason (shutdown) may reject
- * with it at once.
- */
-export type JobTrainer = (job: { id: string; spec: FineTuneSpec }, callbacks: JobCallbacks, signal: AbortSignal) => Promise<JobTrainResult>;
-
-/** Runs jobs on the calling thread, over the serving model's weights (`threads: false`). */
-export function inProcessTrainer(model: JobModel, datasets: DatasetStore): JobTrainer {
-  return (job, callbacks, signal) => trainJob(model, job.spec, (source, field) => readExamples(source, datasets, field), callbacks, signal);
+/** A run stopped by shutdown after saving its checkpoint at `step` (0: before its first step, none saved). */
+export interface Suspended {
+  status: 'suspended';
+  step: number;
 }
 
-/** Reads, tokenizes and splits the job's examples, then trains. */
+/** A run on the calling thread: cancelled, suspended, or finished with the adapter's tensors. */
+export type TrainedHere = { status: 'cancelled' } | Suspended | (JobTrainSummary & { adapter: Adapter });
+
+/** A job to train, and where its checkpoint lives. */
+export interface JobToTrain {
+  id: string;
+  spec: FineTuneSpec;
+  /** The job's checkpoint file (JobStore.checkpointPath): resumed from when present, replaced at every checkpoint. */
+  checkpointPath: string;
+}
+
+/** How the runner steers a run. */
+export interface JobControl {
+  /**
+   * A user's cancel (Cancelled reason): stop at the next step boundary and
+   * resolve 'cancelled'. Another reason (shutdown past its grace period) may
+   * reject with it at once.
+   */
+  signal: AbortSignal;
+  /** Shutdown: save a checkpoint at the next step boundary, then stop and resolve 'suspended'. */
+  suspend: AbortSignal;
+}
+
+/** Trains one job: in a worker thread of its own, or on the calling thread. */
+export type JobTrainer = (job: JobToTrain, callbacks: JobCallbacks, control: JobControl) => Promise<JobTrainResult>;
+
+/** How often a run checkpoints, and where it reports. */
+export interface CheckpointOptions {
+  /** Training milliseconds between checkpoints, checked at step boundaries (0: after every step). */
+  checkpointIntervalMs: number;
+  log: Logger;
+}
+
+/** Runs jobs on the calling thread, over the serving model's weights (`threads: false`). */
+export function inProcessTrainer(model: JobModel, datasets: DatasetStore, options: CheckpointOptions): JobTrainer {
+  return (job, callbacks, control) =>
+    trainJob(model, job, (source, field) => readExamples(source, datasets, field), callbacks, control, {
+      ...options,
+      log: options.log.child({ jobId: job.id }),
+    });
+}
+
+/**
+ * Reads, tokenizes and splits the job's examples, then trains: from the
+ * job's checkpoint when it has a usable one, else from step 0.
+ */
 export async function trainJob(
   model: JobModel,
-  spec: FineTuneSpec,
+  job: JobToTrain,
   read: ReadExamples,
   callbacks: JobCallbacks,
-  signal: AbortSignal,
+  control: JobControl,
+  options: CheckpointOptions,
 ): Promise<TrainedHere> {
+  const { spec, checkpointPath } = job;
+  const { signal, suspend } = control;
+  const { log } = options;
   const { trainSet, validationSet } = await jobExamples(model, spec, read);
   if (signal.aborted) throw signal.reason;
-  const result = await train({
-    config: model.config,
-    weights: model.weights,
-    baseModel: model.name,
-    method: trainMethod(spec.method),
-    train: trainSet,
-    validation: validationSet,
-    padId: model.tokenizer.eosId,
-    hyperparameters: trainHyperparameters(spec.hyperparameters),
-    signal,
-    callbacks: {
-      onStart: (e) => callbacks.onStart(e),
-      onProgress: (e) => callbacks.onProgress(e),
-      onEvaluation: (e) => callbacks.onEvaluation(e),
-      onCheckpoint: (e) => callbacks.onCheckpoint({ step: e.step }),
-    },
-  });
+  const resumeFrom = await readJobCheckpoint(checkpointPath, log);
+  if (suspend.aborted) return { status: 'suspended', step: resumeFrom?.state.step ?? 0 };
+  // The trainer stops through `stop`: a user's cancel, or right after the checkpoint a suspend asked for.
+  const stop = new AbortController();
+  const onCancel = (): void => stop.abort(signal.reason);
+  signal.addEventListener('abort', onCancel, { once: true });
+  let lastCheckpointMs = performance.now();
+  let suspendedAt: number | undefined;
+  let started = false;
+  const run = (from: typeof resumeFrom) =>
+    train({
+      config: model.config,
+      weights: model.weights,
+      baseModel: model.name,
+      method: trainMethod(spec.method),
+      train: trainSet,
+      validation: validationSet,
+      padId: model.tokenizer.eosId,
+      hyperparameters: trainHyperparameters(spec.hyperparameters),
+      signal: stop.signal,
+      resumeFrom: from,
+      checkpointDue: () => suspend.aborted || performance.now() - lastCheckpointMs >= options.checkpointIntervalMs,
+      callbacks: {
+        onStart: (e) => {
+          started = true;
+          if (e.startStep > 0) log.info({ step: e.startStep, totalSteps: e.totalSteps }, 'fine-tune job resumes from its checkpoint');
+          return callbacks.onStart(e);
+        },
+        onProgress: (e) => callbacks.onProgress(e),
+        onEvaluation: (e) => callbacks.onEvaluation(e),
+        onCheckpoint: async (e) => {
+          // Durable before anyone hears of it.
+          await writeJobCheckpoint(checkpointPath, e.checkpoint);
+          lastCheckpointMs = performance.now();
+          await callbacks.onCheckpoint({ step: e.step });
+          if (suspend.aborted && !stop.signal.aborted) {
+            suspendedAt = e.step;
+            stop.abort();
+          }
+        },
+      },
+    });
+  let result: Awaited<ReturnType<typeof train>>;
+  try {
+    try {
+      result = await run(resumeFrom);
+    } catch (err) {
+      // A checkpoint that reads back but does not fit the job (another shape, another plan): start over.
+      if (!resumeFrom || started || stop.signal.aborted) throw err;
+      log.warn({ file: checkpointPath, err }, 'the fine-tune checkpoint does not fit the job: it starts over from step 0');
+      await removeJobCheckpoint(checkpointPath);
+      result = await run(undefined);
+    }
+  } finally {
+    signal.removeEventListener('abort', onCancel);
+  }
   if (result.status === 'cancelled') {
     disposeAdapter(result.adapter);
+    if (suspendedAt !== undefined && !signal.aborted) return { status: 'suspended', step: suspendedAt };
     return { status: 'cancelled' };
   }
   const { status, adapter, steps, trainLoss, evaluation, lossTokens, trainSeconds } = result;

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatasetStore } from '../../../src/engine/dataset-store.js';
 import { GentuneError } from '../../../src/common/errors.js';
+import { capturingLog } from '../../helpers/capturing-log.js';
 import { chunked, jsonl, silentLog, tempDir } from './engine-fixture.js';
 
 const never = new AbortController().signal;
@@ -75,7 +76,7 @@ test('lines must all have the declared or detected format', async () => {
 test('an upload over limits.maxUploadBytes fails with ResourceExhausted naming the limit; an aborted one stores nothing', async () => {
   const { dir, store } = await openStore();
   const bytes = jsonl(Array.from({ length: 50 }, (_, i) => ({ text: `line ${i}` })));
-  await assert.rejects(store.upload({ name: 'big', format: 'auto' }, chunked(bytes, 64), never, 100), rejectsWith('RESOURCE_EXHAUSTED', /max_upload_bytes \(100 bytes\)/));
+  await assert.rejects(store.upload({ name: 'big', format: 'auto' }, chunked(bytes, 64), never, 100), rejectsWith('RESOURCE_EXHAUSTED', /limits\.max_upload_bytes \(--max-upload-bytes\) 100 bytes/));
   const controller = new AbortController();
   async function* abortMidway() {
     let n = 0;
@@ -97,11 +98,18 @@ test('delete removes the folder; a job using the dataset blocks it; unknown ids 
   await assert.rejects(store.delete(info.id), rejectsWith('NOT_FOUND', /`dataset_id` ".*": no such dataset/));
 });
 
-test('after a restart datasets are listed from disk; a corrupt meta.json is skipped', async () => {
+test('after a restart datasets are listed from disk; a corrupt meta.json is reported, naming the file, and skipped; a killed upload leaves nothing', async () => {
   const { dir, store } = await openStore();
   const a = await store.upload({ name: 'a', format: 'auto' }, chunked(jsonl([{ text: 'x' }]), 100), never, MB);
   const b = await store.upload({ name: 'b', format: 'auto' }, chunked(jsonl([{ text: 'y' }]), 100), never, MB);
   await writeFile(join(dir, b.id, 'meta.json'), '{"id": tru');
-  const reopened = await DatasetStore.open(dir, silentLog);
+  // What a process killed mid-upload leaves: its hidden temporary folder with part of the data.
+  const killed = join(dir, '.tmp-host-4242-0123456789ab');
+  await mkdir(killed);
+  await writeFile(join(killed, 'data.jsonl'), '{"text": "par');
+  const { log, lines } = capturingLog();
+  const reopened = await DatasetStore.open(dir, log);
   assert.deepEqual(reopened.list(), [a]);
+  assert.ok(lines.some((l) => l.level === 40 && l.msg === 'skipping dataset with an unreadable meta.json' && l.file === join(dir, b.id, 'meta.json')));
+  assert.deepEqual((await onDisk(dir)).sort(), [a.id, b.id].sort());
 });

@@ -4,8 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { GentuneError } from '../../../src/common/errors.js';
 import type { GentuneConfig } from '../../../src/engine/config.js';
 import { createEngine } from '../../../src/engine/create-engine.js';
-import type { DatasetInfo, Engine, FineTuneSpec, JobInfo } from '../../../src/engine/engine-api.js';
-import { INTERRUPTED_REASON } from '../../../src/engine/job-store.js';
+import type { DatasetInfo, Engine, FineTuneSpec, JobEvent, JobInfo } from '../../../src/engine/engine-api.js';
 import { chunked, collect, genParams, greedy, jsonl, silentLog, summary, tempDir, testConfig, tinyModelWithTokenizer, watchAll } from './engine-fixture.js';
 
 let config: GentuneConfig;
@@ -98,7 +97,7 @@ test('jobs run one at a time: the next one waits queued; cancel works queued and
   assert.ok(queuedEvent?.type === 'queued' && queuedEvent.position === 1);
   await assert.rejects(engine.deleteDataset(dataset.id), rejectsWith('FAILED_PRECONDITION', /used by fine-tune job/));
   // Wait until the first one trains.
-  for (let i = 0; i < 200 && (await engine.getJob(first.id)).step < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 3000 && (await engine.getJob(first.id)).step < 2; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal((await engine.getJob(first.id)).state, 'running');
   assert.equal((await engine.getJob(second.id)).state, 'queued');
   // Training runs in-process but yields between steps: Generate is served meanwhile.
@@ -166,13 +165,14 @@ test('evaluate scores the base model and adapters with token and generation metr
   );
 });
 
-test('after a restart datasets, adapters and jobs are all there; a job cut by shutdown is failed as interrupted', async () => {
+test('after a restart datasets, adapters and jobs are all there; a job cut by shutdown resumes from its checkpoint', async () => {
   const cut = await engine.submitFineTune(spec({ adapter: 'cut', hyperparameters: { maxSteps: 500, batchSize: 2, maxSeqLen: 32 } }));
   const waiting = await engine.submitFineTune(spec({ hyperparameters: { maxSteps: 1, batchSize: 2, maxSeqLen: 32 } }));
-  for (let i = 0; i < 200 && (await engine.getJob(cut.id)).step < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 3000 && (await engine.getJob(cut.id)).step < 1; i++) await new Promise((r) => setTimeout(r, 10));
   const datasets = await engine.listDatasets();
   const jobs = await engine.listJobs({ limit: 100 });
-  await engine.drain(0);
+  // Within the grace period the running job saves a checkpoint at its next step boundary, then stops.
+  await engine.drain(60_000);
 
   engine = await createEngine(config, { log: silentLog });
   assert.deepEqual(await engine.listDatasets(), datasets);
@@ -180,9 +180,15 @@ test('after a restart datasets, adapters and jobs are all there; a job cut by sh
   assert.deepEqual(adapters.map((a) => [a.name, a.latestVersion, a.versions[0].residency]), [['animals', 1, 'stored']]);
   const relisted = await engine.listJobs({ limit: 100 });
   assert.deepEqual(relisted.map((j) => j.id), jobs.map((j) => j.id));
-  const interrupted = await engine.getJob(cut.id);
-  assert.equal(interrupted.state, 'failed');
-  assert.equal(interrupted.error, INTERRUPTED_REASON);
+  // The drain checkpointed it; it runs again first, from its checkpoint.
+  assert.equal((await engine.getJob(cut.id)).state, 'running');
+  let resumed: JobEvent | undefined;
+  for await (const e of engine.watchJob(cut.id, 0, new AbortController().signal)) {
+    if (e.type === 'started' && e.resumedFromStep !== undefined) resumed = e;
+    if (resumed && e.type === 'progress') break;
+  }
+  assert.ok(resumed?.type === 'started' && resumed.resumedFromStep! >= 1, JSON.stringify(resumed));
+  assert.equal((await engine.cancelJob(cut.id)).state, 'cancelled');
   assert.equal((await engine.getJob(trained.id)).state, 'succeeded');
   // The adapter loads from disk and generates what it generated before the restart.
   const chunks = await collect(engine, genParams('Q: cat? A:', { sampling: greedy(6), adapter: { name: 'animals', version: 1 } }));

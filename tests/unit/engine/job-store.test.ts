@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FineTuneSpec, JobEvent } from '../../../src/engine/engine-api.js';
-import { INTERRUPTED_REASON, JobStore } from '../../../src/engine/job-store.js';
+import { INTERRUPTED_REASON, JobStore, MAX_STARTS_WITHOUT_CHECKPOINT } from '../../../src/engine/job-store.js';
+import { capturingLog } from '../../helpers/capturing-log.js';
 import { silentLog, tempDir } from './engine-fixture.js';
 
 const spec = (adapter = 'a'): FineTuneSpec => ({
@@ -84,7 +85,7 @@ test('list filters by state and adapter, newest first; unknown ids are NotFound'
   assert.throws(() => store.get('ft-nope'), /`job_id` "ft-nope": no such fine-tune job/);
 });
 
-test('after a restart jobs are re-listed; a job that was running is failed as interrupted; a torn line is skipped', async () => {
+test('after a restart jobs are re-listed; a job that was running stays running, to resume; a torn line is skipped', async () => {
   const { dir, store } = await openStore();
   const queued = await store.create(spec(), 0);
   const running = await store.create(spec(), 1);
@@ -95,15 +96,24 @@ test('after a restart jobs are re-listed; a job that was running is failed as in
   // The process died mid-append.
   await appendFile(join(dir, running.id, 'events.jsonl'), '{"jobId":"x","seq');
 
-  const reopened = await JobStore.open(dir, silentLog);
+  const { log, lines } = capturingLog();
+  const reopened = await JobStore.open(dir, log);
+  assert.ok(
+    lines.some((l) => l.msg === 'skipping a torn line of a job log' && l.file === join(dir, running.id, 'events.jsonl') && l.line === 3),
+    'the torn line is reported, naming the file and the line',
+  );
   assert.equal(reopened.get(queued.id).state, 'queued');
   assert.equal(reopened.get(done.id).state, 'succeeded');
   assert.equal(reopened.get(done.id).adapterVersion, 3);
-  const failed = reopened.get(running.id);
-  assert.equal(failed.state, 'failed');
-  assert.equal(failed.error, INTERRUPTED_REASON);
+  assert.equal(reopened.get(running.id).state, 'running');
+  assert.deepEqual(reopened.interrupted().map((j) => j.id), [running.id]);
+  assert.deepEqual(reopened.queued().map((j) => j.id), [queued.id]);
+  // The runner resumes it: the next append goes on a new line, numbered after the last good event.
+  await reopened.append(running.id, { type: 'started', totalSteps: 2, numTrainExamples: 1, numValidationExamples: 0, trainableParameters: 5, resumedFromStep: 1 });
+  assert.equal(reopened.get(running.id).step, 1);
+  await reopened.append(running.id, { type: 'failed', reason: 'gone' });
   const events = await drain(reopened.watch(running.id, 0, new AbortController().signal));
-  assert.deepEqual(events.map((e) => [e.sequence, e.type]), [[0, 'queued'], [1, 'started'], [2, 'failed']]);
+  assert.deepEqual(events.map((e) => [e.sequence, e.type]), [[0, 'queued'], [1, 'started'], [2, 'started'], [3, 'failed']]);
   // A job still queued after the restart streams its new events to watchers.
   const following = drain(reopened.watch(queued.id, 0, new AbortController().signal));
   await new Promise((r) => setTimeout(r, 10));
@@ -112,7 +122,51 @@ test('after a restart jobs are re-listed; a job that was running is failed as in
   assert.deepEqual((await following).map((e) => [e.sequence, e.type]), [[0, 'queued'], [1, 'started'], [2, 'cancelled']]);
   // And once more: the log stays readable.
   const again = await JobStore.open(dir, silentLog);
-  assert.equal(again.get(running.id).error, INTERRUPTED_REASON);
+  assert.equal(again.get(running.id).error, 'gone');
   await reopened.close();
   await again.close();
+});
+
+test('a job that keeps dying before its next checkpoint is failed; a checkpoint resets the count; the checkpoint goes when the job ends', async () => {
+  const { dir, store } = await openStore();
+  const started = { type: 'started', totalSteps: 9, numTrainExamples: 1, numValidationExamples: 0, trainableParameters: 5 } as const;
+  const looping = await store.create(spec(), 0);
+  const saved = await store.create(spec(), 1);
+  for (let i = 0; i < MAX_STARTS_WITHOUT_CHECKPOINT; i++) {
+    await store.append(looping.id, started);
+    await store.append(saved.id, started);
+  }
+  await store.append(saved.id, { type: 'checkpoint', step: 4 });
+  await store.append(saved.id, started);
+  await writeFile(store.checkpointPath(saved.id), 'not really a checkpoint');
+  await writeFile(join(dir, saved.id, '.checkpoint.safetensors.123.abcdef.tmp'), 'half written');
+  await store.close();
+
+  const reopened = await JobStore.open(dir, silentLog);
+  const failed = reopened.get(looping.id);
+  assert.equal(failed.state, 'failed');
+  assert.equal(failed.error, `${INTERRUPTED_REASON} ${MAX_STARTS_WITHOUT_CHECKPOINT} times without reaching a new checkpoint`);
+  assert.equal(reopened.get(saved.id).state, 'running');
+  assert.deepEqual(reopened.interrupted().map((j) => j.id), [saved.id]);
+  // A checkpoint's temporary file left by a kill is removed; the checkpoint stays until the job ends.
+  assert.deepEqual((await readdir(join(dir, saved.id))).sort(), ['checkpoint.safetensors', 'events.jsonl', 'spec.json']);
+  await reopened.append(saved.id, { type: 'cancelled' });
+  assert.deepEqual((await readdir(join(dir, saved.id))).sort(), ['events.jsonl', 'spec.json']);
+  await reopened.close();
+});
+
+test('a job whose spec.json or log does not read is reported, naming the file, and skipped', async () => {
+  const { dir, store } = await openStore();
+  const good = await store.create(spec(), 0);
+  const badSpec = await store.create(spec(), 1);
+  const noLog = await store.create(spec(), 2);
+  await store.close();
+  await writeFile(join(dir, badSpec.id, 'spec.json'), '{"id": "x", "spec": {"adap');
+  await rm(join(dir, noLog.id, 'events.jsonl'));
+  const { log, lines } = capturingLog();
+  const reopened = await JobStore.open(dir, log);
+  assert.deepEqual(reopened.list({ limit: 10 }).map((j) => j.id), [good.id]);
+  assert.ok(lines.some((l) => l.msg === 'skipping fine-tune job with an unreadable spec.json' && l.file === join(dir, badSpec.id, 'spec.json')));
+  assert.ok(lines.some((l) => l.msg === 'skipping fine-tune job with an unreadable event log' && l.file === join(dir, noLog.id, 'events.jsonl')));
+  await reopened.close();
 });
