@@ -32,12 +32,43 @@ export interface LimitsConfig {
   maxBatchSize: number;
   /** Generate requests waiting for a batch slot. */
   maxQueue: number;
+  /** Examples (JSONL lines) in one uploaded dataset, and inline examples in one request. */
+  maxDatasetExamples: number;
+  /** Fine-tune jobs waiting in state 'queued' for a training slot (running jobs not counted). */
+  maxQueuedJobs: number;
+  /** Fine-tune jobs trained at once, each in a worker of its own; later ones wait queued. */
+  maxConcurrentJobs: number;
+  /**
+   * Size of one gRPC message, received or sent, in bytes (grpc-js's
+   * grpc.max_receive_message_length / grpc.max_send_message_length).
+   */
+  maxMessageBytes: number;
   /**
    * Prompt tokens (columns) a joining prefill runs per decode step: longer
    * prompts are prefilled in chunks interleaved with the running batch's
    * decode steps, so they cannot stall running streams for long.
    */
   prefillChunk: number;
+}
+
+/**
+ * Access control and transport security (src/server/auth.ts, tls.ts). Auth is
+ * on when any token is configured; TLS when `tlsCert` and `tlsKey` are set;
+ * mutual TLS when `tlsClientCa` is set too. Empty strings mean "not set".
+ */
+export interface SecurityConfig {
+  /** Token file (YAML or JSON, see README "Security"); read when the server starts. */
+  tokenFile: string;
+  /** Admin bearer tokens from GENTUNE_ADMIN_TOKEN (comma-separated); environment only, never a flag (flags show in `ps`). */
+  adminTokens: string[];
+  /** User bearer tokens from GENTUNE_USER_TOKEN (comma-separated); environment only. */
+  userTokens: string[];
+  /** Server certificate chain, PEM file. */
+  tlsCert: string;
+  /** Server private key, PEM file. */
+  tlsKey: string;
+  /** CA bundle (PEM file) that client certificates must chain to; set = mutual TLS. */
+  tlsClientCa: string;
 }
 
 /** Everything the server needs to start. */
@@ -77,11 +108,20 @@ export interface GentuneConfig {
   adapterRescanMs: number;
   /** How long shutdown lets calls and jobs finish before cancelling them, in milliseconds. */
   graceMs: number;
+  /**
+   * Training time between two checkpoints of a running fine-tune job, in
+   * milliseconds, checked at step boundaries (0: after every step). A job
+   * also checkpoints when the server drains; after a restart it resumes
+   * from its last checkpoint.
+   */
+  checkpointIntervalMs: number;
+  security: SecurityConfig;
 }
 
 type Key =
   | 'host' | 'port' | 'metricsPort' | 'dataDir' | 'model' | 'backend' | 'logLevel' | 'logPrompts'
-  | keyof LimitsConfig | 'adapterMemory' | 'maxAdapters' | 'preload' | 'adapterRescanMs' | 'graceMs';
+  | keyof LimitsConfig | 'adapterMemory' | 'maxAdapters' | 'preload' | 'adapterRescanMs' | 'graceMs' | 'checkpointIntervalMs'
+  | 'tokenFile' | 'tlsCert' | 'tlsKey' | 'tlsClientCa';
 
 interface Setting {
   key: Key;
@@ -98,6 +138,8 @@ const int = (min: number, max: number) =>
   z.string().trim().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max));
 const choice = <T extends string>(values: readonly [T, ...T[]]) => z.string().trim().pipe(z.enum(values));
 const text = z.string().trim().min(1);
+/** A file path; '' = not set. */
+const optionalPath = z.string().trim();
 const bool = z
   .string()
   .trim()
@@ -139,12 +181,21 @@ const SETTINGS: Setting[] = [
   { key: 'maxUploadBytes', flag: '--max-upload-bytes <n>', description: 'dataset upload size, bytes', default: String(64 * 1024 * 1024), expect: `an integer in 1..${Number.MAX_SAFE_INTEGER}`, schema: int(1, Number.MAX_SAFE_INTEGER) },
   { key: 'maxBatchSize', flag: '--max-batch-size <n>', description: 'sequences decoded per step', default: '16', expect: 'an integer in 1..4096', schema: int(1, 4096) },
   { key: 'maxQueue', flag: '--max-queue <n>', description: 'Generate requests waiting for a slot', default: '256', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
+  { key: 'maxDatasetExamples', flag: '--max-dataset-examples <n>', description: 'examples per uploaded dataset (and inline examples per request)', default: '1000000', expect: `an integer in 1..${MAX_INT}`, schema: int(1, MAX_INT) },
+  { key: 'maxQueuedJobs', flag: '--max-queued-jobs <n>', description: 'fine-tune jobs waiting for a training slot', default: '100', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
+  { key: 'maxConcurrentJobs', flag: '--max-concurrent-jobs <n>', description: 'fine-tune jobs trained at once (others wait queued)', default: '1', expect: 'an integer in 1..64', schema: int(1, 64) },
+  { key: 'maxMessageBytes', flag: '--max-message-bytes <n>', description: 'size of one gRPC message, received or sent, bytes (the client uploads datasets in 256 KiB messages)', default: String(16 * 1024 * 1024), expect: `an integer in 1024..${MAX_INT}`, schema: int(1024, MAX_INT) },
   { key: 'adapterMemory', flag: '--adapter-memory <bytes>', description: 'resident adapter memory before idle ones are evicted, bytes', default: String(512 * 1024 * 1024), expect: `an integer in 0..${Number.MAX_SAFE_INTEGER}`, schema: int(0, Number.MAX_SAFE_INTEGER) },
   { key: 'prefillChunk', flag: '--prefill-chunk <n>', description: 'prompt tokens prefilled per decode step (longer prompts are chunked)', default: '64', expect: `an integer in 1..${MAX_INT}`, schema: int(1, MAX_INT) },
   { key: 'maxAdapters', flag: '--max-adapters <n>', description: 'resident adapter versions before idle ones are evicted', default: '32', expect: `an integer in 1..${MAX_INT}`, schema: int(1, MAX_INT) },
   { key: 'preload', flag: '--preload <adapters>', description: 'adapters to load at start: name[@version][,...]', default: '', expect: 'a comma-separated list of adapter names, each optionally @version ("chat,summarize@3")', schema: adapterRefs },
   { key: 'adapterRescanMs', flag: '--adapter-rescan-ms <ms>', description: 'period of the adapter store rescan backing up fs.watch, milliseconds (0 = off)', default: '2000', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
+  { key: 'tokenFile', flag: '--token-file <file>', description: 'bearer tokens and their roles, YAML/JSON (enables auth)', default: '', expect: 'a file path', schema: optionalPath },
+  { key: 'tlsCert', flag: '--tls-cert <file>', description: 'server certificate chain, PEM (enables TLS, with --tls-key)', default: '', expect: 'a file path', schema: optionalPath },
+  { key: 'tlsKey', flag: '--tls-key <file>', description: 'server private key, PEM', default: '', expect: 'a file path', schema: optionalPath },
+  { key: 'tlsClientCa', flag: '--tls-client-ca <file>', description: 'CA bundle, PEM: require client certificates signed by it (mutual TLS)', default: '', expect: 'a file path', schema: optionalPath },
   { key: 'graceMs', flag: '--grace-ms <ms>', description: 'shutdown grace period, milliseconds', default: '10000', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
+  { key: 'checkpointIntervalMs', flag: '--checkpoint-interval-ms <ms>', description: 'training time between checkpoints of a fine-tune job, milliseconds (0 = every step)', default: '30000', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
 ];
 
 /** `maxNewTokens` -> `--max-new-tokens`. */
@@ -208,6 +259,10 @@ export function resolveConfig(
       maxUploadBytes: get('maxUploadBytes'),
       maxBatchSize: get('maxBatchSize'),
       maxQueue: get('maxQueue'),
+      maxDatasetExamples: get('maxDatasetExamples'),
+      maxQueuedJobs: get('maxQueuedJobs'),
+      maxConcurrentJobs: get('maxConcurrentJobs'),
+      maxMessageBytes: get('maxMessageBytes'),
       prefillChunk: get('prefillChunk'),
     },
     adapterMemory: get('adapterMemory'),
@@ -215,12 +270,67 @@ export function resolveConfig(
     preload: get('preload'),
     adapterRescanMs: get('adapterRescanMs'),
     graceMs: get('graceMs'),
+    checkpointIntervalMs: get('checkpointIntervalMs'),
+    security: resolveSecurity(get, env),
   };
+}
+
+/** Printable ASCII without spaces (it travels in an HTTP/2 header), at least 16 characters. */
+export const TOKEN_PATTERN = /^[\x21-\x7e]{16,4096}$/;
+
+/** Env-only token lists; never quotes a token in an error. */
+function tokensFromEnv(env: Record<string, string | undefined>, name: string): string[] {
+  const tokens = (env[name] ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '');
+  tokens.forEach((t, i) => {
+    if (!TOKEN_PATTERN.test(t)) {
+      throw new InvalidArgument(`\`${name}\` token ${i + 1} must be 16..4096 printable ASCII characters without spaces, got ${t.length} characters`);
+    }
+  });
+  return tokens;
+}
+
+function resolveSecurity(get: <T>(key: Key) => T, env: Record<string, string | undefined>): SecurityConfig {
+  const security: SecurityConfig = {
+    tokenFile: get('tokenFile'),
+    adminTokens: tokensFromEnv(env, 'GENTUNE_ADMIN_TOKEN'),
+    userTokens: tokensFromEnv(env, 'GENTUNE_USER_TOKEN'),
+    tlsCert: get('tlsCert'),
+    tlsKey: get('tlsKey'),
+    tlsClientCa: get('tlsClientCa'),
+  };
+  if ((security.tlsCert === '') !== (security.tlsKey === '')) {
+    throw new InvalidArgument('`--tls-cert` and `--tls-key` go together: set both or neither');
+  }
+  if (security.tlsClientCa !== '' && security.tlsCert === '') {
+    throw new InvalidArgument('`--tls-client-ca` (mutual TLS) needs `--tls-cert` and `--tls-key`');
+  }
+  return security;
 }
 
 /** The defaults, ignoring the environment (for tests and embedding). */
 export function defaultConfig(): GentuneConfig {
   return resolveConfig({}, {});
+}
+
+/** What the client CLI reads from the environment (its flags win): '' = not set. */
+export interface ClientSecurityDefaults {
+  /** GENTUNE_TOKEN: bearer token. */
+  token: string;
+  /** GENTUNE_TLS_CA: CA bundle (PEM file) to verify the server with; set = TLS. */
+  tlsCa: string;
+  /** GENTUNE_CLIENT_CERT / GENTUNE_CLIENT_KEY: client certificate and key (PEM files) for mutual TLS. */
+  tlsCert: string;
+  tlsKey: string;
+}
+
+/** The client CLI's security defaults from the environment (distinct names from the server's: one shell may hold both). */
+export function defaultClientSecurity(env: Record<string, string | undefined> = process.env): ClientSecurityDefaults {
+  return {
+    token: env.GENTUNE_TOKEN?.trim() ?? '',
+    tlsCa: env.GENTUNE_TLS_CA ?? '',
+    tlsCert: env.GENTUNE_CLIENT_CERT ?? '',
+    tlsKey: env.GENTUNE_CLIENT_KEY ?? '',
+  };
 }
 
 /** Default server address of the client CLI: GENTUNE_ADDR, else 127.0.0.1:50051. */

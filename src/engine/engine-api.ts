@@ -273,6 +273,8 @@ export type JobEventBody =
       numTrainExamples: number;
       numValidationExamples: number;
       trainableParameters: number;
+      /** Set when the job resumed from its checkpoint after a restart: the steps already done. */
+      resumedFromStep?: number;
     }
   | {
       type: 'progress';
@@ -369,6 +371,12 @@ export interface AdapterVersionInfo {
   lastUsedAtMs?: number;
   /** Producing job; undefined if imported. */
   jobId?: string;
+  /**
+   * Requests served by this version since the server started: Generate
+   * requests that took it (counted when the request takes it, before its first token)
+   * plus Evaluate calls that scored it (one per call). LoadAdapter does not count.
+   */
+  requestsServed: number;
 }
 
 /** A named adapter with all its versions. */
@@ -403,6 +411,38 @@ export interface Limits {
   maxUploadBytes: number;
   maxBatchSize: number;
   maxQueue: number;
+  /** Fine-tune jobs trained at once; later ones wait queued. */
+  maxConcurrentJobs: number;
+  /** Examples in one uploaded dataset or one request's inline examples. */
+  maxDatasetExamples: number;
+  /** Fine-tune jobs waiting queued. */
+  maxQueuedJobs: number;
+  /** One gRPC message, bytes. */
+  maxMessageBytes: number;
+}
+
+/** The adapter the webgpu backend runs on (GPUAdapterInfo). */
+export interface GpuAdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** A software rasteriser (lavapipe, SwiftShader), not a GPU. */
+  software: boolean;
+}
+
+/** Memory TensorFlow.js holds on the serving thread's backend (tf.memory()). */
+export interface DeviceMemoryInfo {
+  numTensors: number;
+  numDataBuffers: number;
+  /** Bytes of all live tensors (every backend). */
+  numBytes: number;
+  /** webgpu only: bytes of GPU buffers holding live tensors. */
+  numBytesInGPU?: number;
+  /** webgpu only: bytes of GPU buffers allocated, live or pooled for reuse. */
+  numBytesAllocatedInGPU?: number;
+  /** TensorFlow.js cannot count bytes exactly. */
+  unreliable?: boolean;
 }
 
 /** What GetServerInfo reports. */
@@ -413,6 +453,12 @@ export interface ServerInfo {
   model: ModelInfo;
   /** 'tensorflow' | 'webgpu' | 'wasm' | 'cpu' (or '' before it is chosen). */
   backend: string;
+  /** One line describing the backend's device ("wasm simd, 1 thread(s)", "nvidia hopper: NVIDIA H200, WebGPU via Dawn"). */
+  device: string;
+  /** webgpu only. */
+  gpuAdapter?: GpuAdapterInfo;
+  /** Memory in use on the device, read on the thread holding the model (at most about a second old). */
+  deviceMemory: DeviceMemoryInfo;
   limits: Limits;
   ready: boolean;
   startedAtMs: number;
@@ -476,10 +522,10 @@ export interface Engine {
   /**
    * Stops accepting work, lets running work finish within `graceMs`
    * milliseconds, then cancels it, and frees resources. The server calls it
-   * after its own calls ended. A fine-tune job still running then is stopped
-   * without a terminal event and does not resume: the next start on the same
-   * data directory marks it failed ("interrupted by restart"). Queued jobs stay
-   * queued and run after the restart.
+   * after its own calls ended. A fine-tune job still running saves its
+   * checkpoint at its next step boundary and stops without a terminal event:
+   * the next start on the same data directory resumes it from there. Queued
+   * jobs stay queued and run after the restart.
    */
   drain(graceMs: number): Promise<void>;
 }

@@ -4,6 +4,7 @@
  * the bytes stream through, so the engine never buffers an oversized upload.
  */
 import { InvalidArgument, ResourceExhausted } from '../common/errors.js';
+import { limitLabel } from '../engine/limit-label.js';
 import type { DatasetFormat as DomainFormat, DatasetInfo, DatasetUploadMeta } from '../engine/engine-api.js';
 import {
   Dataset,
@@ -66,7 +67,7 @@ async function* dataChunks(rest: AsyncIterator<UploadDatasetChunk>, maxBytes: nu
     }
     total += payload.value.length;
     if (total > maxBytes) {
-      throw new ResourceExhausted(`the upload must be at most ${maxBytes} bytes (--max-upload-bytes), got more than that`);
+      throw new ResourceExhausted(`the upload must be at most ${limitLabel('maxUploadBytes', maxBytes)} bytes, got more than that`);
     }
     yield payload.value;
   }

@@ -6,7 +6,7 @@ import type { EvaluateParams, EvaluateResult, MetricName } from '../engine/engin
 import { EvaluateRequest, EvaluateResponse, Metric } from '../gen/gentune/v1/evaluate.js';
 import { decodeDataSource, decodeSampling } from './convert.js';
 import { unary, type RpcDeps } from './rpc.js';
-import { checkEnum, checkMaxItems, checkRange, checkUnique, parseAdapterRef } from './validate.js';
+import { checkEnum, checkItemsLimit, checkMaxItems, checkRange, checkUnique, parseAdapterRef } from './validate.js';
 
 /** Adapters one Evaluate call may compare. */
 export const MAX_EVAL_ADAPTERS = 16;
@@ -30,6 +30,7 @@ const METRIC_NAMES = [...METRICS.keys()].map((m) => Metric[m]).join(', ');
 /** Validates an EvaluateRequest into engine params. */
 export function decodeEvaluateRequest(req: EvaluateRequest, deps: RpcDeps, requestId: string): EvaluateParams {
   const { model } = deps.engine.info();
+  checkItemsLimit('examples', req.examples, deps.config.limits, 'maxDatasetExamples', 'examples');
   const data = decodeDataSource(req.datasetId, req.examples);
   checkMaxItems('adapters', req.adapters, MAX_EVAL_ADAPTERS);
   checkUnique('adapters', req.adapters);

@@ -26,6 +26,8 @@ import {
   checkAdapterName,
   checkEnum,
   checkId,
+  checkItemsLimit,
+  checkLimit,
   checkMaxItems,
   checkMaxLength,
   checkNoPath,
@@ -98,7 +100,7 @@ function decodeHyperparameters(h: Hyperparameters | undefined, deps: RpcDeps, ha
   const out: DomainHyperparameters = {
     epochs: opt('epochs', h?.epochs, { min: 1, max: 1000 }),
     maxSteps: opt('max_steps', h?.maxSteps, { min: 1, max: 1_000_000 }),
-    batchSize: opt('batch_size', h?.batchSize, { min: 1, max: deps.config.limits.maxBatchSize }),
+    batchSize: h?.batchSize === undefined ? undefined : checkLimit('batch_size', checkRange('batch_size', h.batchSize, { min: 1 }), deps.config.limits, 'maxBatchSize'),
     gradientAccumulationSteps: opt('gradient_accumulation_steps', h?.gradientAccumulationSteps, { min: 1, max: 1024 }),
     learningRate: opt('learning_rate', h?.learningRate, { min: 0, max: 1, minExclusive: true }),
     warmupSteps: opt('warmup_steps', h?.warmupSteps, { min: 0, max: h?.maxSteps ?? 1_000_000 }),
@@ -127,6 +129,7 @@ export function decodeFineTuneRequest(req: FineTuneRequest, deps: RpcDeps): Fine
     checkPrintable('base_model', req.baseModel);
   }
   const adapter = checkAdapterName('adapter', req.adapter);
+  checkItemsLimit('examples', req.examples, deps.config.limits, 'maxDatasetExamples', 'examples');
   const training = decodeDataSource(req.datasetId, req.examples);
   const validationDatasetId = req.validationDatasetId === '' ? undefined : checkId('validation_dataset_id', req.validationDatasetId);
   return {

@@ -5,8 +5,9 @@
  *   serverStream(deps, 'Generate', async function* (req, ctx) { yield res })
  *   clientStream(deps, 'UploadDataset', async (reqs, ctx) => res)
  *
- * Each wrapper admits the call (draining -> UNAVAILABLE, engine not ready ->
- * UNAVAILABLE, too many streams -> RESOURCE_EXHAUSTED), gives the body an
+ * Each wrapper admits the call (bearer token missing or wrong ->
+ * UNAUTHENTICATED, role too low -> PERMISSION_DENIED, draining -> UNAVAILABLE,
+ * engine not ready -> UNAVAILABLE, too many streams -> RESOURCE_EXHAUSTED), gives the body an
  * AbortSignal that fires when the client cancels, the deadline passes or the
  * shutdown grace runs out, maps thrown errors through toGrpcStatus, and logs
  * one line per call.
@@ -26,10 +27,13 @@ import {
 import type { Logger } from 'pino';
 import { Cancelled, DeadlineExceeded, ResourceExhausted, Unavailable } from '../common/errors.js';
 import type { GentuneConfig } from '../engine/config.js';
+import { limitLabel } from '../engine/limit-label.js';
 import type { Engine } from '../engine/engine-api.js';
 import type { RpcMetrics } from '../observability/rpc-metrics.js';
+import type { Authorizer, Principal } from './auth.js';
 import type { CallTracker } from './call-tracker.js';
 import { toGrpcStatus, type GrpcStatus } from './status.js';
+import { checkDecoded, decodedStream } from './undecodable.js';
 
 /** What every handler needs. */
 export interface RpcDeps {
@@ -39,6 +43,8 @@ export interface RpcDeps {
   tracker: CallTracker;
   /** Counts and times every call (src/observability); optional. */
   metrics?: RpcMetrics;
+  /** Bearer-token access control (auth.ts); absent = every call allowed. */
+  auth?: Authorizer;
 }
 
 /** Per-call context handed to handler bodies. */
@@ -61,6 +67,7 @@ export interface RpcOptions {
 interface AnyCall {
   readonly cancelled: boolean;
   readonly metadata: Metadata;
+  getPeer(): string;
   getDeadline(): ReturnType<ServerUnaryCall<unknown, unknown>['getDeadline']>;
   sendMetadata(md: Metadata): void;
   on(event: 'cancelled', listener: () => void): unknown;
@@ -80,21 +87,25 @@ interface OpenCall {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-function admit(deps: RpcDeps, streaming: boolean, options: RpcOptions): void {
+/** Admits a call or throws why not; returns the caller when auth is on. */
+function admit(deps: RpcDeps, method: string, call: AnyCall, streaming: boolean, options: RpcOptions): Principal | undefined {
+  // Auth first: a caller without a valid token learns nothing of the server's state.
+  const caller = deps.auth?.authorize(method, call.metadata);
   if (deps.tracker.draining) throw new Unavailable('server is shutting down');
   if ((options.requiresReady ?? true) && !deps.engine.isReady()) {
     throw new Unavailable('server is not ready: the base model is loading');
   }
   const limit = deps.config.limits.maxConcurrentStreams;
   if (streaming && deps.tracker.streams >= limit) {
-    throw new ResourceExhausted(`too many concurrent streams: the limit is ${limit} (--max-concurrent-streams)`);
+    throw new ResourceExhausted(`too many concurrent streams: at most ${limitLabel('maxConcurrentStreams', limit)}`);
   }
+  return caller;
 }
 
-function open(deps: RpcDeps, method: string, call: AnyCall, streaming: boolean): OpenCall {
+function open(deps: RpcDeps, method: string, call: AnyCall, streaming: boolean, caller: Principal | undefined): OpenCall {
   const header = call.metadata.get('x-request-id')[0];
   const requestId = typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
-  const log = deps.log.child({ method, requestId });
+  const log = deps.log.child(caller ? { method, requestId, caller: caller.name } : { method, requestId });
   const controller = new AbortController();
   const goneController = new AbortController();
   const started = performance.now();
@@ -139,9 +150,12 @@ function open(deps: RpcDeps, method: string, call: AnyCall, streaming: boolean):
   };
 }
 
-/** The status of a call refused at admission (counted, with no duration to speak of). */
-function refused(deps: RpcDeps, method: string, err: unknown): GrpcStatus {
+/** The status of a call refused at admission (counted, with no duration to speak of; auth refusals logged with the peer, never the token). */
+function refused(deps: RpcDeps, method: string, call: AnyCall, err: unknown): GrpcStatus {
   const s = toGrpcStatus(err, deps.log);
+  if (s.code === Code.UNAUTHENTICATED || s.code === Code.PERMISSION_DENIED) {
+    deps.log.warn({ method, code: Code[s.code], peer: call.getPeer(), reason: s.details }, 'call refused');
+  }
   deps.metrics?.onCall(method, Code[s.code], 0);
   return s;
 }
@@ -159,14 +173,16 @@ export function unary<Req, Res>(
   options: RpcOptions = {},
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
+    let caller: Principal | undefined;
     try {
-      admit(deps, false, options);
+      caller = admit(deps, method, call, false, options);
     } catch (err) {
-      callback(refused(deps, method, err));
+      callback(refused(deps, method, call, err));
       return;
     }
-    const c = open(deps, method, call, false);
-    body(call.request, c.ctx).then(
+    const c = open(deps, method, call, false, caller);
+    // An async wrapper, so that a request that did not decode fails like the body would.
+    (async () => body(checkDecoded(method, call.request), c.ctx))().then(
       (res) => {
         c.close(Code.OK);
         if (!c.gone()) callback(null, res);
@@ -196,17 +212,18 @@ export function serverStream<Req, Res>(
   options: RpcOptions = {},
 ): handleServerStreamingCall<Req, Res> {
   return (call) => {
+    let caller: Principal | undefined;
     try {
-      admit(deps, true, options);
+      caller = admit(deps, method, call, true, options);
     } catch (err) {
-      call.emit('error', refused(deps, method, err));
+      call.emit('error', refused(deps, method, call, err));
       return;
     }
-    const c = open(deps, method, call, true);
+    const c = open(deps, method, call, true, caller);
     void (async () => {
       let code = Code.OK;
       try {
-        for await (const message of body(call.request, c.ctx)) {
+        for await (const message of body(checkDecoded(method, call.request), c.ctx)) {
           if (c.gone()) break;
           // Only the client leaving stops the writes: after a shutdown abort the
           // body may still send its last message (finish_reason CANCELLED).
@@ -233,14 +250,15 @@ export function clientStream<Req, Res>(
   options: RpcOptions = {},
 ): handleClientStreamingCall<Req, Res> {
   return (call: ServerReadableStream<Req, Res>, callback) => {
+    let caller: Principal | undefined;
     try {
-      admit(deps, false, options);
+      caller = admit(deps, method, call, false, options);
     } catch (err) {
-      callback(refused(deps, method, err));
+      callback(refused(deps, method, call, err));
       return;
     }
-    const c = open(deps, method, call, false);
-    body(call as AsyncIterable<Req>, c.ctx).then(
+    const c = open(deps, method, call, false, caller);
+    body(decodedStream(method, call as AsyncIterable<Req>), c.ctx).then(
       (res) => {
         c.close(Code.OK);
         if (!c.gone()) callback(null, res);

@@ -9,6 +9,8 @@
  * Handlers compose these rules while decoding a request into engine types.
  */
 import { InvalidArgument } from '../common/errors.js';
+import type { LimitsConfig } from '../engine/config.js';
+import { limitLabel } from '../engine/limit-label.js';
 import type { AdapterRef } from '../engine/engine-api.js';
 
 /** Longest value quoted in a message, in characters (the rest is elided). */
@@ -134,6 +136,29 @@ export function checkMaxItems(field: string, items: readonly unknown[], max: num
 /** Some item of a list must satisfy `predicate`, e.g. "must include a message with role \"assistant\"". */
 export function checkSome<T>(field: string, items: readonly T[], predicate: (item: T) => boolean, what: string, show: (items: readonly T[]) => unknown): void {
   if (!items.some(predicate)) fail(`\`${field}\` must include ${what}, got ${JSON.stringify(show(items))}`);
+}
+
+/**
+ * A value must stay within a server limit (`limits[key]`); the message names
+ * the limit by its config key and flag, so that the caller knows what to ask
+ * the operator to raise:
+ *
+ *   "`max_new_tokens` must be <= limits.max_new_tokens (--max-new-tokens) 256, got 300"
+ */
+export function checkLimit(field: string, value: number, limits: LimitsConfig, key: keyof LimitsConfig): number {
+  const max = limits[key];
+  if (value > max) fail(`\`${field}\` must be <= ${limitLabel(key, max)}, got ${quote(value)}`);
+  return value;
+}
+
+/**
+ * A list must have at most `limits[key]` items (`noun` names them):
+ *
+ *   "`examples` must have at most limits.max_dataset_examples (--max-dataset-examples) 10 examples, got 11"
+ */
+export function checkItemsLimit(field: string, items: readonly unknown[], limits: LimitsConfig, key: keyof LimitsConfig, noun = 'items'): void {
+  const max = limits[key];
+  if (items.length > max) fail(`\`${field}\` must have at most ${limitLabel(key, max)} ${noun}, got ${items.length}`);
 }
 
 /** A list must not repeat an item. */

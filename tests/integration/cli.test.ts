@@ -48,6 +48,8 @@ describe('gentune CLI', () => {
     const [info] = jsonLines(r.stdout);
     assert.equal(info.health, 'SERVING');
     assert.ok(info.model.name);
+    assert.ok(info.device && Number(info.deviceMemory.numBytes) > 0, JSON.stringify(info));
+    assert.equal(info.limits.maxConcurrentJobs, 1);
   });
 
   test('generate streams the text to stdout and a summary to stderr', async () => {
@@ -95,6 +97,11 @@ describe('gentune CLI', () => {
     assert.match(ev.stdout, /^MODEL\s+LOSS\s+PERPLEXITY\s+SECONDS$/m);
     assert.match(ev.stdout, /^base\s/m);
     assert.match(ev.stdout, /^cli-ad@1\s/m);
+
+    // The evaluation was the one request cli-ad@1 served.
+    const served = await gentune(['adapters', 'list', '--addr', h.address]);
+    assert.match(served.stdout, /^ADAPTER\s+METHOD\s+RANK\s+RESIDENCY\s+SIZE\s+BASE\s+REQUESTS\s+LAST USED$/m);
+    assert.match(served.stdout, /^cli-ad@1 \(latest\)\s+lora\s+4\s+pinned\s+\S+ \S+\s+\S+\s+1\s+\d{4}-/m);
   });
 
   test('finetune --detach prints the job id; jobs watch follows it', async () => {

@@ -82,10 +82,10 @@ describe('Datasets', () => {
   test('an upload over --max-upload-bytes is RESOURCE_EXHAUSTED, whole or in small chunks; nothing stored', async () => {
     const before = await h.client.listDatasets();
     const big = Buffer.alloc(70 * 1024, 0x20);
-    await rejectsWith(h.client.uploadDataset({ name: 'big' }, big), Code.RESOURCE_EXHAUSTED, /at most 65536 bytes \(--max-upload-bytes\)/);
+    await rejectsWith(h.client.uploadDataset({ name: 'big' }, big), Code.RESOURCE_EXHAUSTED, /at most limits\.max_upload_bytes \(--max-upload-bytes\) 65536 bytes/);
     const line = Buffer.from(JSON.stringify({ text: 'x'.repeat(1000) }) + '\n');
     const lines = Array.from({ length: 70 }, () => line); // every chunk small and valid, the sum too big
-    await rejectsWith(h.client.uploadDataset({ name: 'big' }, lines), Code.RESOURCE_EXHAUSTED, /at most 65536 bytes \(--max-upload-bytes\)/);
+    await rejectsWith(h.client.uploadDataset({ name: 'big' }, lines), Code.RESOURCE_EXHAUSTED, /at most limits\.max_upload_bytes \(--max-upload-bytes\) 65536 bytes/);
     assert.deepEqual(await h.client.listDatasets(), before);
   });
 

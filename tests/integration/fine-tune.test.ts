@@ -179,7 +179,7 @@ describe('FineTune and jobs', () => {
     ['num_layers too many', { ...ok, method: { $case: 'lastLayers', value: { numLayers: 99 } } }, /`num_layers` must be >= 1 and <= \d+, got 99/],
     ['epochs 0', { ...ok, hyperparameters: { epochs: 0 } }, /`epochs` must be >= 1 and <= 1000, got 0/],
     ['max_steps 0', { ...ok, hyperparameters: { maxSteps: 0 } }, /`max_steps` must be >= 1/],
-    ['batch over limit', { ...ok, hyperparameters: { batchSize: 9 } }, /`batch_size` must be >= 1 and <= 8, got 9/],
+    ['batch over limit', { ...ok, hyperparameters: { batchSize: 9 } }, /`batch_size` must be <= limits\.max_batch_size \(--max-batch-size\) 8, got 9/],
     ['grad accumulation 0', { ...ok, hyperparameters: { gradientAccumulationSteps: 0 } }, /`gradient_accumulation_steps` must be >= 1/],
     ['learning rate 0', { ...ok, hyperparameters: { learningRate: 0 } }, /`learning_rate` must be > 0 and <= 1, got 0/],
     ['warmup beyond max_steps', { ...ok, hyperparameters: { maxSteps: 5, warmupSteps: 6 } }, /`warmup_steps` must be >= 0 and <= 5, got 6/],

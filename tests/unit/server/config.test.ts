@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { Command } from 'commander';
 import { InvalidArgument } from '../../../src/common/errors.js';
 import { addConfigOptions, defaultClientAddress, defaultConfig, envName, resolveConfig } from '../../../src/engine/config.js';
+import { defaultClientSecurity } from '../../../src/engine/config.js';
 
 function parse(argv: string[], env: Record<string, string> = {}) {
   const cmd = addConfigOptions(new Command('serve').exitOverride());
@@ -33,6 +34,13 @@ test('--adapter-memory (bytes) comes from the flag or GENTUNE_ADAPTER_MEMORY', (
   assert.equal(parse(['--adapter-memory', '2048'], { GENTUNE_ADAPTER_MEMORY: '4096' }).adapterMemory, 2048);
   assert.throws(() => parse(['--adapter-memory', '512MiB']), /`--adapter-memory` must be an integer in 0\.\.\d+, got "512MiB"$/);
   assert.throws(() => parse([], { GENTUNE_ADAPTER_MEMORY: '-1' }), /`--adapter-memory` .* got "-1" \(from GENTUNE_ADAPTER_MEMORY\)/);
+});
+
+test('--max-concurrent-jobs (default 1) comes from the flag or GENTUNE_MAX_CONCURRENT_JOBS', () => {
+  assert.equal(defaultConfig().limits.maxConcurrentJobs, 1);
+  assert.equal(parse(['--max-concurrent-jobs', '3']).limits.maxConcurrentJobs, 3);
+  assert.equal(parse([], { GENTUNE_MAX_CONCURRENT_JOBS: '2' }).limits.maxConcurrentJobs, 2);
+  assert.throws(() => parse(['--max-concurrent-jobs', '0']), /`--max-concurrent-jobs` must be an integer in 1\.\.64, got "0"$/);
 });
 
 test('flags beat GENTUNE_* variables, which beat defaults', () => {
@@ -67,4 +75,42 @@ test('errors name the flag, the value and the variable it came from', () => {
 test('client address default', () => {
   assert.equal(defaultClientAddress({}), '127.0.0.1:50051');
   assert.equal(defaultClientAddress({ GENTUNE_ADDR: 'gentune:443' }), 'gentune:443');
+});
+
+test('security: off by default; TLS files and the token file from flags or GENTUNE_*', () => {
+  assert.deepEqual(defaultConfig().security, { tokenFile: '', adminTokens: [], userTokens: [], tlsCert: '', tlsKey: '', tlsClientCa: '' });
+  const c = parse(['--tls-cert', 'server.pem', '--tls-key', 'server.key', '--token-file', '/etc/gentune/tokens.yaml'], { GENTUNE_TLS_CLIENT_CA: 'ca.pem' });
+  assert.equal(c.security.tlsCert, 'server.pem');
+  assert.equal(c.security.tlsKey, 'server.key');
+  assert.equal(c.security.tlsClientCa, 'ca.pem');
+  assert.equal(c.security.tokenFile, '/etc/gentune/tokens.yaml');
+  assert.equal(parse([], { GENTUNE_TOKEN_FILE: 't.yaml' }).security.tokenFile, 't.yaml');
+});
+
+test('security: tokens come from the environment only, comma-separated, and errors never quote them', () => {
+  const admin = 'A'.repeat(20);
+  const c = parse([], { GENTUNE_ADMIN_TOKEN: admin, GENTUNE_USER_TOKEN: ` ${'u'.repeat(16)}, ${'v'.repeat(16)} ` });
+  assert.deepEqual(c.security.adminTokens, [admin]);
+  assert.deepEqual(c.security.userTokens, ['u'.repeat(16), 'v'.repeat(16)]);
+  // No flag takes a token: flags show in `ps`.
+  assert.deepEqual(addConfigOptions(new Command('serve')).options.map((o) => o.long).filter((f) => /-token(-file)?$/.test(f ?? '')), ['--token-file']);
+  const short = 'sh0rt-secret';
+  assert.throws(
+    () => parse([], { GENTUNE_USER_TOKEN: `${'u'.repeat(16)},${short}` }),
+    (e: unknown) => e instanceof InvalidArgument && /`GENTUNE_USER_TOKEN` token 2 must be 16\.\.4096 printable ASCII characters without spaces, got 12 characters/.test(e.message) && !e.message.includes(short),
+  );
+});
+
+test('security: --tls-cert and --tls-key go together; --tls-client-ca needs them', () => {
+  assert.throws(() => parse(['--tls-cert', 'a.pem']), /`--tls-cert` and `--tls-key` go together/);
+  assert.throws(() => parse([], { GENTUNE_TLS_KEY: 'a.key' }), /`--tls-cert` and `--tls-key` go together/);
+  assert.throws(() => parse(['--tls-client-ca', 'ca.pem']), /`--tls-client-ca` \(mutual TLS\) needs `--tls-cert` and `--tls-key`/);
+});
+
+test('client security defaults come from GENTUNE_TOKEN, GENTUNE_TLS_CA and GENTUNE_CLIENT_CERT/KEY', () => {
+  assert.deepEqual(defaultClientSecurity({}), { token: '', tlsCa: '', tlsCert: '', tlsKey: '' });
+  assert.deepEqual(
+    defaultClientSecurity({ GENTUNE_TOKEN: ' t ', GENTUNE_TLS_CA: 'ca.pem', GENTUNE_CLIENT_CERT: 'c.pem', GENTUNE_CLIENT_KEY: 'c.key', GENTUNE_TLS_CERT: 'server.pem' }),
+    { token: 't', tlsCa: 'ca.pem', tlsCert: 'c.pem', tlsKey: 'c.key' },
+  );
 });

@@ -1,12 +1,16 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InvalidArgument } from '../../../src/common/errors.js';
+import { defaultConfig, resolveConfig } from '../../../src/engine/config.js';
+import { limitLabel } from '../../../src/engine/limit-label.js';
 import {
   checkAdapterName,
   checkEnum,
   checkExactlyOne,
   checkFinite,
   checkId,
+  checkItemsLimit,
+  checkLimit,
   checkMaxItems,
   checkMaxLength,
   checkMinItems,
@@ -111,6 +115,36 @@ describe('validate rules', () => {
     assert.equal(parseSafeUint('seed', '42'), 42);
     assert.equal(parseSafeUint('seed', String(Number.MAX_SAFE_INTEGER)), Number.MAX_SAFE_INTEGER);
     throwsExactly(() => parseSafeUint('seed', '9007199254740992'), '`seed` must be an integer in 0..9007199254740991, got "9007199254740992"');
+  });
+
+  test('limits are named by config key, flag and value', () => {
+    const limits = { ...defaultConfig().limits, maxNewTokens: 256, maxDatasetExamples: 2 };
+    assert.equal(limitLabel('maxPromptTokens', 1024), 'limits.max_prompt_tokens (--max-prompt-tokens) 1024');
+    assert.equal(limitLabel('maxDatasetExamples', 5), 'limits.max_dataset_examples (--max-dataset-examples) 5');
+    assert.equal(checkLimit('max_new_tokens', 256, limits, 'maxNewTokens'), 256);
+    throwsExactly(() => checkLimit('max_new_tokens', 257, limits, 'maxNewTokens'), '`max_new_tokens` must be <= limits.max_new_tokens (--max-new-tokens) 256, got 257');
+    assert.doesNotThrow(() => checkItemsLimit('examples', [1, 2], limits, 'maxDatasetExamples', 'examples'));
+    throwsExactly(
+      () => checkItemsLimit('examples', [1, 2, 3], limits, 'maxDatasetExamples', 'examples'),
+      '`examples` must have at most limits.max_dataset_examples (--max-dataset-examples) 2 examples, got 3',
+    );
+  });
+
+  test('every limit has a flag that resolveConfig reads, the one its label names', () => {
+    const defaults = defaultConfig().limits;
+    for (const key of Object.keys(defaults) as (keyof typeof defaults)[]) {
+      const flag = /\((--[a-z-]+)\)/.exec(limitLabel(key, 1))![1]!;
+      const opt = flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+      assert.equal(opt, key, `${flag} is the flag of ${key}`);
+      const value = key === 'maxMessageBytes' ? 4096 : 3;
+      assert.equal(resolveConfig({ [opt]: String(value) }, {}).limits[key], value, `${flag} sets limits.${key}`);
+      const env = `GENTUNE_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+      assert.equal(resolveConfig({}, { [env]: String(value) }).limits[key], value, `${env} sets limits.${key}`);
+    }
+    assert.deepEqual(
+      [defaults.maxDatasetExamples, defaults.maxQueuedJobs, defaults.maxMessageBytes],
+      [1_000_000, 100, 16 * 1024 * 1024],
+    );
   });
 
   test('quote shortens long strings', () => {
