@@ -28,7 +28,7 @@ import type { Dataset, DeepPartial, UploadDatasetMetadata } from '../gen/gentune
 import { UploadDatasetChunk } from '../gen/gentune/v1/datasets.js';
 import { EvaluateRequest, type EvaluateResponse } from '../gen/gentune/v1/evaluate.js';
 import { FineTuneRequest, ListFineTuneJobsRequest, type FineTuneEvent, type FineTuneJob } from '../gen/gentune/v1/fine_tune.js';
-import { GenerateRequest, type FinishReason, type GenerateResponse, type Usage } from '../gen/gentune/v1/generate.js';
+import { FinishReason, GenerateRequest, type GenerateResponse, type Usage } from '../gen/gentune/v1/generate.js';
 import type { GetServerInfoResponse } from '../gen/gentune/v1/server_info.js';
 import { ModelServiceClient } from '../gen/gentune/v1/service.js';
 import { HealthCheckResponse_ServingStatus, HealthClient } from '../gen/health/v1/health.js';
@@ -81,6 +81,16 @@ export type HealthStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKN
 
 /** Bytes per UploadDataset data message. */
 export const UPLOAD_CHUNK_BYTES = 256 * 1024;
+
+/** How long a stream left after its final message waits for the call's status before cancelling, in milliseconds. */
+const FINAL_STATUS_WAIT_MS = 1000;
+
+/** Resolves when `p` does or after `ms` milliseconds, whichever is first. */
+async function settleWithin(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
 
 type Callback<Res> = (err: ServiceError | null, res: Res) => void;
 type UnaryMethod<Req, Res> = (req: Req, md: Metadata, opts: Partial<GrpcCallOptions>, cb: Callback<Res>) => ClientUnaryCall;
@@ -140,22 +150,38 @@ export class GentuneClient {
     return withRetry(this.retry, deadline, () => this.unaryOnce(method, req, opts, deadline), opts.signal);
   }
 
-  /** Turns a server stream into an async iterator; leaving the loop early cancels the call. */
-  private async *stream<T>(open: (md: Metadata, o: Partial<GrpcCallOptions>) => ClientReadableStream<T>, opts: CallOptions): AsyncGenerator<T> {
+  /**
+   * Turns a server stream into an async iterator; leaving the loop early cancels the call.
+   * Leaving right after the stream's final message (`isFinal`) does not: the call's status
+   * is already on its way, and cancelling would reset the HTTP/2 stream. Node's server
+   * closes a connection that resets streams faster than ~33/s (rapid-reset protection),
+   * which a busy client stopping at every `finish_reason` would otherwise trip.
+   */
+  private async *stream<T>(
+    open: (md: Metadata, o: Partial<GrpcCallOptions>) => ClientReadableStream<T>,
+    opts: CallOptions,
+    isFinal: (message: T) => boolean = () => false,
+  ): AsyncGenerator<T> {
     const call = open(this.metadata(opts), opts.timeoutMs === undefined ? {} : { deadline: Date.now() + opts.timeoutMs });
+    const ended = new Promise<void>((resolve) => call.once('status', () => resolve()));
     const onAbort = () => call.cancel();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
+    let final = false;
     try {
-      for await (const message of call) yield message as T;
+      for await (const message of call) {
+        final = isFinal(message as T);
+        yield message as T;
+      }
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
+      if (final) await settleWithin(ended, FINAL_STATUS_WAIT_MS);
       call.cancel(); // no-op when the call already ended
     }
   }
 
   /** Streams a generation: one message per step, the last with finish_reason and usage. */
   generate(req: DeepPartial<GenerateRequest>, opts: CallOptions = {}): AsyncGenerator<GenerateResponse> {
-    return this.stream((md, o) => this.raw.generate(GenerateRequest.fromPartial(req), md, o), opts);
+    return this.stream((md, o) => this.raw.generate(GenerateRequest.fromPartial(req), md, o), opts, (m) => m.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED);
   }
 
   /** Runs a generation to the end and joins its output. */
