@@ -15,6 +15,7 @@ import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, PersistentVolumeClaim, Service } from 'kubernetes-models/v1';
 import { defaultConfig, envName, resolveConfig } from '../../../src/engine/config.js';
+import { MIN_CHECKPOINT_WAIT_MS } from '../../../src/engine/fine-tune-runner.js';
 import { hasKubectl, type K8sObject, referencedFiles, render, renderOffline, renderWithKubectl } from './kustomize.js';
 import { checkRules, dashboardExpressions, dashboardPanels, hasPromtool, ROOT, ruleGroups } from './promql.js';
 
@@ -38,7 +39,7 @@ interface Container {
   name: string;
   image: string;
   args?: string[];
-  envFrom?: { configMapRef?: { name: string } }[];
+  envFrom?: { configMapRef?: { name: string }; secretRef?: { name: string; optional?: boolean } }[];
   ports: { name: string; containerPort: number }[];
   startupProbe?: Probe;
   livenessProbe?: Probe;
@@ -143,7 +144,13 @@ test('the Deployment: gRPC probes, draining, data volume, ports and resources ag
     const preStop = c.lifecycle?.preStop?.exec?.command;
     assert.deepEqual(preStop?.slice(0, 1), ['sleep']);
     const preStopSeconds = Number(preStop?.[1]);
-    assert.ok(pod.spec.terminationGracePeriodSeconds >= preStopSeconds + config.graceMs / 1000 + 5, 'termination grace covers preStop + GENTUNE_GRACE_MS + 5 s');
+    const checkpointSeconds = MIN_CHECKPOINT_WAIT_MS / 1000;
+    assert.ok(
+      pod.spec.terminationGracePeriodSeconds >= preStopSeconds + config.graceMs / 1000 + checkpointSeconds + 5,
+      'termination grace covers preStop + GENTUNE_GRACE_MS + a running job\'s last checkpoint + 5 s',
+    );
+    // Access tokens come from an optional Secret, never from the ConfigMap.
+    assert.ok(c.envFrom?.some((e) => e.secretRef?.name === 'gentune-tokens' && e.secretRef.optional === true), 'tokens from the optional Secret gentune-tokens');
     const liveness = c.livenessProbe!;
     assert.ok(liveness.periodSeconds! * liveness.failureThreshold! > config.graceMs / 1000, 'liveness does not kill a draining pod');
     const pvc = one<K8sObject>(objects, 'PersistentVolumeClaim');
