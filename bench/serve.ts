@@ -8,7 +8,8 @@
  *   adapters  the same with every stream on one LoRA adapter, then with 8 adapters spread over the streams
  *   swaps     N adapter versions published (renamed into the store, as another replica does) under
  *             16-stream load: failed streams, requests that started on a stale version, and the
- *             publish -> visible latency (until the engine resolves the name to the new version)
+ *             publish -> visible latency (until the engine resolves the name to the new version), and
+ *             whether a Generate sent right after each rename ran on the new version
  *   grpc      batch 1 decode rate: Generate over gRPC vs engine.generate (no RPC) vs the bare decoder
  *
  * Usage: npx tsx bench/serve.ts [--model embedded|gpt2|<dir>] [--scenarios load,adapters,swaps,grpc]
@@ -20,7 +21,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { pino } from 'pino';
@@ -66,6 +67,8 @@ const maxNewTokens = Number(opts.maxNewTokens);
 const promptTokens = Number(opts.promptTokens);
 const ADAPTERS = Array.from({ length: 8 }, (_, i) => `mix-${i}`);
 const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
+/** 1-minute load average at the start and end: other processes share the cores. */
+const loadAverage = { start: loadavg()[0], end: NaN };
 
 // --- server ------------------------------------------------------------------
 const { dir: modelDir, source, temporary } = await resolveModel(String(opts.model));
@@ -207,6 +210,8 @@ if (scenarios.has('swaps')) {
   const streams = Number(opts.swapStreams);
   const pool: Adapter[] = Array.from({ length: 8 }, (_, i) => randomLora(modelConfig, 5000 + i, 'bench'));
   const published: { version: number; publishedMs: number; visibleMs: number }[] = [];
+  /** A Generate started right after each publish: did it run on the new version, and how long after the rename did it end. */
+  const next: { onNew: boolean; ms: number }[] = [];
   let publishing = true;
   log(`swaps: ${swaps} versions under ${streams} streams`);
   const load = runLoad(grpcStream(() => 'swap'), { concurrency: streams, durationMs: 1, warmupMs: 0, keepGoing: () => publishing });
@@ -214,6 +219,13 @@ if (scenarios.has('swaps')) {
   const t0 = performance.now();
   for (let version = 2; version <= swaps + 1; version++) {
     const publishedMs = await publishVersion(adaptersDir, 'swap', version, pool[version % pool.length], modelConfig);
+    const probe = (async () => {
+      let label = '';
+      for await (const m of client.generate({ promptTokenIds: promptOf(0, version), adapter: 'swap', sampling: { maxNewTokens: 1, temperature: 0, seed: '1' } })) {
+        if (m.finishReason !== 0) label = m.adapter;
+      }
+      next.push({ onNew: Number(label.split('@')[1]) === version, ms: performance.now() - publishedMs });
+    })();
     // Visible = the engine resolves "swap" to it: what the next Generate does first.
     for (;;) {
       if ((await engine.listAdapters()).find((a) => a.name === 'swap')?.latestVersion === version) break;
@@ -221,6 +233,7 @@ if (scenarios.has('swaps')) {
       await new Promise((r) => setImmediate(r));
     }
     published.push({ version, publishedMs, visibleMs: performance.now() - publishedMs });
+    await probe;
     await new Promise((r) => setTimeout(r, Number(opts.swapInterval)));
   }
   const swapSec = (performance.now() - t0) / 1000;
@@ -232,6 +245,8 @@ if (scenarios.has('swaps')) {
   const stale = r.records.filter((x) => !x.error && published.some((p) => x.startMs > p.publishedMs + p.visibleMs && versionOf(x.adapter) < p.version)).length;
   const served = new Set(r.records.map((x) => x.adapter)).size;
   const visible = percentiles(published.map((p) => p.visibleMs));
+  const nextOnNew = next.filter((x) => x.onNew).length;
+  const nextMs = percentiles(next.map((x) => x.ms));
   printTable([
     {
       swaps,
@@ -244,10 +259,24 @@ if (scenarios.has('swaps')) {
       'visible p50 ms': round(visible.p50),
       'visible p99 ms': round(visible.p99),
       'visible max ms': round(visible.max),
+      'next request on new': `${nextOnNew}/${next.length}`,
+      'next request done p50 ms': round(nextMs.p50),
     },
   ]);
   console.log('goal: zero failed streams across swaps; publish -> visible < 50 ms');
-  results.swaps = { swaps, streams, seconds: swapSec, requests: r.requests, failed: r.failed, errors: r.errors, stale, versionsServed: served, visibleMs: visible };
+  results.swaps = {
+    swaps,
+    streams,
+    seconds: swapSec,
+    requests: r.requests,
+    failed: r.failed,
+    errors: r.errors,
+    stale,
+    versionsServed: served,
+    visibleMs: visible,
+    nextRequestOnNewVersion: nextOnNew,
+    nextRequestDoneMs: nextMs,
+  };
 }
 
 // --- grpc: Generate over gRPC vs in process vs the bare decoder, batch 1 ----------------------
@@ -316,8 +345,11 @@ await engine.drain(0);
 await rm(dataDir, { recursive: true, force: true });
 if (temporary) await rm(temporary, { recursive: true, force: true });
 mkdirSync('bench/results', { recursive: true });
+loadAverage.end = loadavg()[0];
+log(`load average (1 min): ${loadAverage.start.toFixed(2)} at the start, ${loadAverage.end.toFixed(2)} at the end`);
 const out = {
   date: new Date().toISOString(),
+  loadAverage,
   model: { source, ...info.model },
   backend: info.backend,
   settings: { concurrencies, durationMs, warmupMs, maxNewTokens, promptTokens, maxBatchSize: config.limits.maxBatchSize, prefillChunk: config.limits.prefillChunk },

@@ -60,6 +60,12 @@ export class DecodeLoop {
     private readonly metrics: EngineMetrics = noMetrics,
     /** Prompt columns a prefill group runs per step, in tokens. */
     private readonly prefillChunk = DEFAULT_PREFILL_CHUNK,
+    /**
+     * Called at every step boundary, after the event loop had its turn and
+     * before the next step: the serving worker posts what the last step and
+     * that turn produced (tokens, replies), so nothing waits behind a step.
+     */
+    private readonly onStepBoundary: () => void = () => {},
   ) {
     if (!(prefillChunk >= 1)) throw new Error(`prefillChunk must be >= 1, got ${prefillChunk}`);
   }
@@ -119,6 +125,7 @@ export class DecodeLoop {
         await this.stepLane(key, joining.get(key) ?? []);
       }
       await nextTurn();
+      this.onStepBoundary();
     }
   }
 

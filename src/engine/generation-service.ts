@@ -10,6 +10,7 @@ import type { SequenceAdapter } from '../model/generation/generation-sequence.js
 import type { SamplingParams as ModelSampling } from '../model/generation/sampling-params.js';
 import type { AdapterLease, AdapterRegistry } from './adapter-registry.js';
 import type { LimitsConfig } from './config.js';
+import { limitLabel } from './limit-label.js';
 import { DecodeLoop } from './decode-loop.js';
 import { type EngineMetrics, noMetrics } from './engine-metrics.js';
 import type { GenerateChunk, GenerateParams, SamplingParams } from './engine-api.js';
@@ -17,6 +18,18 @@ import { ServedRequest, ServedSequence } from './served-sequence.js';
 
 /** The lane of base-model and LoRA rows; each `last_layers` adapter has its own. */
 const SHARED_LANE = 'shared';
+
+/** Optional hooks of {@link GenerationService}. */
+export interface GenerationHooks {
+  /** See DecodeLoop's onStepBoundary. */
+  onStepBoundary?: () => void;
+  /**
+   * Brings an adapter name's stored versions up to date before a request
+   * without a version resolves it (the store's synchronous listing), so a
+   * version published a moment ago serves the next request.
+   */
+  refreshAdapter?: (name: string) => Promise<void>;
+}
 
 /** Serves Generate requests with continuous batching. */
 export class GenerationService {
@@ -29,8 +42,9 @@ export class GenerationService {
     private readonly limits: LimitsConfig,
     private readonly log: Logger,
     metrics: EngineMetrics = noMetrics,
+    private readonly hooks: GenerationHooks = {},
   ) {
-    this.loop = new DecodeLoop(model, limits.maxBatchSize, log, metrics, limits.prefillChunk);
+    this.loop = new DecodeLoop(model, limits.maxBatchSize, log, metrics, limits.prefillChunk, hooks.onStepBoundary);
   }
 
   /** Requests waiting plus running. */
@@ -86,6 +100,7 @@ export class GenerationService {
     this.checkContext(promptIds.length, req.sampling);
     this.checkQueue();
     let lease: AdapterLease | undefined;
+    if (req.adapter?.version === undefined && req.adapter && this.hooks.refreshAdapter) await this.hooks.refreshAdapter(req.adapter.name);
     if (req.adapter) lease = await this.registry.acquire(req.adapter, 'adapter');
     try {
       if (signal.aborted) throw signal.reason;
@@ -125,7 +140,7 @@ export class GenerationService {
       ids = prompt;
     }
     if (ids.length > this.limits.maxPromptTokens) {
-      throw new InvalidArgument(`\`${field}\` is ${ids.length} tokens, more than the limit of ${this.limits.maxPromptTokens} tokens`);
+      throw new InvalidArgument(`\`${field}\` must be at most ${limitLabel('maxPromptTokens', this.limits.maxPromptTokens)} tokens, got ${ids.length}`);
     }
     // GPT-2 starts unconditional text after <|endoftext|>.
     return ids.length > 0 ? ids : [this.model.tokenizer.eosId];
@@ -144,7 +159,7 @@ export class GenerationService {
   /** Requests beyond the free batch slots wait; at most limits.maxQueue of them. */
   private checkQueue(): void {
     if (this.loop.load >= this.limits.maxBatchSize + this.limits.maxQueue) {
-      throw new ResourceExhausted(`the generation queue is full (limits.max_queue = ${this.limits.maxQueue} waiting requests)`);
+      throw new ResourceExhausted(`the generation queue is full: at most ${limitLabel('maxQueue', this.limits.maxQueue)} requests wait for a batch slot`);
     }
   }
 }

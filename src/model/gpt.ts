@@ -5,6 +5,7 @@ import { gelu, layerNorm, linear } from './layers.js';
 import { causalSelfAttention, MASKED } from './attention.js';
 import type { KvCache, LayerKv } from './kv-cache.js';
 import { loraDelta, type LoraTrainingOptions, type RowSegment } from './lora.js';
+import type { LoraStackCache } from './lora-stack.js';
 import { embed, matMul, matMulFrozen } from './matmul.js';
 
 /** A batch of token rows, flattened row-major ([batch * length]). */
@@ -32,6 +33,8 @@ export interface ForwardOptions {
   lnF?: LayerNormWeights;
   /** Training: LoRA dropout. */
   loraTraining?: LoraTrainingOptions;
+  /** Keeps stacked adapter weights across calls (a decoder's batch of several adapters); see lora-stack.ts. */
+  loraStacks?: LoraStackCache;
   /**
    * What to return: `logits` [batch*length, vocab] (default), `last` the logits
    * of each row's last token [batch, vocab], or `hidden` the final normalised
@@ -62,7 +65,7 @@ export function forward(config: GptConfig, weights: GptWeights, input: ForwardIn
     const biasT = tf.tensor4d(bias, [batch, 1, length, past + length]);
     const eps = config.layerNormEpsilon;
     const adapted = (h: tf.Tensor2D, y: tf.Tensor2D, key: string): tf.Tensor2D => {
-      const delta = loraDelta(h, key, segments, length, y.shape[1], options.loraTraining);
+      const delta = loraDelta(h, key, segments, length, y.shape[1], options.loraTraining, options.loraStacks);
       return delta ? (tf.add(y, delta) as tf.Tensor2D) : y;
     };
     for (let i = 0; i < config.nLayer; i++) {

@@ -1,5 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
-import { matMul } from './matmul.js';
+import { type LoraStackCache, stackedLoraDelta } from './lora-stack.js';
+import { matMul, recordingGradients } from './matmul.js';
+
+/**
+ * Rows (tokens) up to which a batch on several adapters takes the stacked
+ * path. Decode steps are a token per row: there the per-op cost on wasm
+ * dominates and stacking wins (about 3x at 16 rows on 8 adapters); a prefill
+ * of many tokens is compute-bound, where the stacked B product's wasted
+ * columns cost what the grouped path's slices and concat do (bench/lora-mix.ts
+ * --tokens 32: equal at 512 rows), so it keeps the exact-flop grouped path.
+ */
+export const STACKED_MAX_ROWS = 256;
 
 /** Modules of a GPT-2 block that LoRA can target (PEFT's names). */
 export const LORA_TARGETS = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'] as const;
@@ -45,9 +56,8 @@ export function loraBytes(lora: LoraWeights): number {
 }
 
 /**
- * A run of consecutive batch rows that use the same adapter. Rows are grouped
- * so that each adapter's contribution is one slice, one small matMul pair, and
- * one concat: no per-step merging, and base-model rows skip LoRA entirely.
+ * A run of consecutive batch rows that use the same adapter (no adapter: the
+ * base model). No per-step merging: the delta is added to the base output.
  */
 export interface RowSegment {
   /** First batch row. */
@@ -67,9 +77,31 @@ export interface LoraTrainingOptions {
 
 /**
  * The LoRA delta for one projection over a batch flattened to [rows * tokensPerRow, in],
- * or null when no segment adapts this module.
+ * or null when no segment adapts this module. A batch on one adapter (and
+ * training) runs its matMul pair directly; up to STACKED_MAX_ROWS rows on
+ * several adapters, or mixed with base rows, run one stacked pair
+ * (lora-stack.ts), whose weights and masks `stacks` keeps across decode steps.
  */
 export function loraDelta(
+  x: tf.Tensor2D,
+  key: string,
+  segments: RowSegment[],
+  tokensPerRow: number,
+  outDim: number,
+  training?: LoraTrainingOptions,
+  stacks?: LoraStackCache,
+): tf.Tensor2D | null {
+  const whole = segments.length === 1 && segments[0].start === 0 && segments[0].count * tokensPerRow === x.shape[0];
+  if (whole || training || x.shape[0] > STACKED_MAX_ROWS || recordingGradients()) return groupedLoraDelta(x, key, segments, tokensPerRow, outDim, training);
+  return stackedLoraDelta(x, key, segments, tokensPerRow, stacks);
+}
+
+/**
+ * The LoRA delta computed segment by segment: a slice, a matMul pair and a
+ * scale per segment, zeros for base rows, one concat. Differentiable (the
+ * matMuls take transpose-free custom gradients, see matmul.ts).
+ */
+export function groupedLoraDelta(
   x: tf.Tensor2D,
   key: string,
   segments: RowSegment[],

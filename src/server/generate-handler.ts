@@ -6,7 +6,7 @@ import type { FinishReason as DomainFinishReason, GenerateChunk, GenerateParams 
 import { FinishReason, GenerateRequest, GenerateResponse } from '../gen/gentune/v1/generate.js';
 import { decodeSampling } from './convert.js';
 import { serverStream, type CallContext, type RpcDeps } from './rpc.js';
-import { checkExactlyOne, checkMaxItems, checkRange, checkRequires, parseOptionalAdapterRef } from './validate.js';
+import { checkExactlyOne, checkItemsLimit, checkRange, checkRequires, parseOptionalAdapterRef } from './validate.js';
 
 /** Default max_new_tokens when the request leaves it out (capped by --max-new-tokens). */
 export const DEFAULT_MAX_NEW_TOKENS = 64;
@@ -24,7 +24,7 @@ export function decodeGenerateRequest(req: GenerateRequest, deps: RpcDeps, reque
   const vocabSize = deps.engine.info().model.vocabSize;
   const input = checkExactlyOne({ prompt: req.prompt !== '', prompt_token_ids: req.promptTokenIds.length > 0 });
   if (input === 'prompt_token_ids') {
-    checkMaxItems('prompt_token_ids', req.promptTokenIds, limits.maxPromptTokens);
+    checkItemsLimit('prompt_token_ids', req.promptTokenIds, limits, 'maxPromptTokens', 'tokens');
     if (vocabSize > 0) req.promptTokenIds.forEach((id, i) => checkRange(`prompt_token_ids[${i}]`, id, { min: 0, max: vocabSize - 1 }));
   }
   const topLogprobs = checkRange('top_logprobs', req.topLogprobs ?? 0, { min: 0, max: 20 });

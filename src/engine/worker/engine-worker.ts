@@ -60,7 +60,17 @@ class Outbox {
     if (this.scheduled) return;
     this.scheduled = true;
     // After this turn's microtasks: every chunk the decode step delivered is in.
-    setImmediate(() => this.flush());
+    // The decode loop's own setImmediate may come first and start the next
+    // step; it calls flushPending before it does, so nothing waits behind a
+    // step. (Not process.nextTick: a caller that answers each reply with a new
+    // call at once would keep this thread in its message handler, starving
+    // the decode loop.)
+    setImmediate(() => this.flushPending());
+  }
+
+  /** Posts what is waiting, if anything is (at a decode step boundary, or the scheduled flush). */
+  flushPending(): void {
+    if (this.scheduled) this.flush();
   }
 
   flush(): void {
@@ -104,7 +114,7 @@ try {
   engine = await buildEngine(
     input.config,
     { log, adapterBudgetBytes: input.adapterBudgetBytes, metrics: recorder.metrics, maxConcurrentJobs: input.maxConcurrentJobs },
-    { startedAtMs: input.startedAtMs, jobsInWorkers: true },
+    { startedAtMs: input.startedAtMs, jobsInWorkers: true, onStepBoundary: () => outbox.flushPending() },
   );
   const identity = recorder.identity()!;
   outbox.reply({ t: 'ready', info: engine.info(), ...identity });

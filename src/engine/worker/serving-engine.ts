@@ -10,10 +10,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { pino, type Logger } from 'pino';
 import { Unavailable } from '../../common/errors.js';
-import { type BackendInfo, type BackendName, initBackend } from '../../model/backend.js';
+import { type BackendInfo, type BackendName, deviceMemory, initBackend } from '../../model/backend.js';
 import { GptModel } from '../../model/gpt-model.js';
 import { AdapterRegistry, DEFAULT_ADAPTER_BUDGET_BYTES } from '../adapter-registry.js';
 import { AdapterStore } from '../adapter-store.js';
@@ -35,6 +34,7 @@ import type {
   JobFilter,
   JobInfo,
   JobState,
+  Limits,
   ServerInfo,
 } from '../engine-api.js';
 import { noMetrics } from '../engine-metrics.js';
@@ -51,6 +51,8 @@ export interface EnginePlacement {
   jobsInWorkers: boolean;
   /** Epoch milliseconds the engine was asked for (ServerInfo.startedAtMs). */
   startedAtMs: number;
+  /** Called at every decode step boundary (the serving worker posts its outbox there). */
+  onStepBoundary?: () => void;
 }
 
 /** The engine on the calling thread (the serving worker calls this too, with jobs in workers). */
@@ -58,6 +60,8 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
   const log = options.log ?? pino({ level: config.logLevel });
   const metrics = options.metrics ?? noMetrics;
   const { startedAtMs } = placement;
+  // GetServerInfo reports what runs: an embedder's maxConcurrentJobs wins over --max-concurrent-jobs.
+  const limits: Limits = { ...config.limits, maxConcurrentJobs: options.maxConcurrentJobs ?? config.limits.maxConcurrentJobs };
   const backend = await initBackend(config.backend, { log: (msg) => log.info(msg) });
   const model = await GptModel.load(config.model);
   log.info({ model: model.name, parameters: model.parameters, backend: backend.name }, 'base model loaded');
@@ -69,7 +73,10 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
       maxAdapters: config.maxAdapters,
     });
     await registry.preload(config.preload ?? []);
-    const generation = new GenerationService(model, registry, config.limits, log, metrics);
+    const generation = new GenerationService(model, registry, config.limits, log, metrics, {
+      onStepBoundary: placement.onStepBoundary,
+      refreshAdapter: (name) => adapterStore.refresh([name]),
+    });
     const evaluation = new EvaluationService(model, registry, datasets, config.limits, log);
     const trainer = placement.jobsInWorkers
       ? workerTrainer({
@@ -77,6 +84,7 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
           backend: backend.name as BackendName,
           datasetsDir: datasets.dir,
           adaptersDir: adapterStore.dir,
+          checkpointIntervalMs: config.checkpointIntervalMs,
           // As registry.publish would have left it: listed, and resident.
           adopt: async (name, version) => {
             await adapterStore.rescan();
@@ -84,10 +92,10 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
           },
           log,
         })
-      : inProcessTrainer(model, datasets);
+      : inProcessTrainer(model, datasets, { checkpointIntervalMs: config.checkpointIntervalMs, log });
     const runner = new FineTuneRunner(model, jobs, datasets, registry, config.limits, log, metrics, {
       trainer,
-      concurrency: options.maxConcurrentJobs,
+      concurrency: limits.maxConcurrentJobs,
     });
     runner.start();
     const version = await packageVersion();
@@ -98,9 +106,9 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
       sequences: () => generation.sequences,
       adapters: () => ({ resident: registry.residentCount, bytes: registry.residentBytes }),
       jobs: () => countByState(jobs.list({ limit: Number.MAX_SAFE_INTEGER })),
-      memory: () => tf.memory(),
+      memory: () => deviceMemory(),
     });
-    return new GentuneEngine(config, version, backend, model, { datasets, jobs, registry, generation, evaluation, runner }, log, startedAtMs);
+    return new GentuneEngine(config, limits, version, backend, model, { datasets, jobs, registry, adapterStore, generation, evaluation, runner }, log, startedAtMs);
   } catch (err) {
     model.dispose();
     throw err;
@@ -111,6 +119,7 @@ interface Parts {
   datasets: DatasetStore;
   jobs: JobStore;
   registry: AdapterRegistry;
+  adapterStore: AdapterStore;
   generation: GenerationService;
   evaluation: EvaluationService;
   runner: FineTuneRunner;
@@ -122,6 +131,7 @@ class GentuneEngine implements Engine {
 
   constructor(
     private readonly config: GentuneConfig,
+    private readonly limits: Limits,
     private readonly version: string,
     private readonly backend: BackendInfo,
     private readonly model: GptModel,
@@ -145,7 +155,10 @@ class GentuneEngine implements Engine {
         eosTokenId: this.model.tokenizer.eosId,
       },
       backend: this.backend.name,
-      limits: { ...this.config.limits },
+      device: this.backend.device,
+      ...(this.backend.gpuAdapter && { gpuAdapter: { ...this.backend.gpuAdapter } }),
+      deviceMemory: deviceMemory(),
+      limits: { ...this.limits },
       ready: this.isReady(),
       startedAtMs: this.startedAtMs,
     };
@@ -187,7 +200,7 @@ class GentuneEngine implements Engine {
 
   uploadDataset(meta: DatasetUploadMeta, chunks: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<DatasetInfo> {
     this.checkAccepting();
-    return this.parts.datasets.upload(meta, chunks, signal, this.config.limits.maxUploadBytes);
+    return this.parts.datasets.upload(meta, chunks, signal, this.config.limits.maxUploadBytes, this.config.limits.maxDatasetExamples);
   }
 
   async listDatasets(): Promise<DatasetInfo[]> {
@@ -199,10 +212,14 @@ class GentuneEngine implements Engine {
   }
 
   async listAdapters(): Promise<AdapterInfo[]> {
+    // Up to date with the folders, as a Generate resolving a name would be.
+    await this.parts.adapterStore.refresh(this.parts.registry.list().map((a) => a.name));
     return this.parts.registry.list();
   }
 
-  loadAdapter(ref: AdapterRef, pin: boolean): Promise<AdapterInfo> {
+  async loadAdapter(ref: AdapterRef, pin: boolean): Promise<AdapterInfo> {
+    // A version renamed into the store a moment ago loads, even before its watch event is handled.
+    await this.parts.adapterStore.refresh([ref.name]);
     return this.parts.registry.load(ref, pin);
   }
 

@@ -3,6 +3,7 @@ import type { GptWeights } from '../gpt-weights.js';
 import { forward, type ForwardInput } from '../gpt.js';
 import { KvCache } from '../kv-cache.js';
 import type { RowSegment } from '../lora.js';
+import { LoraStackCache } from '../lora-stack.js';
 import type { GenerationSequence, TokenOutput } from './generation-sequence.js';
 
 /** A model as the decoder needs it. */
@@ -35,6 +36,8 @@ export class PrefillGroup {
   constructor(
     private readonly model: DecoderModel,
     seqs: GenerationSequence[],
+    /** The batch decoder's stacked adapter weights (shared: same adapters). */
+    private readonly stacks?: LoraStackCache,
   ) {
     if (seqs.length === 0) throw new Error('a prefill needs at least one sequence');
     this.rows = sortedByAdapter(seqs).map((i) => seqs[i]);
@@ -79,7 +82,7 @@ export class PrefillGroup {
     });
     this.done = end;
     const last = end === this.columns;
-    return forwardAndSample(this.model, input, this.rows, this.cache, last);
+    return forwardAndSample(this.model, input, this.rows, this.cache, last, this.stacks);
   }
 
   /** Drops finished (cancelled) rows before they complete; returns them. */
@@ -119,6 +122,8 @@ export class PrefillGroup {
 export class BatchDecoder {
   rows: GenerationSequence[] = [];
   private cache = new KvCache(0);
+  /** Stacked weights of the adapter sets this batch ran (kept across steps, freed with the decoder). */
+  private readonly stacks = new LoraStackCache();
 
   constructor(private readonly model: DecoderModel) {}
 
@@ -152,7 +157,7 @@ export class BatchDecoder {
 
   /** A prefill of `seqs` into a cache of their own; run it with `next`, then {@link merge} it. */
   prefill(seqs: GenerationSequence[]): PrefillGroup {
-    return new PrefillGroup(this.model, seqs);
+    return new PrefillGroup(this.model, seqs, this.stacks);
   }
 
   /** Moves a complete prefill's rows and cache into the batch (at a step boundary). */
@@ -179,7 +184,7 @@ export class BatchDecoder {
       positions: Int32Array.from(this.rows, (s) => s.length - 1),
       valid: new Uint8Array(B).fill(1),
     };
-    return (await forwardAndSample(this.model, input, this.rows, this.cache, true))!;
+    return (await forwardAndSample(this.model, input, this.rows, this.cache, true, this.stacks))!;
   }
 
   /** Drops finished (or cancelled) rows and frees their cache columns. Returns the removed sequences. */
@@ -191,10 +196,11 @@ export class BatchDecoder {
     return gone;
   }
 
-  /** Frees the cache; the decoder is empty afterwards. */
+  /** Frees the cache and stacked adapter weights; the decoder is empty afterwards. */
   dispose(): void {
     this.cache.dispose();
     this.cache = new KvCache(0);
+    this.stacks.dispose();
     this.rows = [];
   }
 
@@ -218,6 +224,7 @@ async function forwardAndSample(
   rows: GenerationSequence[],
   cache: KvCache,
   sample: boolean,
+  loraStacks?: LoraStackCache,
 ): Promise<TokenOutput[] | null> {
   const groups = segmentsOf(rows);
   const full = rows.find((r) => r.adapter.blocks);
@@ -228,6 +235,7 @@ async function forwardAndSample(
     blockOverrides: full?.adapter.blocks,
     lnF: full?.adapter.lnF,
     output: 'last',
+    loraStacks,
   });
   if (!sample) {
     logits.dispose();

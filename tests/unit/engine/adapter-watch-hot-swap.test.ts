@@ -5,6 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { renameSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AdapterRegistry } from '../../../src/engine/adapter-registry.js';
@@ -129,6 +130,36 @@ test('concurrent streams while versions are published by another replica: none f
     assert.deepEqual(counted, expected, 'requests served per version (each also ran once for the reference)');
   } finally {
     publishing = false;
+    await engine.drain(0);
+  }
+});
+
+test('a version renamed into the store serves the very next request, before its watch event is handled', async () => {
+  const modelDir = await tinyModelWithTokenizer();
+  const dataDir = await tempDir();
+  const adaptersDir = join(dataDir, 'adapters');
+  await publishAsReplica(adaptersDir, 'chat', 1, adapters[0]);
+  // In process, so that nothing between the rename and the request gives the event loop a turn.
+  const engine: Engine = await createEngine(await testConfig(modelDir, dataDir), { log: silentLog, threads: false });
+  try {
+    assert.equal(summary(await collect(engine, genParams('xyz', { sampling: greedy(2), adapter: { name: 'chat' } }))).last.finish!.adapter, 'chat@1');
+    for (const version of [2, 3]) {
+      const tmp = join(adaptersDir, 'chat', `.tmp-replica-${version}`);
+      await saveAdapter(tmp, adapters[version - 1], TINY);
+      // Synchronous rename, then the requests at once: the store's fs.watch event is still queued.
+      renameSync(tmp, join(adaptersDir, 'chat', String(version)));
+      const next = collect(engine, genParams('xyz', { sampling: greedy(2), adapter: { name: 'chat' } }));
+      const listed = engine.listAdapters();
+      assert.equal(summary(await next).last.finish!.adapter, `chat@${version}`, 'the next Generate runs on the new version');
+      assert.equal((await listed).find((a) => a.name === 'chat')!.latestVersion, version);
+    }
+    // LoadAdapter of a version renamed in a moment ago finds it too.
+    const tmp = join(adaptersDir, 'chat', '.tmp-replica-4');
+    await saveAdapter(tmp, adapters[3], TINY);
+    renameSync(tmp, join(adaptersDir, 'chat', '4'));
+    const loaded = await engine.loadAdapter({ name: 'chat', version: 4 }, false);
+    assert.equal(loaded.latestVersion, 4);
+  } finally {
     await engine.drain(0);
   }
 });
