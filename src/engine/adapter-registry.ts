@@ -46,11 +46,12 @@ interface Resident {
   touchedMs: number;
 }
 
-/** What ListAdapters shows of a version: the store's record, residency and use. */
-export type AdapterVersionUsage = AdapterVersionInfo & {
-  /** Generate and Evaluate requests that ran on this version since the server started. */
-  requestsServed: number;
-};
+/**
+ * What ListAdapters shows of a version: the store's record, residency and use
+ * (`requestsServed` counts each {@link AdapterRegistry.acquire}: a Generate
+ * request, or an Evaluate call scoring the version).
+ */
+export type AdapterVersionUsage = AdapterVersionInfo;
 
 /** Default budget for resident unpinned adapters, in bytes. */
 export const DEFAULT_ADAPTER_BUDGET_BYTES = 512 * 1024 * 1024;

@@ -128,8 +128,8 @@ describe('Generate', () => {
     ['top_p 1.5', { prompt: 'x', sampling: { topP: 1.5 } }, /`top_p` must be > 0 and <= 1, got 1.5/],
     ['top_k above vocab', { prompt: 'x', sampling: { topK: 5000 } }, /`top_k` must be >= 0 and <= \d+, got 5000/],
     ['repetition_penalty 0', { prompt: 'x', sampling: { repetitionPenalty: 0 } }, /`repetition_penalty` must be > 0 and <= 10, got 0/],
-    ['max_new_tokens 0', { prompt: 'x', sampling: { maxNewTokens: 0 } }, /`max_new_tokens` must be >= 1 and <= 600, got 0/],
-    ['max_new_tokens over the limit', { prompt: 'x', sampling: { maxNewTokens: 601 } }, /`max_new_tokens` must be >= 1 and <= 600, got 601/],
+    ['max_new_tokens 0', { prompt: 'x', sampling: { maxNewTokens: 0 } }, /`max_new_tokens` must be >= 1, got 0/],
+    ['max_new_tokens over the limit', { prompt: 'x', sampling: { maxNewTokens: 601 } }, /`max_new_tokens` must be <= limits\.max_new_tokens \(--max-new-tokens\) 600, got 601/],
     ['seed too large', { prompt: 'x', sampling: { seed: '18446744073709551615' } }, /`seed` must be an integer in 0\.\.9007199254740991, got "18446744073709551615"/],
     ['too many stops', { prompt: 'x', sampling: { stop: ['a', 'b', 'c', 'd', 'e'] } }, /`stop` must have at most 4 items, got 5/],
     ['empty stop', { prompt: 'x', sampling: { stop: [''] } }, /`stop\[0\]` is required/],
@@ -139,7 +139,7 @@ describe('Generate', () => {
     ['adapter path', { prompt: 'x', adapter: '../x' }, /^`adapter` must not contain '\/', '\\' or '\.\.', got "\.\.\/x"$/],
     ['adapter charset', { prompt: 'x', adapter: 'a b' }, /`adapter` must be 1\.\.64 characters of \[A-Za-z0-9\._-\], got "a b"/],
     ['adapter version', { prompt: 'x', adapter: 'a@zero' }, /`adapter` version must be a positive integer/],
-    ['too many prompt ids', { promptTokenIds: Array.from({ length: 33 }, () => 1) }, /`prompt_token_ids` must have at most 32 items, got 33/],
+    ['too many prompt ids', { promptTokenIds: Array.from({ length: 33 }, () => 1) }, /`prompt_token_ids` must have at most limits\.max_prompt_tokens \(--max-prompt-tokens\) 32 tokens, got 33/],
     ['token id out of vocab', { promptTokenIds: [1, 100000] }, /`prompt_token_ids\[1\]` must be >= 0 and <= \d+, got 100000/],
   ];
   for (const [name, req, message] of bad) {
@@ -149,7 +149,7 @@ describe('Generate', () => {
   }
 
   test('a prompt longer than --max-prompt-tokens is INVALID_ARGUMENT (checked by the engine)', async () => {
-    await rejectsWith(h.client.generateText({ prompt: 'w '.repeat(40) }), Code.INVALID_ARGUMENT, /^`prompt` is 80 tokens, more than the limit of 32 tokens$/);
+    await rejectsWith(h.client.generateText({ prompt: 'w '.repeat(40) }), Code.INVALID_ARGUMENT, /^`prompt` must be at most limits\.max_prompt_tokens \(--max-prompt-tokens\) 32 tokens, got 80$/);
   });
 
   test('prompt + max_new_tokens beyond the context is INVALID_ARGUMENT naming `max_new_tokens` (checked by the engine)', async () => {

@@ -11,7 +11,8 @@
  * - The caller's AbortSignal is forwarded; a caller that stops reading early
  *   is forwarded as such. Errors arrive as WireErrors and are rebuilt as the
  *   same GentuneError subclass, code and message.
- * - info() and isReady() stay synchronous: the info is cached from start-up.
+ * - info() and isReady() stay synchronous: the info is cached from start-up,
+ *   its device memory taken from the worker's latest gauges (at most ~1 s old).
  * - Metric events and gauges come with the worker's batches and are replayed
  *   on the caller's EngineMetrics here, where prom-client lives.
  * - drain() forwards, then terminates the worker (and with it any job worker).
@@ -30,6 +31,7 @@ import type {
   AdapterRef,
   DatasetInfo,
   DatasetUploadMeta,
+  DeviceMemoryInfo,
   Engine,
   EvaluateParams,
   EvaluateResult,
@@ -85,6 +87,8 @@ class ThreadedEngine implements Engine {
   private readonly uploads = new Map<number, () => void>();
   private readonly writeLine: (line: string) => void;
   private serverInfo?: ServerInfo;
+  /** tf.memory() in the worker, as of its latest batch. */
+  private deviceMemory?: DeviceMemoryInfo;
   private mirror?: MetricsMirror;
   /** Calls and streams in flight: the worker keeps the process alive while there are any. */
   private holds = 1;
@@ -113,7 +117,8 @@ class ThreadedEngine implements Engine {
 
   info(): ServerInfo {
     const info = this.serverInfo!;
-    return { ...info, model: { ...info.model }, limits: { ...info.limits }, ready: this.isReady() };
+    const deviceMemory = { ...(this.deviceMemory ?? info.deviceMemory) };
+    return { ...info, model: { ...info.model }, limits: { ...info.limits }, deviceMemory, ready: this.isReady() };
   }
 
   isReady(): boolean {
@@ -312,6 +317,7 @@ class ThreadedEngine implements Engine {
     // Start-up first: the metrics mirror is made from the 'ready' reply.
     for (const r of batch.replies) if (r.t === 'ready' || r.t === 'start-failed') this.dispatch(r, batch);
     this.mirror?.apply(batch.metrics, batch.snapshot);
+    if (batch.snapshot) this.deviceMemory = batch.snapshot.memory;
     for (const r of batch.replies) if (r.t !== 'ready' && r.t !== 'start-failed') this.dispatch(r, batch);
   }
 

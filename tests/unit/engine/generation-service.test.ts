@@ -155,7 +155,7 @@ test('logprobs: one entry per token, the greedy token is the most likely alterna
 });
 
 test('the engine checks prompt length, context length, token ids and the adapter', async () => {
-  await assert.rejects(collect(engine, genParams('x'.repeat(41))), rejectsWith('INVALID_ARGUMENT', /`prompt` is 41 tokens, more than the limit of 40/));
+  await assert.rejects(collect(engine, genParams('x'.repeat(41))), rejectsWith('INVALID_ARGUMENT', /`prompt` must be at most limits\.max_prompt_tokens \(--max-prompt-tokens\) 40 tokens, got 41/));
   await assert.rejects(collect(engine, genParams('x'.repeat(40), { sampling: greedy(25) })), rejectsWith('INVALID_ARGUMENT', /`max_new_tokens` 25 plus the prompt's 40 tokens exceeds the context length of 64/));
   await assert.rejects(collect(engine, genParams([1, 2, 999])), rejectsWith('INVALID_ARGUMENT', /`prompt_token_ids\[2\]` must be a token id in 0..256, got 999/));
   await assert.rejects(collect(engine, genParams('a', { adapter: { name: 'missing' } })), rejectsWith('NOT_FOUND', /`adapter` "missing"/));
@@ -186,7 +186,7 @@ test('a full queue is ResourceExhausted; drain cancels what runs and refuses new
   const small = await createEngine(await testConfig(modelDir, await tempDir(), { maxBatchSize: 1, maxQueue: 0 }), { log: silentLog });
   const first = small.generate(genParams('long', { sampling: greedy(50) }), new AbortController().signal)[Symbol.asyncIterator]();
   await first.next(); // running: the only batch slot is taken
-  await assert.rejects(collect(small, genParams('b')), rejectsWith('RESOURCE_EXHAUSTED', /max_queue = 0/));
+  await assert.rejects(collect(small, genParams('b')), rejectsWith('RESOURCE_EXHAUSTED', /limits\.max_queue \(--max-queue\) 0/));
   const rest: GenerateChunk[] = [];
   const reading = (async () => {
     for (let r = await first.next(); !r.done; r = await first.next()) rest.push(r.value);
