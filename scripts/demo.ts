@@ -1,11 +1,18 @@
 /**
  * gentune in five minutes: fine-tunes an adapter on a bundled task with a
- * progress bar, evaluates the base model against it on the held-out split,
- * and streams generations from both side by side.
+ * progress bar, evaluates the base model against it on the held-out test
+ * split, and streams greedy generations from both side by side.
  *
- *   npm run demo                       # starts a server on a free port with a temp data dir
- *   npm run demo -- --addr host:port   # uses a running server instead
- *   npm run demo -- --task number-words  # en-fr (default), number-words, wordnet-definitions, reverse-words
+ *   npm run demo                          # starts a server on a free port with a temp data dir
+ *   npm run demo -- --addr host:port      # uses a running server instead
+ *   npm run demo -- --task en-fr          # number-words (default), en-fr, wordnet-definitions, reverse-words
+ *
+ * The default, number-words (0..99 in digits -> English words), is the task
+ * the embedded 2M-parameter model learns in a few minutes on one CPU core.
+ * Measured on it (300 steps, held-out exact match): every block trained
+ * (`last_layers` 4) at 32 sequences a step reads the units digit (80 %); at 16 it
+ * memorises the 72 training numbers instead (30 %); LoRA r16 on every
+ * projection, 0 %. The other tasks need far more steps than a demo has.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -18,18 +25,28 @@ import { renderJobEvents } from '../src/cli/job-progress.js';
 import { Metric } from '../src/gen/gentune/v1/evaluate.js';
 import { DatasetFormat } from '../src/gen/gentune/v1/datasets.js';
 
-const TASKS: Record<string, { metric: Metric; metricName: string; key: 'exactMatch' | 'bleu' | 'rougeL' }> = {
-  'number-words': { metric: Metric.METRIC_EXACT_MATCH, metricName: 'exact match', key: 'exactMatch' },
-  'reverse-words': { metric: Metric.METRIC_EXACT_MATCH, metricName: 'exact match', key: 'exactMatch' },
-  'en-fr': { metric: Metric.METRIC_BLEU, metricName: 'BLEU', key: 'bleu' },
-  'wordnet-definitions': { metric: Metric.METRIC_ROUGE_L, metricName: 'ROUGE-L', key: 'rougeL' },
+const percent = (v: number) => `${(100 * v).toFixed(1)} %`;
+const TASKS: Record<string, { metric: Metric; metricName: string; key: 'exactMatch' | 'bleu' | 'rougeL'; format: (v: number) => string }> = {
+  'number-words': { metric: Metric.METRIC_EXACT_MATCH, metricName: 'exact match', key: 'exactMatch', format: percent },
+  'reverse-words': { metric: Metric.METRIC_EXACT_MATCH, metricName: 'exact match', key: 'exactMatch', format: percent },
+  // sacrebleu's scale, 0..100.
+  'en-fr': { metric: Metric.METRIC_BLEU, metricName: 'BLEU', key: 'bleu', format: (v) => v.toFixed(2) },
+  'wordnet-definitions': { metric: Metric.METRIC_ROUGE_L, metricName: 'ROUGE-L F1', key: 'rougeL', format: (v) => v.toFixed(3) },
 };
+
+/** Greedy, one line: every completion is a single line, and the base model rambles on past it. */
+const GREEDY = { maxNewTokens: 24, temperature: 0, stop: ['\n'] };
 
 const opts = new Command()
   .option('--addr <host:port>', 'a running gentune server (default: start one)')
-  .option('--task <name>', Object.keys(TASKS).join(' | '), 'en-fr')
-  .option('--steps <n>', 'fine-tune steps', '250')
-  .option('--eval-examples <n>', 'held-out examples to score', '100')
+  .option('--task <name>', Object.keys(TASKS).join(' | '), 'number-words')
+  .option('--steps <n>', 'fine-tune steps', '300')
+  .option('--layers <n>', 'top blocks to train (last_layers); 0 trains a LoRA adapter (r 16, every projection) instead', '4')
+  .option('--learning-rate <lr>', 'peak learning rate (cosine decay after 20 warmup steps)', '3e-3')
+  .option('--batch-size <n>', 'sequences per micro-batch (the server allows 16 by default)', '16')
+  .option('--accumulation <n>', 'micro-batches per optimizer step', '2')
+  .option('--eval-examples <n>', 'held-out test examples to score', '100')
+  .option('--show <n>', 'test prompts to generate side by side', '6')
   .option('--adapter <name>', 'adapter name', 'demo')
   .parse()
   .opts();
@@ -47,6 +64,7 @@ async function freePort(): Promise<number> {
   });
 }
 
+const started = Date.now();
 let server: ChildProcess | undefined;
 let dataDir: string | undefined;
 let addr = opts.addr as string | undefined;
@@ -74,8 +92,19 @@ try {
       adapter: opts.adapter,
       datasetId: train.id,
       validationDatasetId: validation.id,
-      method: { $case: 'lora', value: { r: 16, loraAlpha: 32, loraDropout: 0, targetModules: ['c_attn', 'attn.c_proj', 'c_fc', 'mlp.c_proj'] } },
-      hyperparameters: { maxSteps: Number(opts.steps), batchSize: 16, learningRate: 3e-3, warmupSteps: 20, evalIntervalSteps: 100, seed: '1' },
+      method: Number(opts.layers) > 0
+        ? { $case: 'lastLayers', value: { numLayers: Number(opts.layers) } }
+        : { $case: 'lora', value: { r: 16, loraAlpha: 32, loraDropout: 0, targetModules: ['c_attn', 'attn.c_proj', 'c_fc', 'mlp.c_proj'] } },
+      hyperparameters: {
+        maxSteps: Number(opts.steps),
+        batchSize: Number(opts.batchSize),
+        gradientAccumulationSteps: Number(opts.accumulation),
+        learningRate: Number(opts.learningRate),
+        warmupSteps: 20,
+        evalIntervalSteps: 100,
+        maxSeqLen: 64,
+        seed: '1',
+      },
     }),
     {},
   );
@@ -87,24 +116,36 @@ try {
     examples: test.map((e) => ({ prompt: e.prompt, completion: e.completion })),
     adapters: [opts.adapter],
     includeBaseModel: true,
-    metrics: [Metric.METRIC_LOSS, Metric.METRIC_PERPLEXITY, task.metric],
-    generation: { maxNewTokens: 32, temperature: 0 },
-    includeExamples: true,
+    metrics: [Metric.METRIC_LOSS, Metric.METRIC_PERPLEXITY, Metric.METRIC_TOKEN_ACCURACY, task.metric],
+    generation: GREEDY,
   });
   console.log(`held-out test split, ${evaluation.numExamples} examples:`);
-  console.log(`${'model'.padEnd(12)} ${'loss'.padStart(8)} ${'perplexity'.padStart(11)} ${task.metricName.padStart(12)}`);
+  // Loss, perplexity and token accuracy are teacher-forced over the reference completions; the task metric scores greedy generations.
+  console.log(`${'model'.padEnd(12)} ${'loss'.padStart(8)} ${'perplexity'.padStart(11)} ${'token acc'.padStart(10)} ${task.metricName.padStart(12)}`);
   for (const r of evaluation.results) {
     const m = r.metrics!;
-    console.log(`${(r.adapter || 'base').padEnd(12)} ${m.loss!.toFixed(3).padStart(8)} ${m.perplexity!.toFixed(2).padStart(11)} ${m[task.key]!.toFixed(3).padStart(12)}`);
+    console.log(`${(r.adapter || 'base').padEnd(12)} ${m.loss!.toFixed(3).padStart(8)} ${m.perplexity!.toFixed(2).padStart(11)} ${percent(m.tokenAccuracy!).padStart(10)} ${task.format(m[task.key]!).padStart(12)}`);
   }
 
-  console.log('\nside by side (greedy):');
-  for (const e of test.slice(0, 4)) {
-    const [base, tuned] = await Promise.all(
-      ['', opts.adapter as string].map((adapter) => client.generateText({ prompt: e.prompt, adapter, sampling: { maxNewTokens: 24, temperature: 0, stop: ['\n'] } })),
-    );
-    console.log(`prompt    ${JSON.stringify(e.prompt)}\n  expected ${JSON.stringify(e.completion)}\n  base     ${JSON.stringify(base.text)}\n  adapter  ${JSON.stringify(tuned.text)}`);
+  console.log('\nside by side (greedy, held-out test prompts):');
+  let right = { base: 0, adapter: 0 };
+  for (const e of test.slice(0, Number(opts.show))) {
+    console.log(`prompt    ${JSON.stringify(e.prompt)}\n  expected ${JSON.stringify(e.completion)}`);
+    for (const [label, adapter] of [['base', ''], ['adapter', opts.adapter as string]] as const) {
+      // Streamed as the tokens arrive.
+      process.stdout.write(`  ${label.padEnd(8)} "`);
+      let text = '';
+      for await (const chunk of client.generate({ prompt: e.prompt, adapter, sampling: GREEDY })) {
+        process.stdout.write(JSON.stringify(chunk.text).slice(1, -1));
+        text += chunk.text;
+      }
+      const ok = text.trim() === e.completion.trim();
+      if (ok) right = { ...right, [label]: right[label] + 1 };
+      process.stdout.write(`"${ok ? '  (exact)' : text === '' ? '  (a newline first: nothing)' : ''}\n`);
+    }
   }
+  console.log(`\nexact on the prompts shown: base ${right.base}, adapter ${right.adapter} of ${Math.min(test.length, Number(opts.show))}`);
+  console.log(`demo done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 } finally {
   client.close();
   if (server) {

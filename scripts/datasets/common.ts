@@ -82,10 +82,14 @@ export function takeParts<T>(items: readonly T[], sizes: readonly number[], what
   return parts;
 }
 
-/** Whitespace-separated tokens of every completion (or prompt) in a split. */
-export function vocabulary(examples: readonly PromptCompletion[], field: 'prompt' | 'completion'): Set<string> {
+/** Whitespace-separated tokens (or pieces split by `separator`) of every completion (or prompt) in a split. */
+export function vocabulary(
+  examples: readonly PromptCompletion[],
+  field: 'prompt' | 'completion',
+  separator: RegExp = /\s+/,
+): Set<string> {
   const words = new Set<string>();
-  for (const e of examples) for (const w of e[field].split(/\s+/)) if (w !== '') words.add(w);
+  for (const e of examples) for (const w of e[field].split(separator)) if (w !== '') words.add(w);
   return words;
 }
 
@@ -94,10 +98,14 @@ export function vocabulary(examples: readonly PromptCompletion[], field: 'prompt
  * a train completion: a held-out example may combine words in a new way, but
  * never needs a word the model has not been shown.
  */
-export function assertCompletionWordsCovered(name: string, splits: Record<SplitName, PromptCompletion[]>): void {
-  const trained = vocabulary(splits.train, 'completion');
+export function assertCompletionWordsCovered(
+  name: string,
+  splits: Record<SplitName, PromptCompletion[]>,
+  separator: RegExp = /\s+/,
+): void {
+  const trained = vocabulary(splits.train, 'completion', separator);
   for (const split of ['validation', 'test'] as const) {
-    const missing = [...vocabulary(splits[split], 'completion')].filter((w) => !trained.has(w)).sort(compareStrings);
+    const missing = [...vocabulary(splits[split], 'completion', separator)].filter((w) => !trained.has(w)).sort(compareStrings);
     if (missing.length > 0) {
       throw new Error(`${name}: ${split} words not in train: ${missing.slice(0, 10).join(', ')}`);
     }

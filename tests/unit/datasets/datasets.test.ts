@@ -55,8 +55,8 @@ function listFiles(dir: string): string[] {
     .sort();
 }
 
-function words(examples: Example[]): Set<string> {
-  return new Set(examples.flatMap((e) => e.completion.split(/\s+/).filter((w) => w !== '')));
+function words(examples: Example[], separator: RegExp = /\s+/): Set<string> {
+  return new Set(examples.flatMap((e) => e.completion.split(separator).filter((w) => w !== '')));
 }
 
 test('every line of every bundled file parses as a prompt/completion example', async () => {
@@ -108,25 +108,29 @@ test('split sizes match dataset.json and the README table; files stay small', as
     );
     assert.ok(readFileSync(join(DATASETS, name, 'LICENSE'), 'utf8').length > 100, `${name}/LICENSE`);
   }
-  // The sizes the task asked for: a few hundred to ~2000 train examples.
+  // The sizes the task asked for: a few hundred to ~2000 train examples. number-words is
+  // the exception: 0..99 holds 100 numbers in all (the demo's task, see its README section).
   for (const name of NAMES) {
     const n = (await readSplit(name, 'train')).length;
-    assert.ok(n >= 300 && n <= 2000, `${name}: ${n} train examples`);
+    const min = name === 'number-words' ? 60 : 300;
+    assert.ok(n >= min && n <= 2000, `${name}: ${n} train examples`);
   }
 });
 
 test('generated tasks never need a word in validation or test that train lacks', async () => {
   for (const name of ['number-words', 'en-fr', 'reverse-words']) {
     const splits = await readAll(name);
-    const trained = words(splits.train);
+    // Every held-out number is hyphenated ("forty-two"): its pieces are the words to know.
+    const separator = name === 'number-words' ? /[\s-]+/ : /\s+/;
+    const trained = words(splits.train, separator);
     for (const split of ['validation', 'test'] as const) {
-      const missing = [...words(splits[split])].filter((w) => !trained.has(w));
+      const missing = [...words(splits[split], separator)].filter((w) => !trained.has(w));
       assert.deepEqual(missing, [], `${name}/${split} words missing from train`);
     }
   }
 });
 
-test('number-words: completions are the English words of the prompt number; 0..9999 only', async () => {
+test('number-words: completions are the English words of the prompt number; 0..99, 0..19 all in train', async () => {
   const cases: [number, string][] = [
     [0, 'zero'],
     [7, 'seven'],
@@ -143,13 +147,20 @@ test('number-words: completions are the English words of the prompt number; 0..9
   for (const [n, w] of cases) assert.equal(numberToWords(n), w);
   assert.throws(() => numberToWords(10000), RangeError);
   const splits = await readAll('number-words');
+  const numbers: Record<Split, number[]> = { train: [], validation: [], test: [] };
   for (const split of SPLITS) {
     for (const e of splits[split]) {
       const m = /^Number: (\d+)\nWords:$/.exec(e.prompt);
       assert.ok(m, e.prompt);
       assert.equal(e.completion, ` ${numberToWords(Number(m[1]))}`);
+      numbers[split].push(Number(m[1]));
     }
   }
+  const all = SPLITS.flatMap((s) => numbers[s]).sort((a, b) => a - b);
+  assert.deepEqual(all, Array.from({ length: 100 }, (_, n) => n), 'each of 0..99 exactly once');
+  // 0..19 are words of their own: a held-out one could not be inferred from train.
+  for (let n = 0; n < 20; n++) assert.ok(numbers.train.includes(n), `${n} is in train`);
+  assert.ok(numbers.test.length >= 20, `${numbers.test.length} test numbers`);
 });
 
 test('en-fr: French agreement, elision and adjective placement', () => {
