@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -204,6 +205,15 @@ async function writeFolderAtomic(dir: string, write: (tmp: string) => Promise<vo
   await open(parent, 'r').then((d) => d.sync().finally(() => d.close())).catch(() => undefined);
 }
 
+/** Options of {@link loadAdapter}. */
+export interface LoadAdapterOptions {
+  /**
+   * Read the files with synchronous I/O (default false): a serving thread
+   * loading an adapter would otherwise wait one decode step per read.
+   */
+  blocking?: boolean;
+}
+
 /**
  * Reads an adapter folder written by PEFT (LoRA) or by {@link saveAdapter} and
  * uploads it to the backend; the caller owns the result (see disposeAdapter).
@@ -215,9 +225,9 @@ async function writeFolderAtomic(dir: string, write: (tmp: string) => Promise<vo
  *   from `r`, a layer index out of range, or a tensor of a module target_modules
  *   does not select.
  */
-export async function loadAdapter(dir: string, config: GptConfig): Promise<Adapter> {
+export async function loadAdapter(dir: string, config: GptConfig, options: LoadAdapterOptions = {}): Promise<Adapter> {
   const configPath = join(dir, ADAPTER_CONFIG_FILE);
-  const f = fields(await readJson(configPath), configPath);
+  const f = fields(await readJson(configPath, options.blocking ?? false), configPath);
   const peftType = f.raw.peft_type;
   if (peftType !== 'LORA' && peftType !== LAST_LAYERS_PEFT_TYPE) {
     const supported = `(supported: LORA, ${LAST_LAYERS_PEFT_TYPE})`;
@@ -225,7 +235,7 @@ export async function loadAdapter(dir: string, config: GptConfig): Promise<Adapt
   }
   const baseModel = f.get('base_model_name_or_path', '', (v) => typeof v === 'string', 'a string');
   f.get('task_type', 'CAUSAL_LM', (v) => v === 'CAUSAL_LM', '"CAUSAL_LM"');
-  const tensors = await readAdapterTensors(dir, config);
+  const tensors = await readAdapterTensors(dir, config, options.blocking ?? false);
   return peftType === 'LORA' ? loraFrom(f, tensors, config, baseModel) : lastLayersFrom(f, tensors, config, baseModel);
 }
 
@@ -252,11 +262,11 @@ interface AdapterTensors {
   expect(key: string, want: number[], why?: string): HostTensor;
 }
 
-async function readAdapterTensors(dir: string, config: GptConfig): Promise<AdapterTensors> {
+async function readAdapterTensors(dir: string, config: GptConfig, blocking: boolean): Promise<AdapterTensors> {
   const file = join(dir, ADAPTER_WEIGHTS_FILE);
   let tensors: Map<string, HostTensor>;
   try {
-    ({ tensors } = await readSafetensors(file));
+    ({ tensors } = await readSafetensors(file, { blocking }));
   } catch (err) {
     const pickle = await stat(join(dir, 'adapter_model.bin')).then(() => true, () => false);
     if (err instanceof NotFound && pickle) {
@@ -423,10 +433,13 @@ function selectModules(raw: Json, config: GptConfig, file: string): Set<string> 
   return selected;
 }
 
-async function readJson(path: string): Promise<Json> {
-  const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    throw err.code === 'ENOENT' ? new NotFound(`${path}: no such file`, { cause: err }) : err;
-  });
+async function readJson(path: string, blocking: boolean): Promise<Json> {
+  let text: string;
+  try {
+    text = blocking ? readFileSync(path, 'utf8') : await readFile(path, 'utf8');
+  } catch (err) {
+    throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? new NotFound(`${path}: no such file`, { cause: err }) : err;
+  }
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -1,5 +1,5 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -53,6 +53,33 @@ export interface ReadSafetensorsOptions {
    * caller can skip, say, a BOOL attention-mask buffer it does not need.
    */
   include?: (name: string) => boolean;
+  /**
+   * Read with synchronous file I/O (default false). Each asynchronous read
+   * costs an event-loop turn, and on a serving thread every turn waits behind
+   * a decode step; a blocking read of an adapter-sized file takes far less.
+   */
+  blocking?: boolean;
+}
+
+/** Positioned reads of one open file, asynchronous (a FileHandle) or blocking (a descriptor). */
+interface ReadSource {
+  size(): Promise<number> | number;
+  /** Reads up to `length` bytes at `position` into `dst` from `offset`; resolves with the bytes read (0 at the end). */
+  read(dst: Uint8Array, offset: number, length: number, position: number): Promise<number> | number;
+  close(): Promise<void> | void;
+}
+
+async function openSource(path: string, blocking: boolean): Promise<ReadSource> {
+  if (blocking) {
+    const fd = openSync(path, 'r');
+    return { size: () => fstatSync(fd).size, read: (dst, offset, length, position) => readSync(fd, dst, offset, length, position), close: () => closeSync(fd) };
+  }
+  const fh = await open(path, 'r');
+  return {
+    size: async () => (await fh.stat()).size,
+    read: async (dst, offset, length, position) => (await fh.read(dst, offset, length, position)).bytesRead,
+    close: () => fh.close(),
+  };
 }
 
 interface Entry {
@@ -162,11 +189,11 @@ function parseHeader(
 }
 
 /** Fills `dst` from the file at byte `position`, or throws if the file ends first. */
-async function readFully(fh: FileHandle, file: string, dst: Uint8Array, position: number): Promise<void> {
+async function readFully(fh: ReadSource, file: string, dst: Uint8Array, position: number): Promise<void> {
   let done = 0;
   while (done < dst.length) {
     const want = Math.min(dst.length - done, CHUNK_BYTES);
-    const { bytesRead } = await fh.read(dst, done, want, position + done);
+    const bytesRead = await fh.read(dst, done, want, position + done);
     if (bytesRead === 0) throw new InvalidArgument(`${file}: file ended early (truncated while reading?)`);
     done += bytesRead;
   }
@@ -176,7 +203,7 @@ function bytesOf(a: Float32Array | Uint16Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-async function readTensor(fh: FileHandle, file: string, e: Entry, dataStart: number): Promise<HostTensor> {
+async function readTensor(fh: ReadSource, file: string, e: Entry, dataStart: number): Promise<HostTensor> {
   const count = (e.end - e.begin) / BYTES[e.dtype as SafetensorsDtype];
   const data = new Float32Array(count);
   if (e.dtype === 'F32') {
@@ -201,15 +228,15 @@ export async function readSafetensors(
   path: string,
   options: ReadSafetensorsOptions = {},
 ): Promise<{ tensors: Map<string, HostTensor>; metadata: Record<string, string> }> {
-  let fh: FileHandle;
+  let fh: ReadSource;
   try {
-    fh = await open(path, 'r');
+    fh = await openSource(path, options.blocking ?? false);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFound(`${path}: no such file`, { cause: err });
     throw err;
   }
   try {
-    const { size } = await fh.stat();
+    const size = await fh.size();
     if (size < 8) throw new InvalidArgument(`${path}: file is ${size} bytes, too short for a safetensors header`);
     const prefix = new Uint8Array(8);
     await readFully(fh, path, prefix, 0);

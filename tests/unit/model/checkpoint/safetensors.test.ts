@@ -285,3 +285,26 @@ test('random garbage and corrupted files never crash or hang the reader', TIMEOU
   assert.ok(succeeded < 400);
   await rm(dir, { recursive: true });
 });
+
+test('blocking reads (the serving thread’s) return the same tensors and fail with the same errors as asynchronous ones', TIMEOUT, async () => {
+  const dir = await tempDir();
+  const outcome = async (path: string, blocking: boolean) =>
+    readSafetensors(path, { blocking }).then(
+      ({ tensors, metadata }) => ({ tensors: [...tensors].map(([n, t]) => [n, t.shape, [...t.data]]), metadata }),
+      (err: Error) => ({ error: err.constructor.name, message: err.message }),
+    );
+  const real = join(dir, 'real.safetensors');
+  await writeSafetensors(real, sample(4), { metadata: { format: 'pt' } });
+  const f16 = join(dir, 'f16.safetensors');
+  await writeSafetensors(f16, sample(5), { dtype: 'F16' });
+  const truncated = join(dir, 'truncated.safetensors');
+  await writeFile(truncated, (await readFile(real)).subarray(0, -3));
+  await craft(join(dir, 'garbage-json'), '{"w": {"dtype": "F32", ', new Uint8Array(8));
+  const paths = [real, f16, truncated, join(dir, 'garbage-json'), join(dir, 'absent.safetensors')];
+  const outcomes = await Promise.all(paths.map(async (p) => [await outcome(p, false), await outcome(p, true)]));
+  for (const [i, [async, blocking]] of outcomes.entries()) assert.deepEqual(blocking, async, paths[i]);
+  // Both kinds of outcome were exercised.
+  assert.ok('tensors' in outcomes[0]![0]! && (outcomes[0]![0]!.tensors as unknown[]).length > 0);
+  assert.deepEqual(outcomes.slice(2).map(([a]) => 'error' in a! && a.error), ['InvalidArgument', 'InvalidArgument', 'NotFound']);
+  await rm(dir, { recursive: true });
+});
