@@ -14,7 +14,7 @@
  *
  * Usage: npx tsx bench/serve.ts [--model embedded|gpt2|<dir>] [--scenarios load,adapters,swaps,grpc]
  *   [--concurrency 1,4,16,64] [--duration 4] [--warmup 1] [--max-new-tokens 64] [--prompt-tokens 32]
- *   [--swaps 100] [--swap-interval 100] [--max-batch-size 64] [--backend wasm]
+ *   [--swaps 100] [--swap-interval 100] [--max-batch-size 64] [--backend wasm] [--wasm-threads 1]
  * `embedded` is models/gentune-mini when it is there, else random weights of its shape; `gpt2` is
  * GPT-2-small-shaped random weights (on wasm give it --warmup 10 and a longer --duration: a step takes ~0.1 s).
  * Prints a table per scenario and writes bench/results/serve.json.
@@ -55,6 +55,7 @@ const opts = new Command()
   .option('--max-batch-size <n>', 'server --max-batch-size', '64')
   .option('--grpc-requests <n>', 'requests per path in the grpc scenario', '10')
   .option('--backend <name>', 'TensorFlow.js backend', 'wasm')
+  .option('--wasm-threads <n>', 'server --wasm-threads', '1')
   .option('--out <file>', 'results file', 'bench/results/serve.json')
   .parse()
   .opts();
@@ -85,6 +86,7 @@ const config: GentuneConfig = {
   dataDir,
   model: modelDir,
   backend: opts.backend as BackendName,
+  wasmThreads: Number(opts.wasmThreads),
   logLevel: 'warn',
   limits: {
     ...base.limits,

@@ -62,7 +62,7 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
   const { startedAtMs } = placement;
   // GetServerInfo reports what runs: an embedder's maxConcurrentJobs wins over --max-concurrent-jobs.
   const limits: Limits = { ...config.limits, maxConcurrentJobs: options.maxConcurrentJobs ?? config.limits.maxConcurrentJobs };
-  const backend = await initBackend(config.backend, { log: (msg) => log.info(msg) });
+  const backend = await initBackend(config.backend, { wasmThreads: config.wasmThreads, log: (msg) => log.info(msg) });
   const model = await GptModel.load(config.model);
   log.info({ model: model.name, parameters: model.parameters, backend: backend.name }, 'base model loaded');
   try {
