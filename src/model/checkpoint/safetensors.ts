@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync as readFd } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { endianness } from 'node:os';
@@ -72,7 +72,7 @@ interface ReadSource {
 async function openSource(path: string, blocking: boolean): Promise<ReadSource> {
   if (blocking) {
     const fd = openSync(path, 'r');
-    return { size: () => fstatSync(fd).size, read: (dst, offset, length, position) => readSync(fd, dst, offset, length, position), close: () => closeSync(fd) };
+    return { size: () => fstatSync(fd).size, read: (dst, offset, length, position) => readFd(fd, dst, offset, length, position), close: () => closeSync(fd) };
   }
   const fh = await open(path, 'r');
   return {
