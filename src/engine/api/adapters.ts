@@ -1,0 +1,42 @@
+/** Engine domain types (see ../engine-api.ts): Adapters: references and the published versions with their residency and use. */
+/** An adapter reference: a name and an optional version (latest when absent). */
+export interface AdapterRef {
+  /** 1..64 characters of [A-Za-z0-9._-]. */
+  name: string;
+  /** Version number >= 1; undefined = latest. */
+  version?: number;
+}
+
+export type AdapterResidency = 'stored' | 'loaded' | 'pinned';
+
+/** One published version of an adapter. */
+export interface AdapterVersionInfo {
+  version: number;
+  baseModel: string;
+  method: 'lora' | 'last_layers';
+  /** LoRA rank; 0 for last_layers. */
+  r: number;
+  /** LoRA alpha; 0 for last_layers. */
+  loraAlpha: number;
+  targetModules: string[];
+  sizeBytes: number;
+  residency: AdapterResidency;
+  createdAtMs: number;
+  lastUsedAtMs?: number;
+  /** Producing job; undefined if imported. */
+  jobId?: string;
+  /**
+   * Requests served by this version since the server started: Generate
+   * requests that took it (counted when the request takes it, before its first token)
+   * plus Evaluate calls that scored it (one per call). LoadAdapter does not count.
+   */
+  requestsServed: number;
+}
+
+/** A named adapter with all its versions. */
+export interface AdapterInfo {
+  name: string;
+  latestVersion: number;
+  /** Oldest first. */
+  versions: AdapterVersionInfo[];
+}

@@ -1,0 +1,96 @@
+/** Engine domain types (see ../engine-api.ts): Generate: its parameters, the streamed chunks and how a generation ends. */
+import type { AdapterRef } from './adapters.js';
+
+/** Why a generation ended (proto FinishReason). */
+export type FinishReason = 'length' | 'eos' | 'stop_sequence' | 'cancelled';
+
+/**
+ * Sampling settings with the server's defaults already applied, except `seed`
+ * (undefined = random).
+ */
+export interface SamplingParams {
+  /**
+   * Tokens to generate at most, 1..config.limits.maxNewTokens. The prompt plus
+   * this must fit in the context (n_positions): the engine does not shorten
+   * it, it rejects the request with InvalidArgument naming `max_new_tokens`.
+   */
+  maxNewTokens: number;
+  /** Softmax temperature, 0..100; 0 = greedy. */
+  temperature: number;
+  /** Top-k filter, 0 = off. */
+  topK: number;
+  /** Nucleus filter, (0, 1]; 1 = off. */
+  topP: number;
+  /** Repetition penalty, (0, 10]; 1 = off. */
+  repetitionPenalty: number;
+  /** Sampler seed, 0..2^53-1; undefined = random. */
+  seed?: number;
+  /** Stop sequences (at most 4, 1..64 characters each); not included in the output. */
+  stop: string[];
+}
+
+/** Input of {@link Engine.generate}. */
+export interface GenerateParams {
+  /** Id for logs (from the x-request-id header, or generated). */
+  requestId: string;
+  /** Prompt text, or token ids in the base vocabulary (at most limits.maxPromptTokens). */
+  prompt: string | number[];
+  /** Adapter to use; null = the bare base model. */
+  adapter: AdapterRef | null;
+  sampling: SamplingParams;
+  /** Return the log probability of each generated token. */
+  logprobs: boolean;
+  /** Number of alternatives per position, 0..20 (0 unless logprobs). */
+  topLogprobs: number;
+}
+
+/** A candidate token at one position. */
+export interface TopLogprob {
+  tokenId: number;
+  token: string;
+  /** Natural log probability, <= 0. */
+  logprob: number;
+}
+
+/** Log probability of one generated token. */
+export interface TokenLogprob extends TopLogprob {
+  /** Most likely alternatives, most likely first; empty unless topLogprobs > 0. */
+  topLogprobs: TopLogprob[];
+}
+
+/** Counts and timings of a finished generation. */
+export interface Usage {
+  promptTokens: number;
+  generatedTokens: number;
+  /** Arrival to first generated token, in milliseconds. */
+  timeToFirstTokenMs: number;
+  /** Arrival to last generated token, in milliseconds. */
+  totalMs: number;
+  /** Arrival to joining the running batch, in milliseconds. */
+  queueMs: number;
+}
+
+/** How a generation ended; carried by the last chunk only. */
+export interface GenerateFinish {
+  reason: FinishReason;
+  usage: Usage;
+  /** The adapter that served it as "name@version"; '' for the base model. */
+  adapter: string;
+}
+
+/**
+ * One step of output. Every chunk but the last has no `finish`; the last has
+ * one (its text / tokens may be empty). Concatenated `text` is the output.
+ */
+export interface GenerateChunk {
+  /**
+   * New text. Held back until settled: bytes of a UTF-8 character split
+   * across tokens, and text that may be the start of a stop sequence.
+   */
+  text: string;
+  /** Token ids generated since the previous chunk. */
+  tokenIds: number[];
+  /** One entry per token id when logprobs was requested. */
+  logprobs?: TokenLogprob[];
+  finish?: GenerateFinish;
+}
