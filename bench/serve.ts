@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { GentuneClient } from '../src/client/gentune-client.js';
-import { type BackendName, defaultConfig, type GentuneConfig } from '../src/engine/config.js';
+import { type BackendName, defaultConfig } from '../src/engine/config.js';
 import { createEngine } from '../src/engine/create-engine.js';
 import type { AdapterRef, Engine, GenerateParams } from '../src/engine/engine-api.js';
 import { type Adapter, disposeAdapter } from '../src/model/adapter.js';
@@ -39,7 +39,7 @@ import { initBackend } from '../src/model/backend.js';
 import { startServer } from '../src/server/server.js';
 import { type OpenStream, percentiles, runLoad, type LoadResult, type StreamEvent } from './lib/load-generator.js';
 import { printTable } from './lib/random-model.js';
-import { publishVersion, randomLora, resolveModel, writeAdapters } from './lib/serve-fixtures.js';
+import { benchConfig, publishVersion, randomLora, resolveModel, writeAdapters } from './lib/serve-fixtures.js';
 
 const opts = new Command()
   .option('--model <spec>', 'embedded | gpt2 | a model folder', 'embedded')
@@ -78,24 +78,10 @@ const dataDir = await mkdtemp(join(tmpdir(), 'gentune-bench-serve-'));
 const adaptersDir = join(dataDir, 'adapters');
 log(`model ${source} (${modelDir}); data ${dataDir}`);
 await writeAdapters(adaptersDir, [...ADAPTERS, 'swap'], modelConfig, 'bench');
-const base = defaultConfig();
-const config: GentuneConfig = {
-  ...base,
-  host: '127.0.0.1',
-  port: 0,
-  dataDir,
-  model: modelDir,
-  backend: opts.backend as BackendName,
-  wasmThreads: Number(opts.wasmThreads),
-  logLevel: 'warn',
-  limits: {
-    ...base.limits,
-    maxBatchSize: Number(opts.maxBatchSize),
-    maxConcurrentStreams: 1024,
-    maxQueue: 1024,
-    maxNewTokens: Math.max(base.limits.maxNewTokens, 2 * maxNewTokens),
-  },
-};
+const config = benchConfig(
+  { dataDir, model: modelDir, backend: opts.backend as BackendName, wasmThreads: Number(opts.wasmThreads) },
+  { maxBatchSize: Number(opts.maxBatchSize), maxConcurrentStreams: 1024, maxQueue: 1024, maxNewTokens: Math.max(defaultConfig().limits.maxNewTokens, 2 * maxNewTokens) },
+);
 const serverLog = pino({ level: 'warn' });
 const engine: Engine = await createEngine(config, { log: serverLog, adapterBudgetBytes: config.adapterMemory });
 const server = await startServer(engine, config, { log: serverLog });

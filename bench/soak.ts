@@ -36,14 +36,14 @@ import { Command } from 'commander';
 import { pino } from 'pino';
 import { GentuneClient } from '../src/client/gentune-client.js';
 import { Rng } from '../src/common/rng.js';
-import { type BackendName, defaultConfig, type GentuneConfig } from '../src/engine/config.js';
+import type { BackendName } from '../src/engine/config.js';
 import { createEngine } from '../src/engine/create-engine.js';
 import { disposeAdapter } from '../src/model/adapter.js';
 import { configFromHf, type GptConfig } from '../src/model/gpt-config.js';
 import { GentuneMetrics } from '../src/observability/metrics.js';
 import { startServer } from '../src/server/server.js';
 import { printTable } from './lib/random-model.js';
-import { publishVersion, randomLora, resolveModel, writeAdapters, writeRandomModel } from './lib/serve-fixtures.js';
+import { benchConfig, publishVersion, randomLora, resolveModel, writeAdapters, writeRandomModel } from './lib/serve-fixtures.js';
 
 const opts = new Command()
   .option('--calls <n>', 'Generate calls in all', '10000')
@@ -85,20 +85,10 @@ const modelConfig = configFromHf(JSON.parse(await readFile(join(model.dir, 'conf
 const dataDir = await mkdtemp(join(tmpdir(), 'gentune-soak-'));
 const adaptersDir = join(dataDir, 'adapters');
 await writeAdapters(adaptersDir, [...FIXED_ADAPTERS, SWAPPED], modelConfig, 'soak');
-const base = defaultConfig();
-const config: GentuneConfig = {
-  ...base,
-  host: '127.0.0.1',
-  port: 0,
-  metricsPort: 0,
-  dataDir,
-  model: model.dir,
-  backend: opts.backend as BackendName,
-  logLevel: 'warn',
-  maxAdapters: 4,
-  adapterRescanMs: 500,
-  limits: { ...base.limits, maxBatchSize: 16, maxConcurrentStreams: 256, maxQueue: 256 },
-};
+const config = benchConfig(
+  { dataDir, model: model.dir, backend: opts.backend as BackendName, maxAdapters: 4, adapterRescanMs: 500 },
+  { maxBatchSize: 16, maxConcurrentStreams: 256, maxQueue: 256 },
+);
 const metrics = new GentuneMetrics({ processMetrics: false });
 const serverLog = pino({ level: 'warn' });
 const engine = await createEngine(config, { log: serverLog, adapterBudgetBytes: config.adapterMemory, metrics: metrics.engine });

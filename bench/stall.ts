@@ -30,13 +30,13 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { GentuneClient } from '../src/client/gentune-client.js';
-import { type BackendName, defaultConfig, type GentuneConfig } from '../src/engine/config.js';
+import type { BackendName } from '../src/engine/config.js';
 import { createEngine } from '../src/engine/create-engine.js';
 import { configFromHf } from '../src/model/gpt-config.js';
 import { startServer } from '../src/server/server.js';
 import { type OpenStream, percentiles, runLoad } from './lib/load-generator.js';
 import { printTable } from './lib/random-model.js';
-import { resolveModel } from './lib/serve-fixtures.js';
+import { benchConfig, resolveModel } from './lib/serve-fixtures.js';
 
 const opts = new Command()
   .option('--modes <list>', 'threads,in-process', 'threads,in-process')
@@ -122,17 +122,10 @@ say('wrote bench/results/stall.json');
 /** Starts engine + server in `mode`, measures both phases, and shuts everything down. */
 async function runMode(mode: 'threads' | 'in-process'): Promise<PhaseResult[]> {
   const dataDir = await mkdtemp(join(tmpdir(), 'gentune-bench-stall-'));
-  const base = defaultConfig();
-  const config: GentuneConfig = {
-    ...base,
-    host: '127.0.0.1',
-    port: 0,
-    dataDir,
-    model: modelDir,
-    backend: opts.backend as BackendName,
-    logLevel: 'warn',
-    limits: { ...base.limits, maxBatchSize: Math.max(concurrency, trainBatch), maxConcurrentStreams: 1024, maxQueue: 1024, maxNewTokens: 2 * maxNewTokens },
-  };
+  const config = benchConfig(
+    { dataDir, model: modelDir, backend: opts.backend as BackendName },
+    { maxBatchSize: Math.max(concurrency, trainBatch), maxConcurrentStreams: 1024, maxQueue: 1024, maxNewTokens: 2 * maxNewTokens },
+  );
   const log = pino({ level: 'warn' });
   const t0 = performance.now();
   const engine = await createEngine(config, { log, threads: mode === 'threads' });

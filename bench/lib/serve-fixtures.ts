@@ -9,6 +9,7 @@ import { mkdtemp, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { defaultConfig, type GentuneConfig, type LimitsConfig } from '../../src/engine/config.js';
 import { type Adapter, disposeAdapter } from '../../src/model/adapter.js';
 import { initLoraAdapter } from '../../src/model/adapter-init.js';
 import { saveAdapter } from '../../src/model/checkpoint/peft-adapter.js';
@@ -95,4 +96,13 @@ export async function writeAdapters(adaptersDir: string, names: string[], config
       disposeAdapter(a);
     }
   }
+}
+
+/**
+ * A server config for a benchmark: the defaults, on 127.0.0.1 with free ports
+ * (port 0), warn-level logs, and `limits` over the default limits.
+ */
+export function benchConfig(settings: Partial<Omit<GentuneConfig, 'limits'>> & Pick<GentuneConfig, 'dataDir' | 'model'>, limits: Partial<LimitsConfig> = {}): GentuneConfig {
+  const base = defaultConfig();
+  return { ...base, host: '127.0.0.1', port: 0, metricsPort: 0, logLevel: 'warn', ...settings, limits: { ...base.limits, ...limits } };
 }
