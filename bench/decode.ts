@@ -1,11 +1,13 @@
 /**
  * Decode benchmark: greedy tokens/s at batch 1 and 8 and prefill tokens/s, for
  * the embedded-size model and a GPT-2-small-shaped model (random weights).
- * Usage: npx tsx bench/decode.ts [--models embedded,gpt2] [--tokens 32] [--backend wasm]
- * Writes bench/results/decode.json.
+ * Usage: npx tsx bench/decode.ts [--models embedded,gpt2] [--tokens 32] [--backend wasm] [--threads 1]
+ *   [--out bench/results/decode.json]
+ * Writes the results file.
  */
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Command } from 'commander';
 import { initBackend, type BackendName } from '../src/model/backend.js';
 import { GPT2_SMALL, type GptConfig } from '../src/model/gpt-config.js';
@@ -24,6 +26,7 @@ const opts = new Command()
   .option('--prompt <n>', 'prompt tokens', '64')
   .option('--backend <name>', 'tfjs backend', 'wasm')
   .option('--threads <n>', 'wasm threads', '1')
+  .option('--out <file>', 'results file', 'bench/results/decode.json')
   .parse()
   .opts();
 
@@ -62,5 +65,5 @@ for (const name of String(opts.models).split(',')) {
   model.dispose();
 }
 printTable(rows);
-mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/decode.json', JSON.stringify({ date: new Date().toISOString(), backend, steps, promptLen, rows }, null, 2));
+mkdirSync(dirname(opts.out), { recursive: true });
+writeFileSync(opts.out, JSON.stringify({ date: new Date().toISOString(), backend, steps, promptLen, rows }, null, 2));
