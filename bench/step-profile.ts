@@ -1,0 +1,54 @@
+/**
+ * Where a decode step's time goes: ms/step at batch 1 and 16 for the
+ * embedded-size model (random weights, 32-token prompts, sampled), and the
+ * kernel times of one 16-row step by kernel name (tf.profile).
+ * Usage: npx tsx bench/step-profile.ts [--threads 1] [--steps 32] [--out bench/results/step-profile.json]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { Command } from 'commander';
+import { initBackend } from '../src/model/backend.js';
+import { GptModel } from '../src/model/gpt-model.js';
+import { BatchDecoder } from '../src/model/generation/batch-decoder.js';
+import { GenerationSequence } from '../src/model/generation/generation-sequence.js';
+import { DEFAULT_SAMPLING } from '../src/model/generation/sampling-params.js';
+import { EMBEDDED } from './lib/serve-fixtures.js';
+import { printTable, randomWeightsOnDevice, silentTokenizer } from './lib/random-model.js';
+
+const opts = new Command()
+  .option('--threads <n>', 'wasm threads', '1')
+  .option('--steps <n>', 'decode steps measured (after 32 warm-up steps)', '32')
+  .option('--out <file>', 'results file', 'bench/results/step-profile.json')
+  .parse()
+  .opts();
+
+const backend = await initBackend('wasm', { wasmThreads: Number(opts.threads) });
+const model = new GptModel(EMBEDDED, randomWeightsOnDevice(EMBEDDED), silentTokenizer(EMBEDDED.vocabSize), 'embedded');
+const steps = Number(opts.steps);
+const rows: Record<string, string | number>[] = [];
+for (const batch of [1, 16]) {
+  const decoder = new BatchDecoder(model);
+  const params = { ...DEFAULT_SAMPLING, maxNewTokens: 200, stopAtEos: false };
+  const prompt = (b: number) => Array.from({ length: 32 }, (_, i) => (i * 31 + b) % EMBEDDED.vocabSize);
+  await decoder.add(Array.from({ length: batch }, (_, b) => new GenerationSequence(prompt(b), params, model.tokenizer)));
+  for (let i = 0; i < 32; i++) await decoder.step();
+  const t0 = performance.now();
+  for (let s = 0; s < steps; s++) await decoder.step();
+  const msPerStep = (performance.now() - t0) / steps;
+  const row: Record<string, string | number> = { batch, 'ms/step': msPerStep, 'tok/s': (batch * 1000) / msPerStep };
+  if (batch === 16) {
+    const profile = await tf.profile(async () => void (await decoder.step()));
+    const byKernel = new Map<string, number>();
+    for (const k of profile.kernels) byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + Number(k.kernelTimeMs));
+    row.kernels = profile.kernels.length;
+    row['top kernels (ms)'] = [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([n, ms]) => `${n} ${ms.toFixed(1)}`).join(', ');
+  }
+  rows.push(row);
+  decoder.dispose();
+}
+model.dispose();
+printTable(rows.map(({ batch, 'ms/step': ms, 'tok/s': tps }) => ({ batch, 'ms/step': ms, 'tok/s': tps })));
+console.log(`one 16-row step: ${rows[1]!.kernels} kernels; ${rows[1]!['top kernels (ms)']}`);
+mkdirSync(dirname(opts.out), { recursive: true });
+writeFileSync(opts.out, JSON.stringify({ date: new Date().toISOString(), backend, steps, rows }, null, 2));
