@@ -1,7 +1,8 @@
 /**
  * Where a decode step's time goes: ms/step at batch 1 and 16 for the
- * embedded-size model (random weights, 32-token prompts, sampled), and the
- * kernel times of one 16-row step by kernel name (tf.profile).
+ * embedded-size model (random weights, 32-token prompts, sampled), with the
+ * paged KV cache (attention in WebAssembly) and the tensor KV cache side by
+ * side, and the kernel times of one 16-row step by kernel name (tf.profile).
  * Usage: npx tsx bench/step-profile.ts [--threads 1] [--steps 32] [--out bench/results/step-profile.json]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -27,8 +28,8 @@ const backend = await initBackend('wasm', { wasmThreads: Number(opts.threads) })
 const model = new GptModel(EMBEDDED, randomWeightsOnDevice(EMBEDDED), silentTokenizer(EMBEDDED.vocabSize), 'embedded');
 const steps = Number(opts.steps);
 const rows: Record<string, string | number>[] = [];
-for (const batch of [1, 16]) {
-  const decoder = new BatchDecoder(model);
+for (const [kvCache, batch] of [['paged', 1], ['tensor', 1], ['paged', 16], ['tensor', 16]] as const) {
+  const decoder = new BatchDecoder(model, { kvCache });
   const params = { ...DEFAULT_SAMPLING, maxNewTokens: 200, stopAtEos: false };
   const prompt = (b: number) => Array.from({ length: 32 }, (_, i) => (i * 31 + b) % EMBEDDED.vocabSize);
   await decoder.add(Array.from({ length: batch }, (_, b) => new GenerationSequence(prompt(b), params, model.tokenizer)));
@@ -36,7 +37,7 @@ for (const batch of [1, 16]) {
   const t0 = performance.now();
   for (let s = 0; s < steps; s++) await decoder.step();
   const msPerStep = (performance.now() - t0) / steps;
-  const row: Record<string, string | number> = { batch, 'ms/step': msPerStep, 'tok/s': (batch * 1000) / msPerStep };
+  const row: Record<string, string | number> = { 'kv cache': kvCache, batch, 'ms/step': msPerStep, 'tok/s': (batch * 1000) / msPerStep };
   if (batch === 16) {
     const profile = await tf.profile(async () => void (await decoder.step()));
     const byKernel = new Map<string, number>();
@@ -48,7 +49,16 @@ for (const batch of [1, 16]) {
   decoder.dispose();
 }
 model.dispose();
-printTable(rows.map(({ batch, 'ms/step': ms, 'tok/s': tps }) => ({ batch, 'ms/step': ms, 'tok/s': tps })));
-console.log(`one 16-row step: ${rows[1]!.kernels} kernels; ${rows[1]!['top kernels (ms)']}`);
+const single = (kv: string) => rows.find((r) => r['kv cache'] === kv && r.batch === 1)!['tok/s'] as number;
+printTable(
+  rows.map((r) => ({
+    'kv cache': r['kv cache'],
+    batch: r.batch,
+    'ms/step': r['ms/step'],
+    'tok/s': r['tok/s'],
+    'vs 1 row': `${((r['tok/s'] as number) / single(r['kv cache'] as string)).toFixed(2)}x`,
+  })),
+);
+for (const r of rows.filter((x) => x.kernels)) console.log(`one 16-row step, ${r['kv cache']} cache: ${r.kernels} kernels; ${r['top kernels (ms)']}`);
 mkdirSync(dirname(opts.out), { recursive: true });
 writeFileSync(opts.out, JSON.stringify({ date: new Date().toISOString(), backend, steps, rows }, null, 2));

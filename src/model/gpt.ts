@@ -3,7 +3,8 @@ import type { GptConfig } from './gpt-config.js';
 import type { BlockWeights, GptWeights, LayerNormWeights } from './gpt-weights.js';
 import { gelu, layerNorm, linear } from './layers.js';
 import { causalSelfAttention, MASKED } from './attention.js';
-import type { KvCache, LayerKv } from './kv-cache.js';
+import { type DecodeCache, KvCache, type LayerKv } from './kv-cache.js';
+import { PagedKvCache } from './paged-kv-cache.js';
 import { loraDelta, type LoraTrainingOptions, type RowSegment } from './lora.js';
 import type { LoraStackCache } from './lora-stack.js';
 import { embed, matMul, matMulFrozen } from './matmul.js';
@@ -24,7 +25,7 @@ export interface ForwardInput {
 
 export interface ForwardOptions {
   /** Generation: earlier columns are read from it and the new ones appended to it. */
-  cache?: KvCache;
+  cache?: DecodeCache;
   /** Rows grouped by LoRA adapter; rows outside every segment use the base model. */
   segments?: RowSegment[];
   /** Replacement weights for some blocks (a `last_layers` adapter), by layer index. */
@@ -51,9 +52,11 @@ export interface ForwardOptions {
  */
 export function forward(config: GptConfig, weights: GptWeights, input: ForwardInput, options: ForwardOptions = {}): tf.Tensor2D {
   const { batch, length } = input;
-  const cache = options.cache;
+  const paged = options.cache instanceof PagedKvCache ? options.cache : undefined;
+  const cache = options.cache instanceof KvCache ? options.cache : undefined;
   const past = cache?.length ?? 0;
-  const bias = attentionBias(input, cache);
+  // The paged cache holds each row's own tokens and masks nothing: no bias.
+  const bias = paged ? undefined : attentionBias(input, cache);
   const segments = options.segments ?? [];
   const present: LayerKv[] = [];
   const out = tf.tidy(() => {
@@ -62,7 +65,7 @@ export function forward(config: GptConfig, weights: GptWeights, input: ForwardIn
     const tokEmb = options.trainEmbeddings ? embed(weights.wte, ids) : tf.gather(weights.wte, ids);
     const posEmb = options.trainEmbeddings ? embed(weights.wpe, pos) : tf.gather(weights.wpe, pos);
     let x = tf.add(tokEmb, posEmb) as tf.Tensor2D;
-    const biasT = tf.tensor4d(bias, [batch, 1, length, past + length]);
+    const biasT = bias && tf.tensor4d(bias, [batch, 1, length, past + length]);
     const eps = config.layerNormEpsilon;
     const adapted = (h: tf.Tensor2D, y: tf.Tensor2D, key: string): tf.Tensor2D => {
       const delta = loraDelta(h, key, segments, length, y.shape[1], options.loraTraining, options.loraStacks);
@@ -72,8 +75,13 @@ export function forward(config: GptConfig, weights: GptWeights, input: ForwardIn
       const blk = options.blockOverrides?.get(i) ?? weights.blocks[i];
       const h1 = layerNorm(x, blk.ln_1, eps);
       const qkv = adapted(h1, linear(h1, blk.c_attn), `${i}.attn.c_attn`);
-      const { y, kv } = causalSelfAttention(qkv, batch, length, config.nHead, cache?.layers[i], biasT);
-      if (cache) present.push({ kT: tf.keep(kv.kT), v: tf.keep(kv.v) });
+      let y: tf.Tensor2D;
+      if (paged) y = paged.attend(i, qkv, input);
+      else {
+        const attn = causalSelfAttention(qkv, batch, length, config.nHead, cache?.layers[i], biasT!);
+        y = attn.y;
+        if (cache) present.push({ kT: tf.keep(attn.kv.kT), v: tf.keep(attn.kv.v) });
+      }
       x = tf.add(x, adapted(y, linear(y, blk.attn_c_proj), `${i}.attn.c_proj`)) as tf.Tensor2D;
       const h2 = layerNorm(x, blk.ln_2, eps);
       const m = gelu(adapted(h2, linear(h2, blk.c_fc), `${i}.mlp.c_fc`), config.activationFunction);
@@ -91,6 +99,7 @@ export function forward(config: GptConfig, weights: GptWeights, input: ForwardIn
     present.forEach((kv, i) => cache.setLayer(i, kv));
     cache.appendValidity(length, input.valid);
   }
+  paged?.commit(input);
   return out;
 }
 

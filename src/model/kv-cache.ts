@@ -1,4 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import type { GptConfig } from './gpt-config.js';
+import { KvArena, kvArenaFor } from './kernels/kv-arena.js';
+import { PagedKvCache } from './paged-kv-cache.js';
 
 /** Keys (stored transposed) and values of one layer for every row of a batch. */
 export interface LayerKv {
@@ -149,4 +152,32 @@ export class KvCache {
     }
     this.layers = [];
   }
+}
+
+/** Which KV cache a decoder keeps: `paged` (host backends), `tensor`, or `auto` (paged where it applies). */
+export type KvCacheKind = 'auto' | 'paged' | 'tensor';
+
+/** A decoder's KV cache: tensors (any backend) or pages in host memory (wasm, cpu). */
+export type DecodeCache = KvCache | PagedKvCache;
+
+/** Whether `auto` picks the paged cache for this model on the current backend. */
+export function pagedCacheApplies(config: GptConfig): boolean {
+  const backend = tf.getBackend();
+  return (backend === 'wasm' || backend === 'cpu') && KvArena.supports(config.nEmbd, config.nHead);
+}
+
+/** An empty cache of `batch` rows of the given kind. */
+export function createKvCache(config: GptConfig, batch: number, kind: KvCacheKind = 'auto'): DecodeCache {
+  const paged = kind === 'paged' || (kind === 'auto' && pagedCacheApplies(config));
+  if (!paged) return new KvCache(batch);
+  const backend = tf.getBackend();
+  if (backend !== 'wasm' && backend !== 'cpu') throw new Error(`the paged KV cache needs a host-memory backend (wasm, cpu), not ${backend}`);
+  return PagedKvCache.empty(kvArenaFor(config.nEmbd, config.nHead, config.nPositions), config.nLayer, batch);
+}
+
+/** Concatenates caches of one kind row-wise; the inputs stay valid (dispose them). */
+export function concatKvCaches(caches: DecodeCache[]): DecodeCache {
+  if (caches.every((c) => c instanceof PagedKvCache)) return PagedKvCache.concat(caches);
+  if (caches.every((c) => c instanceof KvCache)) return KvCache.concat(caches);
+  throw new Error('cannot concatenate paged and tensor KV caches');
 }

@@ -1,7 +1,7 @@
 import type { GptConfig } from '../gpt-config.js';
 import type { GptWeights } from '../gpt-weights.js';
 import { forward, type ForwardInput } from '../gpt.js';
-import { KvCache } from '../kv-cache.js';
+import { concatKvCaches, createKvCache, type DecodeCache, type KvCacheKind } from '../kv-cache.js';
 import type { RowSegment } from '../lora.js';
 import { LoraStackCache } from '../lora-stack.js';
 import type { GenerationSequence, TokenOutput } from './generation-sequence.js';
@@ -10,6 +10,12 @@ import type { GenerationSequence, TokenOutput } from './generation-sequence.js';
 export interface DecoderModel {
   config: GptConfig;
   weights: GptWeights;
+}
+
+/** Decoder settings. */
+export interface DecoderOptions {
+  /** The KV cache kept (default `auto`: paged on host backends); see kv-cache.ts. */
+  kvCache?: KvCacheKind;
 }
 
 /**
@@ -31,19 +37,20 @@ export class PrefillGroup {
   readonly columns: number;
   /** Columns already run. */
   private done = 0;
-  private cache: KvCache;
+  private cache: DecodeCache;
 
   constructor(
     private readonly model: DecoderModel,
     seqs: GenerationSequence[],
     /** The batch decoder's stacked adapter weights (shared: same adapters). */
     private readonly stacks?: LoraStackCache,
+    private readonly kvCache: KvCacheKind = 'auto',
   ) {
     if (seqs.length === 0) throw new Error('a prefill needs at least one sequence');
     this.rows = sortedByAdapter(seqs).map((i) => seqs[i]);
     this.columns = Math.max(...this.rows.map((s) => s.promptIds.length));
     this.pads = this.rows.map((s) => this.columns - s.promptIds.length);
-    this.cache = new KvCache(this.rows.length);
+    this.cache = createKvCache(model.config, this.rows.length, kvCache);
   }
 
   get size(): number {
@@ -96,17 +103,17 @@ export class PrefillGroup {
   }
 
   /** Hands the filled cache over (to {@link BatchDecoder.merge}); the group is empty afterwards. */
-  takeCache(): KvCache {
+  takeCache(): DecodeCache {
     if (!this.complete) throw new Error('prefill not complete');
     const cache = this.cache;
-    this.cache = new KvCache(0);
+    this.cache = createKvCache(this.model.config, 0, this.kvCache);
     return cache;
   }
 
   /** Frees the cache. */
   dispose(): void {
     this.cache.dispose();
-    this.cache = new KvCache(0);
+    this.cache = createKvCache(this.model.config, 0, this.kvCache);
     this.rows = [];
     this.pads = [];
   }
@@ -121,11 +128,18 @@ export class PrefillGroup {
  */
 export class BatchDecoder {
   rows: GenerationSequence[] = [];
-  private cache = new KvCache(0);
+  private cache: DecodeCache;
   /** Stacked weights of the adapter sets this batch ran (kept across steps, freed with the decoder). */
   private readonly stacks = new LoraStackCache();
+  private readonly kvCache: KvCacheKind;
 
-  constructor(private readonly model: DecoderModel) {}
+  constructor(
+    private readonly model: DecoderModel,
+    options: DecoderOptions = {},
+  ) {
+    this.kvCache = options.kvCache ?? 'auto';
+    this.cache = createKvCache(model.config, 0, this.kvCache);
+  }
 
   get size(): number {
     return this.rows.length;
@@ -157,7 +171,7 @@ export class BatchDecoder {
 
   /** A prefill of `seqs` into a cache of their own; run it with `next`, then {@link merge} it. */
   prefill(seqs: GenerationSequence[]): PrefillGroup {
-    return new PrefillGroup(this.model, seqs, this.stacks);
+    return new PrefillGroup(this.model, seqs, this.stacks, this.kvCache);
   }
 
   /** Moves a complete prefill's rows and cache into the batch (at a step boundary). */
@@ -165,7 +179,7 @@ export class BatchDecoder {
     const rows = group.rows;
     const fresh = group.takeCache();
     group.dispose();
-    const merged = KvCache.concat([this.cache, fresh]);
+    const merged = concatKvCaches([this.cache, fresh]);
     this.cache.dispose();
     fresh.dispose();
     this.cache = merged;
@@ -199,7 +213,7 @@ export class BatchDecoder {
   /** Frees the cache and stacked adapter weights; the decoder is empty afterwards. */
   dispose(): void {
     this.cache.dispose();
-    this.cache = new KvCache(0);
+    this.cache = createKvCache(this.model.config, 0, this.kvCache);
     this.stacks.dispose();
     this.rows = [];
   }
@@ -222,7 +236,7 @@ async function forwardAndSample(
   model: DecoderModel,
   input: ForwardInput,
   rows: GenerationSequence[],
-  cache: KvCache,
+  cache: DecodeCache,
   sample: boolean,
   loraStacks?: LoraStackCache,
 ): Promise<TokenOutput[] | null> {
@@ -256,7 +270,7 @@ function partitionFinished(rows: GenerationSequence[]): { keep: number[]; gone: 
 }
 
 /** The cache holding only `rows` (in that order); the old cache is freed. */
-function narrowCache(cache: KvCache, rows: number[]): KvCache {
+function narrowCache(cache: DecodeCache, rows: number[]): DecodeCache {
   const next = cache.select(rows);
   cache.dispose();
   return next;

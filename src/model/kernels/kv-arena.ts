@@ -1,0 +1,177 @@
+import { ATTENTION_WASM } from './attention-wasm.js';
+
+/** Tokens per KV page. */
+export const PAGE_TOKENS = 16;
+
+const WASM_PAGE_BYTES = 65536;
+/** wasm32 memory limit: 4 GiB. */
+const MAX_WASM_PAGES = 65536;
+
+interface AttentionExports {
+  memory: WebAssembly.Memory;
+  scores(q: number, table: number, n: number, p: number, d: number, hd: number, h: number, scale: number, out: number): void;
+  mix(p: number, table: number, n: number, pp: number, d: number, hd: number, h: number, vOff: number, out: number): void;
+}
+
+let compiled: WebAssembly.Module | undefined;
+
+/**
+ * The memory of the paged KV caches of one model shape, and the attention
+ * kernel (attention.wat, WebAssembly SIMD) that reads them. A page holds the
+ * keys and then the values of {@link PAGE_TOKENS} tokens of one layer; a
+ * sequence's layer is a list of page byte offsets, so a sequence grows a page
+ * at a time and leaves without copying anything. Pages are reused from a
+ * free list; the memory grows in steps and never shrinks (wasm memory cannot),
+ * up to 4 GiB. Used on backends whose tensors live in host memory (wasm,
+ * cpu), where tfjs's batched matmul and concat made attention most of a
+ * decode step.
+ */
+export class KvArena {
+  /** Bytes of one page (keys and values of PAGE_TOKENS tokens, one layer). */
+  readonly pageBytes: number;
+  /** Byte offset of the values inside a page. */
+  readonly valueOffset: number;
+  /** Pages handed out and not yet released. */
+  pagesInUse = 0;
+  private readonly kernel: AttentionExports;
+  private f32!: Float32Array;
+  private i32!: Int32Array;
+  private readonly free: number[] = [];
+  /** First byte never handed out. */
+  private top: number;
+  private readonly qOff: number;
+  private readonly outOff: number;
+  private readonly tableOff: number;
+  private readonly scoresOff: number;
+  private readonly headDim: number;
+  private readonly scale: number;
+
+  /**
+   * @param d model width (floats per key row); heads of d / nHead floats, a multiple of 4.
+   * @param maxTokens longest sequence (the model's context), in tokens.
+   */
+  constructor(
+    readonly d: number,
+    readonly nHead: number,
+    readonly maxTokens: number,
+  ) {
+    this.headDim = d / nHead;
+    if (!KvArena.supports(d, nHead)) throw new Error(`paged attention needs a head size that is a multiple of 4, got ${d}/${nHead}`);
+    this.scale = 1 / Math.sqrt(this.headDim);
+    this.valueOffset = PAGE_TOKENS * d * 4;
+    this.pageBytes = 2 * this.valueOffset;
+    compiled ??= new WebAssembly.Module(Buffer.from(ATTENTION_WASM, 'base64'));
+    this.kernel = new WebAssembly.Instance(compiled).exports as unknown as AttentionExports;
+    // Scratch at the bottom: one query, one output row, a page table, the scores.
+    const align = (n: number) => Math.ceil(n / 16) * 16;
+    this.qOff = 0;
+    this.outOff = align(d * 4);
+    this.tableOff = this.outOff + align(d * 4);
+    this.scoresOff = this.tableOff + align(Math.ceil(maxTokens / PAGE_TOKENS) * 4);
+    this.top = this.scoresOff + align(nHead * maxTokens * 4);
+    this.ensure(this.top);
+  }
+
+  /** Whether a model of this width and head count can use paged attention. */
+  static supports(d: number, nHead: number): boolean {
+    return Number.isInteger(d / nHead) && (d / nHead) % 4 === 0;
+  }
+
+  /** Bytes of wasm memory the arena holds (in use, free and scratch). */
+  get bytes(): number {
+    return this.kernel.memory.buffer.byteLength;
+  }
+
+  /** A page's byte offset: a free one, or a new one (growing the memory). */
+  allocPage(): number {
+    this.pagesInUse++;
+    const reused = this.free.pop();
+    if (reused !== undefined) return reused;
+    const page = this.top;
+    this.ensure(page + this.pageBytes);
+    this.top += this.pageBytes;
+    return page;
+  }
+
+  /** Returns a page to the free list. */
+  releasePage(page: number): void {
+    this.pagesInUse--;
+    this.free.push(page);
+  }
+
+  /** Copies a whole page (keys and values) onto another. */
+  copyPage(from: number, to: number): void {
+    this.f32.copyWithin(to / 4, from / 4, (from + this.pageBytes) / 4);
+  }
+
+  /**
+   * Appends one token's key and value at position `t` of a layer whose pages
+   * are `pages` (the page for `t` must exist) and writes its attention output
+   * (over positions 0..t) to `out` at `outAt` (floats). `qkv` holds the
+   * token's query, key and value ([3d] from `at`).
+   */
+  appendAndAttend(pages: readonly number[], t: number, qkv: Float32Array, at: number, out: Float32Array, outAt: number): void {
+    const { d, f32 } = this;
+    const row = pages[Math.floor(t / PAGE_TOKENS)] + (t % PAGE_TOKENS) * d * 4;
+    f32.set(qkv.subarray(at, at + d), this.qOff / 4);
+    f32.set(qkv.subarray(at + d, at + 2 * d), row / 4);
+    f32.set(qkv.subarray(at + 2 * d, at + 3 * d), (row + this.valueOffset) / 4);
+    const n = t + 1;
+    const tableAt = this.tableOff / 4;
+    for (let k = 0; k * PAGE_TOKENS < n; k++) this.i32[tableAt + k] = pages[k];
+    this.kernel.scores(this.qOff, this.tableOff, n, PAGE_TOKENS, d, this.headDim, this.nHead, this.scale, this.scoresOff);
+    this.softmax(n);
+    this.kernel.mix(this.scoresOff, this.tableOff, n, PAGE_TOKENS, d, this.headDim, this.nHead, this.valueOffset, this.outOff);
+    out.set(f32.subarray(this.outOff / 4, this.outOff / 4 + d), outAt);
+  }
+
+  /** Softmax in place over each head's `n` scores. */
+  private softmax(n: number): void {
+    const s = this.f32;
+    for (let h = 0; h < this.nHead; h++) {
+      const from = this.scoresOff / 4 + h * n;
+      const to = from + n;
+      let max = -Infinity;
+      for (let i = from; i < to; i++) if (s[i] > max) max = s[i];
+      let sum = 0;
+      for (let i = from; i < to; i++) {
+        const e = Math.exp(s[i] - max);
+        s[i] = e;
+        sum += e;
+      }
+      const inv = 1 / sum;
+      for (let i = from; i < to; i++) s[i] *= inv;
+    }
+  }
+
+  /** Grows the memory to hold `bytes` (in steps of at least a quarter), refreshing the views. */
+  private ensure(bytes: number): void {
+    const memory = this.kernel.memory;
+    const have = memory.buffer.byteLength;
+    if (bytes > have) {
+      const need = Math.ceil((bytes - have) / WASM_PAGE_BYTES);
+      const step = Math.max(need, Math.ceil(have / WASM_PAGE_BYTES / 4), 16);
+      const current = have / WASM_PAGE_BYTES;
+      const grow = Math.min(step, MAX_WASM_PAGES - current);
+      if (grow < need) throw new Error(`KV cache memory exhausted: ${Math.round(have / 2 ** 20)} MiB of paged cache in use (the 4 GiB wasm limit)`);
+      memory.grow(grow);
+    }
+    if (this.f32?.buffer !== memory.buffer) {
+      this.f32 = new Float32Array(memory.buffer);
+      this.i32 = new Int32Array(memory.buffer);
+    }
+  }
+}
+
+const arenas = new Map<string, KvArena>();
+
+/** The arena of a model shape (one per thread and shape, created on first use). */
+export function kvArenaFor(d: number, nHead: number, maxTokens: number): KvArena {
+  const key = `${d}/${nHead}/${maxTokens}`;
+  let arena = arenas.get(key);
+  if (!arena) {
+    arena = new KvArena(d, nHead, maxTokens);
+    arenas.set(key, arena);
+  }
+  return arena;
+}

@@ -1,0 +1,142 @@
+import * as tf from '@tensorflow/tfjs';
+import { type KvArena, PAGE_TOKENS } from './kernels/kv-arena.js';
+
+/** One sequence's cached keys and values: per layer, its pages. Shared between caches by reference count. */
+interface PagedSequence {
+  /** Per layer, page byte offsets in the arena. */
+  pages: number[][];
+  /** Tokens held. */
+  length: number;
+  /** Caches holding this sequence. */
+  refs: number;
+}
+
+/** The rows of a forward pass, as the paged cache needs them. */
+export interface PagedInput {
+  batch: number;
+  /** New columns per row. */
+  length: number;
+  /** 1 for a real token, 0 for padding ([batch * length]); padding is neither cached nor attended to. */
+  valid: Uint8Array;
+}
+
+/**
+ * The KV cache of a batch of sequences, kept in a {@link KvArena}'s pages
+ * instead of tensors: every row holds exactly its own tokens (no padding
+ * columns, no masks), appending a token writes one key and one value row in
+ * place (tensors would copy the whole cache per step), and rows join, leave
+ * and regroup by reference without copying. Attention for the new tokens runs
+ * in the arena's WebAssembly kernel. For backends whose tensors live in host
+ * memory (wasm, cpu): it reads the step's q/k/v back synchronously, which is
+ * a memory copy there (and would fail on webgpu).
+ */
+export class PagedKvCache {
+  private constructor(
+    readonly arena: KvArena,
+    readonly nLayer: number,
+    private seqs: PagedSequence[],
+  ) {}
+
+  /** A cache of `batch` empty rows. */
+  static empty(arena: KvArena, nLayer: number, batch: number): PagedKvCache {
+    const seqs = Array.from({ length: batch }, () => ({ pages: Array.from({ length: nLayer }, () => []), length: 0, refs: 1 }));
+    return new PagedKvCache(arena, nLayer, seqs);
+  }
+
+  /** Concatenates caches row-wise into a new cache; the inputs stay valid (rows are shared, copied on write). */
+  static concat(caches: PagedKvCache[]): PagedKvCache {
+    if (caches.length === 0) throw new Error('concat needs at least one cache');
+    const seqs = caches.flatMap((c) => c.seqs);
+    for (const s of seqs) s.refs++;
+    return new PagedKvCache(caches[0].arena, caches[0].nLayer, seqs);
+  }
+
+  /** Rows. */
+  get batch(): number {
+    return this.seqs.length;
+  }
+
+  /** Tokens of the longest row. */
+  get length(): number {
+    let n = 0;
+    for (const s of this.seqs) n = Math.max(n, s.length);
+    return n;
+  }
+
+  /** Tokens held for a row (its next position id). */
+  tokens(row: number): number {
+    return this.seqs[row].length;
+  }
+
+  /** A new cache holding only `rows` (in that order); this cache stays valid. */
+  select(rows: number[]): PagedKvCache {
+    const seqs = rows.map((r) => this.seqs[r]);
+    for (const s of seqs) s.refs++;
+    return new PagedKvCache(this.arena, this.nLayer, seqs);
+  }
+
+  /**
+   * Attention of layer `layer` for the new tokens of a forward pass: appends
+   * their keys and values to each row's pages and returns the attention
+   * output [batch * length, d] (zeros for padding). `qkv` is the layer's
+   * c_attn output [batch * length, 3d], read back here (host backends only).
+   * Call {@link commit} once after the last layer.
+   */
+  attend(layer: number, qkv: tf.Tensor2D, input: PagedInput): tf.Tensor2D {
+    const d = this.arena.d;
+    if (qkv.shape[1] !== 3 * d) throw new Error(`qkv has ${qkv.shape[1]} columns, the cache expects ${3 * d}`);
+    // Host backends: a copy out of the backend's memory, no device sync.
+    const host = qkv.dataSync() as Float32Array;
+    const out = new Float32Array(input.batch * input.length * d);
+    if (layer === 0) this.ownRows();
+    for (let b = 0; b < input.batch; b++) {
+      const seq = this.seqs[b];
+      const pages = seq.pages[layer];
+      let t = seq.length;
+      for (let i = 0; i < input.length; i++) {
+        const r = b * input.length + i;
+        if (!input.valid[r]) continue;
+        if (t >= this.arena.maxTokens) throw new Error(`a row exceeds the context of ${this.arena.maxTokens} tokens`);
+        if (pages.length * PAGE_TOKENS <= t) pages.push(this.arena.allocPage());
+        this.arena.appendAndAttend(pages, t, host, r * 3 * d, out, r * d);
+        t++;
+      }
+    }
+    return tf.tensor2d(out, [input.batch * input.length, d]);
+  }
+
+  /** Records the new tokens of the forward pass that {@link attend} saw, per row. */
+  commit(input: PagedInput): void {
+    for (let b = 0; b < input.batch; b++) {
+      let n = 0;
+      for (let i = 0; i < input.length; i++) n += input.valid[b * input.length + i];
+      this.seqs[b].length += n;
+    }
+  }
+
+  /** Releases the rows (their pages go back to the arena when no other cache holds them). */
+  dispose(): void {
+    for (const s of this.seqs) {
+      if (--s.refs > 0) continue;
+      for (const layer of s.pages) for (const page of layer) this.arena.releasePage(page);
+      s.pages = [];
+    }
+    this.seqs = [];
+  }
+
+  /** Copy on write: a row shared with another cache gets pages of its own before it is appended to. */
+  private ownRows(): void {
+    this.seqs = this.seqs.map((s) => {
+      if (s.refs === 1) return s;
+      s.refs--;
+      const pages = s.pages.map((layer) =>
+        layer.map((page) => {
+          const copy = this.arena.allocPage();
+          this.arena.copyPage(page, copy);
+          return copy;
+        }),
+      );
+      return { pages, length: s.length, refs: 1 };
+    });
+  }
+}
