@@ -16,6 +16,9 @@ type Memory = {
   numBytesInGPU?: number;
   /** webgpu only. */
   numBytesAllocatedInGPU?: number;
+  /** Host backends: paged KV cache memory held, and in pages in use. */
+  kvCacheBytes?: number;
+  kvCacheBytesInUse?: number;
 };
 const NO_MEMORY: Memory = { numTensors: 0, numDataBuffers: 0, numBytes: 0 };
 
@@ -64,6 +67,19 @@ export class RuntimeMetrics {
         device.set({ kind: 'in_use' }, m.numBytesInGPU ?? m.numBytes);
         if (m.numBytesAllocatedInGPU !== undefined) device.set({ kind: 'allocated' }, m.numBytesAllocatedInGPU);
         else device.remove({ kind: 'allocated' });
+      },
+    });
+    const kvCache: Gauge<'kind'> = new Gauge({
+      name: `${prefix}kv_cache_bytes`,
+      help:
+        'Paged KV cache memory (host backends: wasm, cpu), in bytes: kind="in_use" is pages held by running ' +
+        'sequences, kind="allocated" the memory reserved for them (it grows and is reused, never returned).',
+      labelNames: ['kind'],
+      registers,
+      collect: () => {
+        const m = this.memory();
+        kvCache.set({ kind: 'in_use' }, m.kvCacheBytesInUse ?? 0);
+        kvCache.set({ kind: 'allocated' }, m.kvCacheBytes ?? 0);
       },
     });
     this.backendInfo = new Gauge({ name: `${prefix}backend_info`, help: 'The TensorFlow.js backend in use (always 1).', labelNames: ['backend', 'device'], registers });

@@ -55,6 +55,10 @@ export interface DeviceMemoryInfo {
   numBytesAllocatedInGPU?: number;
   /** TensorFlow.js cannot count bytes exactly. */
   unreliable?: boolean;
+  /** Host backends: wasm memory held for paged KV caches (in use or free pages), in bytes. */
+  kvCacheBytes?: number;
+  /** Host backends: bytes of KV cache pages in use by running sequences. */
+  kvCacheBytesInUse?: number;
 }
 
 /** What GetServerInfo reports. */

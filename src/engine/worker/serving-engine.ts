@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Unavailable } from '../../common/errors.js';
 import { type BackendInfo, type BackendName, deviceMemory, initBackend } from '../../model/backend.js';
+import { kvCacheMemory } from '../../model/kernels/kv-arena.js';
 import { GptModel } from '../../model/gpt-model.js';
 import { AdapterRegistry, DEFAULT_ADAPTER_BUDGET_BYTES } from '../adapter-registry.js';
 import { AdapterStore } from '../adapter-store.js';
@@ -106,7 +107,7 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
       sequences: () => generation.sequences,
       adapters: () => ({ resident: registry.residentCount, bytes: registry.residentBytes }),
       jobs: () => countByState(jobs.list({ limit: Number.MAX_SAFE_INTEGER })),
-      memory: () => deviceMemory(),
+      memory: () => ({ ...deviceMemory(), ...kvCacheMemory() }),
     });
     return new GentuneEngine(config, limits, version, backend, model, { datasets, jobs, registry, adapterStore, generation, evaluation, runner }, log, startedAtMs);
   } catch (err) {

@@ -175,3 +175,14 @@ export function kvArenaFor(d: number, nHead: number, maxTokens: number): KvArena
   }
   return arena;
 }
+
+/** Paged KV cache memory of this thread, in bytes: held by the arenas, and in pages in use. */
+export function kvCacheMemory(): { kvCacheBytes: number; kvCacheBytesInUse: number } {
+  let kvCacheBytes = 0;
+  let kvCacheBytesInUse = 0;
+  for (const arena of arenas.values()) {
+    kvCacheBytes += arena.bytes;
+    kvCacheBytesInUse += arena.pagesInUse * arena.pageBytes;
+  }
+  return { kvCacheBytes, kvCacheBytesInUse };
+}

@@ -58,6 +58,11 @@ test('the traffic shows: RPCs by code, tokens, TTFT, per-adapter series, the job
   assert.ok(inUse! > 0, `in use ${inUse}`);
   if (!exposition.includes('backend="webgpu"')) assert.equal(inUse, sample(exposition, 'gentune_tfjs_memory_bytes'));
   has(/^gentune_process_resident_memory_bytes \d+/m);
+  // Paged KV cache (host backends): memory was reserved by the generations and every page came back when they ended.
+  if (/backend="(wasm|cpu)"/.test(exposition)) {
+    assert.ok(sample(exposition, 'gentune_kv_cache_bytes{kind="allocated"}')! > 0, 'KV cache memory reserved');
+    assert.equal(sample(exposition, 'gentune_kv_cache_bytes{kind="in_use"}'), 0, 'no page held after the generations ended');
+  }
 });
 
 test('every metric of the Grafana dashboard exists in the live exposition', () => {

@@ -130,6 +130,10 @@ test('device memory: in use (GPU bytes on webgpu, else tfjs bytes) and, on webgp
   memory = { numTensors: 5, numDataBuffers: 5, numBytes: 4000, numBytesInGPU: 3000, numBytesAllocatedInGPU: 8192 };
   assert.equal(await value(m, 'gentune_device_memory_bytes', { kind: 'in_use' }), 3000);
   assert.equal(await value(m, 'gentune_device_memory_bytes', { kind: 'allocated' }), 8192);
+  assert.equal(await value(m, 'gentune_kv_cache_bytes', { kind: 'in_use' }), 0, 'no paged KV cache reported: 0');
+  memory = { ...memory, kvCacheBytes: 1 << 20, kvCacheBytesInUse: 49152 };
+  assert.equal(await value(m, 'gentune_kv_cache_bytes', { kind: 'allocated' }), 1 << 20);
+  assert.equal(await value(m, 'gentune_kv_cache_bytes', { kind: 'in_use' }), 49152);
 });
 
 test('adapter events: per-adapter traffic without versions, loads, evictions', async () => {
