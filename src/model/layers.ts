@@ -16,9 +16,10 @@ const GELU_C = Math.sqrt(2 / Math.PI);
 export function gelu(x: tf.Tensor2D, kind: 'gelu_new' | 'gelu'): tf.Tensor2D {
   return tf.tidy(() => {
     if (kind === 'gelu') return x.mul(tf.erf(x.div(Math.SQRT2)).add(1)).mul(0.5) as tf.Tensor2D;
-    // x*x*x rather than pow(x, 3): Pow is a slow kernel on wasm.
-    const inner = x.add(x.mul(x).mul(x).mul(0.044715)).mul(GELU_C);
-    return x.mul(tf.tanh(inner).add(1)).mul(0.5) as tf.Tensor2D;
+    // 0.5 * (1 + tanh(z)) = sigmoid(2z), and z = C * x * (1 + 0.044715 x^2):
+    // 6 kernels instead of 9, and wasm's Sigmoid is vectorised where its Tanh
+    // is not (bench/gelu.ts); the numpy reference test pins the values.
+    return x.mul(tf.sigmoid(x.square().mul(2 * GELU_C * 0.044715).add(2 * GELU_C).mul(x))) as tf.Tensor2D;
   });
 }
 
