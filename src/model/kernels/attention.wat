@@ -5,7 +5,7 @@
 ;; the keys of P tokens ([P, d] f32) followed by their values (at byte offset
 ;; vOff = P * d * 4). A sequence's layer is a table of page byte offsets
 ;; (i32), so token t's key row is at table[t / P] + (t % P) * d * 4.
-;; Heads are contiguous slices of hd floats of a row; hd must be a multiple of 4.
+;; Heads are contiguous slices of hd floats of a row; hd must be a multiple of 8.
 ;; All offsets are in bytes.
 (module
   (memory (export "memory") 1 65536)
@@ -15,7 +15,7 @@
     (param $q i32) (param $table i32) (param $n i32) (param $P i32) (param $d i32)
     (param $hd i32) (param $H i32) (param $scale f32) (param $out i32)
     (local $t i32) (local $h i32) (local $j i32) (local $row i32) (local $kp i32)
-    (local $qp i32) (local $acc v128) (local $rowBytes i32) (local $hdBytes i32)
+    (local $qp i32) (local $acc v128) (local $acc2 v128) (local $rowBytes i32) (local $hdBytes i32)
     (local.set $rowBytes (i32.shl (local.get $d) (i32.const 2)))
     (local.set $hdBytes (i32.shl (local.get $hd) (i32.const 2)))
     (block $tDone
@@ -32,7 +32,9 @@
             (local.set $kp (i32.add (local.get $row) (i32.mul (local.get $h) (local.get $hdBytes))))
             (local.set $qp (i32.add (local.get $q) (i32.mul (local.get $h) (local.get $hdBytes))))
             (local.set $acc (v128.const i32x4 0 0 0 0))
+            (local.set $acc2 (v128.const i32x4 0 0 0 0))
             (local.set $j (i32.const 0))
+            ;; Two lanes of 4 per iteration (hd is a multiple of 8).
             (block $jDone
               (loop $jLoop
                 (br_if $jDone (i32.ge_u (local.get $j) (local.get $hdBytes)))
@@ -41,8 +43,14 @@
                     (f32x4.mul
                       (v128.load (i32.add (local.get $qp) (local.get $j)))
                       (v128.load (i32.add (local.get $kp) (local.get $j))))))
-                (local.set $j (i32.add (local.get $j) (i32.const 16)))
+                (local.set $acc2
+                  (f32x4.add (local.get $acc2)
+                    (f32x4.mul
+                      (v128.load offset=16 (i32.add (local.get $qp) (local.get $j)))
+                      (v128.load offset=16 (i32.add (local.get $kp) (local.get $j))))))
+                (local.set $j (i32.add (local.get $j) (i32.const 32)))
                 (br $jLoop)))
+            (local.set $acc (f32x4.add (local.get $acc) (local.get $acc2)))
             (f32.store
               (i32.add (local.get $out)
                 (i32.shl (i32.add (i32.mul (local.get $h) (local.get $n)) (local.get $t)) (i32.const 2)))
@@ -92,7 +100,11 @@
                   (f32x4.add
                     (v128.load (i32.add (local.get $op) (local.get $j)))
                     (f32x4.mul (local.get $w) (v128.load (i32.add (local.get $vp) (local.get $j))))))
-                (local.set $j (i32.add (local.get $j) (i32.const 16)))
+                (v128.store offset=16 (i32.add (local.get $op) (local.get $j))
+                  (f32x4.add
+                    (v128.load offset=16 (i32.add (local.get $op) (local.get $j)))
+                    (f32x4.mul (local.get $w) (v128.load offset=16 (i32.add (local.get $vp) (local.get $j))))))
+                (local.set $j (i32.add (local.get $j) (i32.const 32)))
                 (br $jLoop)))
             (local.set $h (i32.add (local.get $h) (i32.const 1)))
             (br $hLoop)))

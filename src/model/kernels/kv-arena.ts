@@ -47,7 +47,7 @@ export class KvArena {
   private readonly scale: number;
 
   /**
-   * @param d model width (floats per key row); heads of d / nHead floats, a multiple of 4.
+   * @param d model width (floats per key row); heads of d / nHead floats, a multiple of 8.
    * @param maxTokens longest sequence (the model's context), in tokens.
    */
   constructor(
@@ -56,7 +56,7 @@ export class KvArena {
     readonly maxTokens: number,
   ) {
     this.headDim = d / nHead;
-    if (!KvArena.supports(d, nHead)) throw new Error(`paged attention needs a head size that is a multiple of 4, got ${d}/${nHead}`);
+    if (!KvArena.supports(d, nHead)) throw new Error(`paged attention needs a head size that is a multiple of 8, got ${d}/${nHead}`);
     this.scale = 1 / Math.sqrt(this.headDim);
     this.valueOffset = PAGE_TOKENS * d * 4;
     this.pageBytes = 2 * this.valueOffset;
@@ -72,9 +72,9 @@ export class KvArena {
     this.ensure(this.top);
   }
 
-  /** Whether a model of this width and head count can use paged attention. */
+  /** Whether a model of this width and head count can use paged attention (the kernel takes heads 8 floats at a time). */
   static supports(d: number, nHead: number): boolean {
-    return Number.isInteger(d / nHead) && (d / nHead) % 4 === 0;
+    return Number.isInteger(d / nHead) && (d / nHead) % 8 === 0;
   }
 
   /** Bytes of wasm memory the arena holds (in use, free and scratch). */

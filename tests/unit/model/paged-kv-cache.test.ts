@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { forward, type ForwardInput } from '../../../src/model/gpt.js';
-import { createKvCache, type DecodeCache, type KvCacheKind } from '../../../src/model/kv-cache.js';
+import { createKvCache, type DecodeCache, KvCache, type KvCacheKind, pagedCacheApplies } from '../../../src/model/kv-cache.js';
 import { PagedKvCache } from '../../../src/model/paged-kv-cache.js';
 import { kvArenaFor, PAGE_TOKENS } from '../../../src/model/kernels/kv-arena.js';
 import { disposeWeights, type GptWeights } from '../../../src/model/gpt-weights.js';
@@ -49,6 +49,14 @@ const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (i 
 
 test('the committed attention kernel is the assembled attention.wat (node scripts/build-kernels.mjs --check)', () => {
   execFileSync(process.execPath, ['scripts/build-kernels.mjs', '--check'], { stdio: 'pipe' });
+});
+
+test('auto picks pages on host backends for heads of a multiple of 8 floats, tensors otherwise', () => {
+  const host = ['wasm', 'cpu'].includes(tf.getBackend());
+  assert.equal(pagedCacheApplies(TINY), host, 'TINY: 4 heads of 8, on a host backend');
+  const odd = { ...TINY, nEmbd: 36, nHead: 3 };
+  assert.equal(pagedCacheApplies(odd), false, 'heads of 12 floats');
+  assert.ok(createKvCache(odd, 1) instanceof KvCache);
 });
 
 test('decoding past several pages gives the logits of a full forward pass, with either cache', async () => {
