@@ -7,7 +7,9 @@ import { type DecodeCache, KvCache, type LayerKv } from './kv-cache.js';
 import { PagedKvCache } from './paged-kv-cache.js';
 import { loraDelta, type LoraTrainingOptions, type RowSegment } from './lora.js';
 import type { LoraStackCache } from './lora-stack.js';
-import { embed, matMul, matMulFrozen } from './matmul.js';
+import { embed, matMul, matMulFrozen, recordingGradients } from './matmul.js';
+import { hostEmbed } from './kernels/host-kernels.js';
+import { onHostBackend } from './kernels/host-memory.js';
 
 /** A batch of token rows, flattened row-major ([batch * length]). */
 export interface ForwardInput {
@@ -62,9 +64,10 @@ export function forward(config: GptConfig, weights: GptWeights, input: ForwardIn
   const out = tf.tidy(() => {
     const ids = tf.tensor1d(input.ids, 'int32');
     const pos = tf.tensor1d(input.positions, 'int32');
-    const tokEmb = options.trainEmbeddings ? embed(weights.wte, ids) : tf.gather(weights.wte, ids);
-    const posEmb = options.trainEmbeddings ? embed(weights.wpe, pos) : tf.gather(weights.wpe, pos);
-    let x = tf.add(tokEmb, posEmb) as tf.Tensor2D;
+    let x: tf.Tensor2D;
+    if (options.trainEmbeddings) x = tf.add(embed(weights.wte, ids), embed(weights.wpe, pos));
+    else if (!recordingGradients() && onHostBackend()) x = hostEmbed(weights.wte, weights.wpe, ids, pos);
+    else x = tf.add(tf.gather(weights.wte, ids), tf.gather(weights.wpe, pos));
     const biasT = bias && tf.tensor4d(bias, [batch, 1, length, past + length]);
     const eps = config.layerNormEpsilon;
     const adapted = (h: tf.Tensor2D, y: tf.Tensor2D, key: string): tf.Tensor2D => {
@@ -89,7 +92,7 @@ export function forward(config: GptConfig, weights: GptWeights, input: ForwardIn
     }
     x = layerNorm(x, options.lnF ?? weights.ln_f, eps);
     if (options.output === 'hidden') return x;
-    if (options.output === 'last') {
+    if (options.output === 'last' && length > 1) {
       const last = Int32Array.from({ length: batch }, (_, b) => b * length + length - 1);
       x = tf.gather(x, tf.tensor1d(last, 'int32'));
     }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { GptConfig } from './gpt-config.js';
 import { KvArena, kvArenaFor } from './kernels/kv-arena.js';
+import { onHostBackend } from './kernels/host-memory.js';
 import { PagedKvCache } from './paged-kv-cache.js';
 
 /** Keys (stored transposed) and values of one layer for every row of a batch. */
@@ -162,16 +163,14 @@ export type DecodeCache = KvCache | PagedKvCache;
 
 /** Whether `auto` picks the paged cache for this model on the current backend. */
 export function pagedCacheApplies(config: GptConfig): boolean {
-  const backend = tf.getBackend();
-  return (backend === 'wasm' || backend === 'cpu') && KvArena.supports(config.nEmbd, config.nHead);
+  return onHostBackend() && KvArena.supports(config.nEmbd, config.nHead);
 }
 
 /** An empty cache of `batch` rows of the given kind. */
 export function createKvCache(config: GptConfig, batch: number, kind: KvCacheKind = 'auto'): DecodeCache {
   const paged = kind === 'paged' || (kind === 'auto' && pagedCacheApplies(config));
   if (!paged) return new KvCache(batch);
-  const backend = tf.getBackend();
-  if (backend !== 'wasm' && backend !== 'cpu') throw new Error(`the paged KV cache needs a host-memory backend (wasm, cpu), not ${backend}`);
+  if (!onHostBackend()) throw new Error(`the paged KV cache needs a host-memory backend (wasm, cpu), not ${tf.getBackend()}`);
   return PagedKvCache.empty(kvArenaFor(config.nEmbd, config.nHead, config.nPositions), config.nLayer, batch);
 }
 

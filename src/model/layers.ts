@@ -1,9 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LayerNormWeights, Linear } from './gpt-weights.js';
 import { matMul, matMulFrozen, recordingGradients } from './matmul.js';
+import { hostLayerNorm } from './kernels/host-kernels.js';
+import { onHostBackend } from './kernels/host-memory.js';
 
 /** LayerNorm over the last axis. */
 export function layerNorm(x: tf.Tensor2D, w: LayerNormWeights, eps: number): tf.Tensor2D {
+  // Inference on wasm/cpu: one kernel instead of 11 (see host-kernels.ts).
+  if (!recordingGradients() && onHostBackend()) return hostLayerNorm(x, w.weight as tf.Tensor1D, w.bias as tf.Tensor1D, eps);
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);
     return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(w.weight).add(w.bias) as tf.Tensor2D;

@@ -25,11 +25,12 @@ function sourceFiles(dir: string): string[] {
 }
 
 /**
- * Files allowed a synchronous readback, and why. The paged KV cache is only
- * created on host-memory backends (wasm, cpu: kv-cache.ts pagedCacheApplies),
- * where dataSync is a memory copy.
+ * Files allowed a synchronous readback, and why: code that only runs on
+ * host-memory backends (wasm, cpu), where a readback is a memory copy.
  */
-const HOST_ONLY = new Map([['src/model/paged-kv-cache.ts', 'paged KV cache: wasm/cpu backends only']]);
+const HOST_ONLY = new Map([
+  ['src/model/paged-kv-cache.ts', 'paged KV cache: wasm/cpu backends only'],
+]);
 
 test('model and training code never read tensors back synchronously (dataSync/arraySync fail on webgpu)', () => {
   const found: string[] = [];

@@ -1,5 +1,4 @@
 import { Rng } from '../../common/rng.js';
-import { softmax } from './logits-processors.js';
 
 /** Picks the next token from processed logits. */
 export interface Sampler {
@@ -15,6 +14,13 @@ export class GreedySampler implements Sampler {
   }
 }
 
+/**
+ * exp(logit - max) of the row being sampled. Sampling is synchronous, so one
+ * buffer serves every sampler on the thread: no 8-bytes-per-token-id
+ * allocation per decode step.
+ */
+let scratch = new Float64Array(0);
+
 /** Draws from softmax(logits) with a seeded generator: same seed, same tokens. */
 export class MultinomialSampler implements Sampler {
   private readonly rng: Rng;
@@ -24,13 +30,27 @@ export class MultinomialSampler implements Sampler {
   }
 
   sample(logits: Float32Array): number {
-    const probs = softmax(logits);
+    // softmax() (logits-processors.ts) and an inverse-CDF walk, fused: the same
+    // float64 operations in the same order, so the same token for the same
+    // seed, but a probability is only divided out for the ids the walk visits.
+    const n = logits.length;
+    if (scratch.length < n) scratch = new Float64Array(n);
+    const e = scratch;
+    let max = -Infinity;
+    for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const v = Math.exp(logits[i] - max);
+      e[i] = v;
+      sum += v;
+    }
     let u = this.rng.next();
     let last = 0;
-    for (let i = 0; i < probs.length; i++) {
-      if (probs[i] <= 0) continue;
+    for (let i = 0; i < n; i++) {
+      const p = e[i] / sum;
+      if (p <= 0) continue;
       last = i;
-      u -= probs[i];
+      u -= p;
       if (u < 0) return i;
     }
     return last; // rounding left a sliver of mass: take the last possible token

@@ -1,0 +1,77 @@
+/**
+ * Fused inference kernels for the host backends (wasm, cpu). On wasm a small
+ * kernel costs microseconds of dispatch whatever its size, and some are slow
+ * outright (GatherV2 ~150 us for 16 rows), so a decode step of a small model
+ * spent more on dispatching tiny kernels than on arithmetic. These replace
+ * the layer norm (11 kernels) and the token + position embedding (2 gathers
+ * and an add) with one kernel each, working on the tensors in place
+ * (host-memory.ts). No gradients: layers.ts and gpt.ts use them only when
+ * none is being recorded. `bench/step-profile.ts` shows the kernel counts.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { HOST_BACKENDS, HostMemory } from './host-memory.js';
+
+const LAYER_NORM = 'GentuneLayerNorm';
+const EMBED = 'GentuneEmbed';
+
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+
+/** LayerNorm over the last axis of x [rows, d] with gain and bias [d]. */
+function layerNormKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const mem = new HostMemory(backend);
+  const x = inputs.x!;
+  const [rows, d] = x.shape;
+  const eps = (attrs as { eps: number }).eps;
+  const info = mem.output([rows, d]);
+  const [out, xs, g, b] = [mem.view(info), mem.view(x), mem.view(inputs.gamma!), mem.view(inputs.beta!)];
+  for (let r = 0; r < rows; r++) {
+    const at = r * d;
+    let mean = 0;
+    for (let i = 0; i < d; i++) mean += xs[at + i];
+    mean /= d;
+    let variance = 0;
+    for (let i = 0; i < d; i++) {
+      const c = xs[at + i] - mean;
+      variance += c * c;
+    }
+    const inv = 1 / Math.sqrt(variance / d + eps);
+    for (let i = 0; i < d; i++) out[at + i] = (xs[at + i] - mean) * inv * g[i] + b[i];
+  }
+  return info;
+}
+
+/** out[r] = wte[ids[r]] + wpe[positions[r]]: [rows, d]. */
+function embedKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
+  const mem = new HostMemory(backend);
+  const { wte, wpe, ids, positions } = inputs as Record<string, tf.TensorInfo>;
+  const rows = ids.shape[0];
+  const [vocab, d] = wte.shape;
+  const info = mem.output([rows, d]);
+  const [out, tok, pos, idv, posv] = [mem.view(info), mem.view(wte), mem.view(wpe), mem.view(ids), mem.view(positions)];
+  for (let r = 0; r < rows; r++) {
+    const id = idv[r];
+    const p = posv[r];
+    if (!(id >= 0 && id < vocab)) throw new Error(`token id ${id} is outside the vocabulary (0..${vocab - 1})`);
+    if (!(p >= 0 && p < wpe.shape[0])) throw new Error(`position ${p} is outside the context (0..${wpe.shape[0] - 1})`);
+    const t = id * d;
+    const q = p * d;
+    const o = r * d;
+    for (let i = 0; i < d; i++) out[o + i] = tok[t + i] + pos[q + i];
+  }
+  return info;
+}
+
+for (const backendName of HOST_BACKENDS) {
+  tf.registerKernel({ kernelName: LAYER_NORM, backendName, kernelFunc: layerNormKernel as unknown as tf.KernelFunc });
+  tf.registerKernel({ kernelName: EMBED, backendName, kernelFunc: embedKernel as unknown as tf.KernelFunc });
+}
+
+/** LayerNorm of `x` [rows, d] with gain and bias [d] in one kernel (host backends, inference only). */
+export function hostLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D {
+  return tf.engine().runKernel(LAYER_NORM, { x, gamma, beta }, { eps }) as tf.Tensor2D;
+}
+
+/** Token plus position embeddings [rows, d] in one kernel (host backends, inference only). */
+export function hostEmbed(wte: tf.Tensor2D, wpe: tf.Tensor2D, ids: tf.Tensor1D, positions: tf.Tensor1D): tf.Tensor2D {
+  return tf.engine().runKernel(EMBED, { wte, wpe, ids, positions }) as tf.Tensor2D;
+}
