@@ -10,7 +10,8 @@
  *             16-stream load: failed streams, requests that started on a stale version, and the
  *             publish -> visible latency (until the engine resolves the name to the new version), and
  *             whether a Generate sent right after each rename ran on the new version
- *   grpc      batch 1 decode rate: Generate over gRPC vs engine.generate (no RPC) vs the bare decoder
+ *   grpc      batch 1 decode rate: Generate over gRPC vs engine.generate (no RPC) vs the bare decoder,
+ *             one request of each in turn, all with the same prompt and sampling
  *
  * Usage: npx tsx bench/serve.ts [--model embedded|gpt2|<dir>] [--scenarios load,adapters,swaps,grpc]
  *   [--concurrency 1,4,16,64] [--duration 4] [--warmup 1] [--max-new-tokens 64] [--prompt-tokens 32]
@@ -270,61 +271,82 @@ if (scenarios.has('swaps')) {
 // --- grpc: Generate over gRPC vs in process vs the bare decoder, batch 1 ----------------------
 if (scenarios.has('grpc')) {
   const n = Number(opts.grpcRequests);
+  /** Decode rate of a request: tokens after the first over the time they took. */
+  const decodeRate = (tokens: number, firstMs: number, endMs: number) => (tokens - 1) / ((endMs - firstMs) / 1000);
   const rate = (r: LoadResult) => {
-    // Decode rate: tokens after the first over the time they took, per request.
-    const rates = r.records.filter((x) => x.firstTokenMs !== undefined && x.tokens > 1).map((x) => (x.tokens - 1) / ((x.endMs - x.firstTokenMs!) / 1000));
+    const rates = r.records.filter((x) => x.firstTokenMs !== undefined && x.tokens > 1).map((x) => decodeRate(x.tokens, x.firstTokenMs!, x.endMs));
     return percentiles(rates).p50;
   };
-  const grpcRates: number[] = [];
-  const localRates: number[] = [];
-  /** CPU milliseconds (all threads) per token of each path: what RPC costs, whatever else the machine runs. */
-  const cpuPerToken = { grpc: [0, 0], local: [0, 0] };
-  log('grpc: batch 1');
-  for (let i = -1; i < n; i++) {
-    // One request each, alternating, so drift in the machine's speed hits both paths alike.
-    const once = async (open: OpenStream, path: 'grpc' | 'local') => {
-      let left = 1;
-      const cpu = process.cpuUsage();
-      const r = await runLoad(open, { concurrency: 1, durationMs: 1, warmupMs: 0, keepGoing: () => left-- > 0 });
-      const used = process.cpuUsage(cpu);
-      if (i >= 0) {
-        cpuPerToken[path][0] += (used.user + used.system) / 1000;
-        cpuPerToken[path][1] += r.records.reduce((sum, x) => sum + x.tokens, 0);
-      }
-      return rate(r);
-    };
-    const [g, l] = [await once(grpcStream(() => '', true), 'grpc'), await once(engineStream(() => null, true), 'local')];
-    if (i < 0) continue; // warm-up
-    grpcRates.push(g);
-    localRates.push(l);
-  }
+  type Path = 'grpc' | 'local' | 'bare';
+  const rates: Record<Path, number[]> = { grpc: [], local: [], bare: [] };
+  /** CPU milliseconds (all threads) and tokens of each path: what RPC costs, whatever else the machine runs. */
+  const cpuPerToken: Record<Path, [number, number]> = { grpc: [0, 0], local: [0, 0], bare: [0, 0] };
   // The bare decoder: the model alone on this thread, no scheduler, no RPC, no
-  // worker (one warm-up run, then the median of n). The engine runs in its own
-  // worker thread with its own backend: this thread needs one of its own.
+  // worker. The engine runs in its own worker thread with its own backend:
+  // this thread needs one of its own. Every path runs request 0 of stream 0
+  // with the same sampling (seeded, temperature 0.8), so all three decode
+  // the same tokens through the same sampler.
   await initBackend(opts.backend as BackendName);
   const model = await GptModel.load(modelDir);
-  const bareRates: number[] = [];
-  for (let i = -1; i < n; i++) {
+  const bareOnce = async (): Promise<{ rate: number; tokens: number }> => {
     const decoder = new BatchDecoder(model);
-    const params = { ...DEFAULT_SAMPLING, maxNewTokens: maxNewTokens + 8, temperature: 0, stopAtEos: false };
-    await decoder.add([new GenerationSequence(promptOf(0, i + 1), params, model.tokenizer)]);
-    const t = performance.now();
-    for (let j = 0; j < maxNewTokens - 1; j++) await decoder.step();
-    if (i >= 0) bareRates.push((maxNewTokens - 1) / ((performance.now() - t) / 1000));
-    decoder.dispose();
+    try {
+      const seq = new GenerationSequence(promptOf(0, 0), { ...DEFAULT_SAMPLING, ...sampling(0, 0, true) }, model.tokenizer, { key: '' }, info.model.nPositions);
+      await decoder.add([seq]);
+      const first = performance.now();
+      while (!seq.finished) await decoder.step();
+      return { rate: decodeRate(seq.generated.length, first, performance.now()), tokens: seq.generated.length };
+    } finally {
+      decoder.dispose();
+    }
+  };
+  log('grpc: batch 1');
+  for (let i = -1; i < n; i++) {
+    // One request each, alternating, so drift in the machine's speed hits all paths alike.
+    const once = async (path: Path) => {
+      const cpu = process.cpuUsage();
+      let r: { rate: number; tokens: number };
+      if (path === 'bare') r = await bareOnce();
+      else {
+        let left = 1;
+        const open = path === 'grpc' ? grpcStream(() => '', true) : engineStream(() => null, true);
+        const load = await runLoad(open, { concurrency: 1, durationMs: 1, warmupMs: 0, keepGoing: () => left-- > 0 });
+        r = { rate: rate(load), tokens: load.records.reduce((sum, x) => sum + x.tokens, 0) };
+      }
+      const used = process.cpuUsage(cpu);
+      if (i < 0) return; // warm-up
+      cpuPerToken[path][0] += (used.user + used.system) / 1000;
+      cpuPerToken[path][1] += r.tokens;
+      rates[path].push(r.rate);
+    };
+    await once('grpc');
+    await once('local');
+    await once('bare');
   }
   model.dispose();
-  const bare = percentiles(bareRates).p50;
-  const g = percentiles(grpcRates).p50;
-  const l = percentiles(localRates).p50;
-  const cpuMs = (path: 'grpc' | 'local') => cpuPerToken[path][0] / cpuPerToken[path][1];
+  const p50 = (path: Path) => percentiles(rates[path]).p50;
+  const [g, l, bare] = [p50('grpc'), p50('local'), p50('bare')];
+  const cpuMs = (path: Path) => cpuPerToken[path][0] / cpuPerToken[path][1];
+  const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(1)}%`;
   printTable([
-    { path: 'gRPC Generate (loopback)', 'tok/s': round(g), 'vs in process': `${((100 * g) / l).toFixed(1)}%`, 'cpu ms/token': round(cpuMs('grpc'), 2) },
-    { path: 'engine.generate (no RPC)', 'tok/s': round(l), 'vs in process': '100%', 'cpu ms/token': round(cpuMs('local'), 2) },
-    { path: 'bare decoder (no scheduler)', 'tok/s': round(bare), 'vs in process': `${((100 * bare) / l).toFixed(1)}%`, 'cpu ms/token': '' },
+    { path: 'gRPC Generate (loopback)', 'tok/s': round(g), 'vs in process': pct(g, l), 'vs bare': pct(g, bare), 'cpu ms/token': round(cpuMs('grpc'), 2) },
+    { path: 'engine.generate (no RPC)', 'tok/s': round(l), 'vs in process': '100%', 'vs bare': pct(l, bare), 'cpu ms/token': round(cpuMs('local'), 2) },
+    { path: 'bare decoder (no scheduler)', 'tok/s': round(bare), 'vs in process': pct(bare, l), 'vs bare': '100%', 'cpu ms/token': round(cpuMs('bare'), 2) },
   ]);
   console.log('goal: gRPC >= 95% of in process');
-  results.grpc = { requests: n, grpcTokensPerSec: g, inProcessTokensPerSec: l, bareDecoderTokensPerSec: bare, ratio: g / l, cpuMsPerToken: { grpc: cpuMs('grpc'), inProcess: cpuMs('local') }, grpcRates, localRates };
+  results.grpc = {
+    requests: n,
+    grpcTokensPerSec: g,
+    inProcessTokensPerSec: l,
+    bareDecoderTokensPerSec: bare,
+    ratio: g / l,
+    inProcessVsBare: l / bare,
+    grpcVsBare: g / bare,
+    cpuMsPerToken: { grpc: cpuMs('grpc'), inProcess: cpuMs('local'), bare: cpuMs('bare') },
+    grpcRates: rates.grpc,
+    localRates: rates.local,
+    bareRates: rates.bare,
+  };
 }
 
 client.close();

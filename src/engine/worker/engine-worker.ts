@@ -75,10 +75,12 @@ class Outbox {
 
   flush(): void {
     this.scheduled = false;
+    // A decode step's tokens alone need no fresh gauges; anything else does (a reply, an end, a log line).
+    const tokensOnly = this.logs.length === 0 && this.replies.every((r) => r.t === 'items');
     const batch: EngineWorkerBatch = {
       logs: this.logs,
       metrics: this.recorder.takeEvents(),
-      snapshot: this.recorder.read(),
+      snapshot: this.recorder.readIfDue(!tokensOnly),
       replies: this.replies,
     };
     this.logs = [];

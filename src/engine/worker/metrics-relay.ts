@@ -3,7 +3,8 @@
  * thread (the HTTP /metrics endpoint is there); the decode loop, registry and
  * job runner call their hooks in the serving worker. The worker side records
  * each call as a small tuple, and reads the gauges of the bound snapshot when
- * a batch goes out; the main side replays the calls on the real
+ * a batch goes out (a batch of streamed tokens alone reads them at most every
+ * 100 ms); the main side replays the calls on the real
  * EngineMetrics, in order, and answers the snapshot's getters from the
  * latest values (they are read at scrape time and must stay synchronous).
  */
@@ -39,6 +40,22 @@ const EVENTS: readonly EventName[] = [
 /** Job counts walk every job: read them at most this often (milliseconds) unless a job changed. */
 const JOBS_EVERY_MS = 250;
 
+/**
+ * The events of a decode step that only streams tokens: they change no gauge
+ * but memory (the KV cache growing), so batches carrying only these (and
+ * stream items) read the gauges at most every GAUGES_WHILE_DECODING_MS.
+ */
+const DECODING_EVENTS: ReadonlySet<EventName> = new Set(['onDecodeStep', 'onNextToken']);
+
+/**
+ * How stale the gauges may be in a batch of token items alone (milliseconds).
+ * Reading them walks the registry and tfjs's memory, and cloning them grows
+ * every batch: at batch 1 that cost a few percent of a decode step. Anything
+ * else (a request joining or leaving, a reply, a job or adapter event) reads
+ * them afresh, so a scrape after it sees it.
+ */
+const GAUGES_WHILE_DECODING_MS = 100;
+
 /** Worker side: an EngineMetrics that records calls for the next batch. */
 export class MetricsRecorder {
   /** Pass to the in-process engine. */
@@ -48,6 +65,10 @@ export class MetricsRecorder {
   private jobs: Partial<Record<JobState, number>> = {};
   private jobsReadMs = -Infinity;
   private jobsChanged = false;
+  /** When the gauges were last read (performance.now()). */
+  private readMs = -Infinity;
+  /** Something other than a token-streaming step happened since the gauges were last read. */
+  private changed = true;
 
   /** `onEvent` is told that something was recorded (to schedule a batch). */
   constructor(onEvent: () => void) {
@@ -59,6 +80,7 @@ export class MetricsRecorder {
     for (const name of EVENTS) {
       (metrics as Record<EventName, (...args: unknown[]) => void>)[name] = (...args) => {
         this.events.push([name, ...args]);
+        if (!DECODING_EVENTS.has(name)) this.changed = true;
         if (name.startsWith('onJob')) this.jobsChanged = true;
         onEvent();
       };
@@ -82,6 +104,18 @@ export class MetricsRecorder {
   /** A job was submitted, cancelled or logged an event: the next read counts jobs afresh. */
   jobChanged(): void {
     this.jobsChanged = true;
+    this.changed = true;
+  }
+
+  /**
+   * The gauges for a batch: read now when `force`d (the batch carries more
+   * than stream items), when an event other than a decode step's was recorded
+   * since the last read, or when that read is GAUGES_WHILE_DECODING_MS old;
+   * otherwise undefined (the main side keeps the last values).
+   */
+  readIfDue(force: boolean): SnapshotValues | undefined {
+    if (!force && !this.changed && performance.now() - this.readMs < GAUGES_WHILE_DECODING_MS) return undefined;
+    return this.read();
   }
 
   /** The gauges now (job counts as of at most JOBS_EVERY_MS ago, unless a job changed since). */
@@ -89,6 +123,8 @@ export class MetricsRecorder {
     const s = this.snapshot;
     if (!s) return undefined;
     const now = performance.now();
+    this.readMs = now;
+    this.changed = false;
     if (this.jobsChanged || now - this.jobsReadMs >= JOBS_EVERY_MS) {
       this.jobs = s.jobs();
       this.jobsReadMs = now;
