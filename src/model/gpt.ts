@@ -74,7 +74,7 @@ export function forward(config: GptConfig, weights: GptWeights, input: ForwardIn
       const delta = loraDelta(h, key, segments, length, y.shape[1], options.loraTraining, options.loraStacks);
       return delta ? (tf.add(y, delta) as tf.Tensor2D) : y;
     };
-    for (let i = 0; i < config.nLayer; i++) {
+    const block = (i: number, x: tf.Tensor2D): tf.Tensor2D => {
       const blk = options.blockOverrides?.get(i) ?? weights.blocks[i];
       const h1 = layerNorm(x, blk.ln_1, eps);
       const qkv = adapted(h1, linear(h1, blk.c_attn), `${i}.attn.c_attn`);
@@ -85,10 +85,24 @@ export function forward(config: GptConfig, weights: GptWeights, input: ForwardIn
         y = attn.y;
         if (cache) present.push({ kT: tf.keep(attn.kv.kT), v: tf.keep(attn.kv.v) });
       }
-      x = tf.add(x, adapted(y, linear(y, blk.attn_c_proj), `${i}.attn.c_proj`)) as tf.Tensor2D;
-      const h2 = layerNorm(x, blk.ln_2, eps);
+      const mid = tf.add(x, adapted(y, linear(y, blk.attn_c_proj), `${i}.attn.c_proj`)) as tf.Tensor2D;
+      const h2 = layerNorm(mid, blk.ln_2, eps);
       const m = gelu(adapted(h2, linear(h2, blk.c_fc), `${i}.mlp.c_fc`), config.activationFunction);
-      x = tf.add(x, adapted(m, linear(m, blk.mlp_c_proj), `${i}.mlp.c_proj`)) as tf.Tensor2D;
+      return tf.add(mid, adapted(m, linear(m, blk.mlp_c_proj), `${i}.mlp.c_proj`)) as tf.Tensor2D;
+    };
+    // Inference frees each block's intermediates as it ends: a long prefill
+    // (GPT-2 small, 64 prompts of 32 tokens) otherwise held every layer's
+    // activations at once, gigabytes, past the 4 GiB wasm heap. Training keeps
+    // them: backprop needs them.
+    const inference = !recordingGradients();
+    for (let i = 0; i < config.nLayer; i++) {
+      if (!inference) {
+        x = block(i, x);
+        continue;
+      }
+      const prev = x;
+      x = tf.tidy(() => block(i, prev));
+      prev.dispose();
     }
     x = layerNorm(x, options.lnF ?? weights.ln_f, eps);
     if (options.output === 'hidden') return x;
