@@ -20,6 +20,7 @@ import { BatchDecoder, type DecoderModel, type PrefillGroup } from '../model/gen
 import type { GenerationSequence, TokenOutput } from '../model/generation/generation-sequence.js';
 import { type EngineMetrics, noMetrics } from './engine-metrics.js';
 import type { ServedRequest } from './served-sequence.js';
+import { Unavailable } from '../common/errors.js';
 
 /** Default prompt columns prefilled per step and group, in tokens (`--prefill-chunk`). */
 export const DEFAULT_PREFILL_CHUNK = 64;
@@ -51,6 +52,8 @@ export class DecodeLoop {
   private cancelling = false;
   /** Requests submitted and not yet ended (waiting, joining or running). */
   private active = 0;
+  /** Set when the model backend trapped (see {@link backendFault}): nothing can run any more. */
+  private fault: Error | undefined;
 
   constructor(
     private readonly model: DecoderModel,
@@ -68,6 +71,16 @@ export class DecodeLoop {
     private readonly onStepBoundary: () => void = () => {},
   ) {
     if (!(prefillChunk >= 1)) throw new Error(`prefillChunk must be >= 1, got ${prefillChunk}`);
+  }
+
+  /**
+   * The model backend's fatal failure, if it had one: a WebAssembly trap
+   * (memory access out of bounds, abort) leaves the backend's memory in an
+   * unknown state, so the loop stops serving; readiness reports it and the
+   * server must be restarted.
+   */
+  get backendFault(): Error | undefined {
+    return this.fault;
   }
 
   /** Requests waiting, joining or running. */
@@ -89,6 +102,7 @@ export class DecodeLoop {
 
   /** Queues a request; it starts its prefill at the next step boundary with a free slot. */
   submit(req: ServedRequest): void {
+    if (this.fault) throw this.fault;
     this.waiting.push(req);
     this.active++;
     this.metrics.onQueued(req.lease?.label ?? '');
@@ -190,6 +204,12 @@ export class DecodeLoop {
       }
     } catch (err) {
       this.log.error({ err, lane: key, rows: lane.rows.size + joiningRows(lane) }, 'decode step failed');
+      if (err instanceof WebAssembly.RuntimeError && !this.fault) {
+        this.fault = new Unavailable(`the model backend failed (${err.message}); restart the server`, { cause: err });
+        this.log.fatal({ err }, 'model backend trapped: no more requests are served, readiness reports not ready');
+        this.failEverything(this.fault);
+        return;
+      }
       for (const req of lane.rows.values()) this.end(req, err);
       for (const j of lane.joining) {
         for (const req of j.requests.values()) this.end(req, err);
@@ -205,6 +225,25 @@ export class DecodeLoop {
       // Free the (empty) cache's tensors: an idle server holds nothing but weights.
       lane.decoder.dispose();
       this.lanes.delete(key);
+    }
+  }
+
+  /** Ends every request, waiting or running in any lane, with `err` (the backend trapped). */
+  private failEverything(err: Error): void {
+    for (const req of this.waiting.splice(0)) this.end(req, err);
+    for (const [key, lane] of this.lanes) {
+      for (const req of lane.rows.values()) this.end(req, err);
+      for (const j of lane.joining) for (const req of j.requests.values()) this.end(req, err);
+      lane.rows.clear();
+      this.lanes.delete(key);
+      // Freeing memory of a trapped backend may trap again: best effort.
+      try {
+        for (const j of lane.joining) j.group.dispose();
+        lane.decoder.dispose();
+      } catch (cleanup) {
+        this.log.warn({ err: cleanup }, 'freeing a lane after the trap failed');
+      }
+      lane.joining = [];
     }
   }
 

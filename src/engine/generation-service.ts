@@ -47,6 +47,11 @@ export class GenerationService {
     this.loop = new DecodeLoop(model, limits.maxBatchSize, log, metrics, limits.prefillChunk, hooks.onStepBoundary);
   }
 
+  /** The model backend's fatal failure, if it had one (see DecodeLoop.backendFault). */
+  get backendFault(): Error | undefined {
+    return this.loop.backendFault;
+  }
+
   /** Requests waiting plus running. */
   get load(): number {
     return this.loop.load;
@@ -96,6 +101,8 @@ export class GenerationService {
   /** Validates, resolves the adapter and queues the request. */
   private async admit(req: GenerateParams, signal: AbortSignal): Promise<ServedRequest> {
     if (!this.accepting) throw new Unavailable('the server is shutting down');
+    const fault = this.loop.backendFault;
+    if (fault) throw new Unavailable(fault.message, { cause: fault });
     const promptIds = this.promptIds(req.prompt);
     this.checkContext(promptIds.length, req.sampling);
     this.checkQueue();

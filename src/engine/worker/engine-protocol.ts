@@ -70,7 +70,9 @@ export type FromEngineWorker =
   | { t: 'items'; id: number; items: unknown[] }
   | { t: 'end'; id: number }
   /** An upload chunk was consumed: room for one more. */
-  | { t: 'pull'; id: number };
+  | { t: 'pull'; id: number }
+  /** The engine's readiness changed (a trapped model backend: not ready until restarted). */
+  | { t: 'readiness'; ready: boolean };
 
 /** Worker -> main: everything one turn of the worker's event loop produced. */
 export interface EngineWorkerBatch {

@@ -116,7 +116,7 @@ try {
   engine = await buildEngine(
     input.config,
     { log, adapterBudgetBytes: input.adapterBudgetBytes, metrics: recorder.metrics, maxConcurrentJobs: input.maxConcurrentJobs },
-    { startedAtMs: input.startedAtMs, jobsInWorkers: true, onStepBoundary: () => outbox.flushPending() },
+    { startedAtMs: input.startedAtMs, jobsInWorkers: true, onStepBoundary: () => stepBoundary() },
   );
   const identity = recorder.identity()!;
   outbox.reply({ t: 'ready', info: engine.info(), ...identity });
@@ -124,6 +124,19 @@ try {
   port.on('message', receive);
 } catch (err) {
   outbox.reply({ t: 'start-failed', error: toWireError(err) });
+}
+
+/** Readiness last told to the main thread. */
+let readySent = true;
+
+/** After every decode step: tell the main thread if readiness changed (the backend trapped), then post what the step produced. */
+function stepBoundary(): void {
+  const ready = engine?.isReady() ?? true;
+  if (ready !== readySent) {
+    readySent = ready;
+    outbox.reply({ t: 'readiness', ready });
+  }
+  outbox.flushPending();
 }
 
 function receive(m: ToEngineWorker): void {

@@ -166,7 +166,8 @@ class GentuneEngine implements Engine {
   }
 
   isReady(): boolean {
-    return this.accepting;
+    // A trapped model backend cannot serve again: not ready (and not live, for Kubernetes) until restarted.
+    return this.accepting && !this.parts.generation.backendFault;
   }
 
   generate(req: GenerateParams, signal: AbortSignal): AsyncIterable<GenerateChunk> {

@@ -95,6 +95,8 @@ class ThreadedEngine implements Engine {
   private accepting = true;
   /** The worker runs (false once it exited, failed or was terminated). */
   private alive = true;
+  /** The serving engine says it can serve (false once its model backend trapped). */
+  private workerReady = true;
   private drained: Promise<void> | null = null;
 
   constructor(
@@ -122,7 +124,7 @@ class ThreadedEngine implements Engine {
   }
 
   isReady(): boolean {
-    return this.accepting && this.alive;
+    return this.accepting && this.alive && this.workerReady;
   }
 
   generate(req: GenerateParams, signal: AbortSignal): AsyncIterable<GenerateChunk> {
@@ -356,6 +358,9 @@ class ThreadedEngine implements Engine {
         return;
       case 'pull':
         this.uploads.get(r.id)?.();
+        return;
+      case 'readiness':
+        this.workerReady = r.ready;
         return;
     }
   }
