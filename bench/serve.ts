@@ -15,7 +15,7 @@
  *
  * Usage: npx tsx bench/serve.ts [--model embedded|gpt2|<dir>] [--scenarios load,adapters,swaps,grpc]
  *   [--concurrency 1,4,16,64] [--duration 4] [--warmup 1] [--max-new-tokens 64] [--prompt-tokens 32]
- *   [--swaps 100] [--swap-interval 100] [--max-batch-size 64] [--backend wasm] [--wasm-threads 1]
+ *   [--swaps 100] [--swap-interval 100] [--max-batch-size 64] [--backend wasm] [--wasm-threads auto]
  * `embedded` is models/gentune-mini when it is there, else random weights of its shape; `gpt2` is
  * GPT-2-small-shaped random weights (on wasm give it --warmup 10 and a longer --duration: a step takes ~0.1 s).
  * Prints a table per scenario and writes bench/results/serve.json.
@@ -39,6 +39,7 @@ import { DEFAULT_SAMPLING } from '../src/model/generation/sampling-params.js';
 import { configFromHf, type GptConfig } from '../src/model/gpt-config.js';
 import { GptModel } from '../src/model/gpt-model.js';
 import { initBackend } from '../src/model/backend.js';
+import { autoWasmThreads } from '../src/model/wasm-thread-count.js';
 import { startServer } from '../src/server/server.js';
 import { type OpenStream, percentiles, runLoad, type LoadResult, type StreamEvent } from './lib/load-generator.js';
 import { printTable } from './lib/random-model.js';
@@ -58,7 +59,7 @@ const opts = new Command()
   .option('--max-batch-size <n>', 'server --max-batch-size', '64')
   .option('--grpc-requests <n>', 'requests per path in the grpc scenario', '40')
   .option('--backend <name>', 'TensorFlow.js backend', 'wasm')
-  .option('--wasm-threads <n>', 'server --wasm-threads', '1')
+  .option('--wasm-threads <n>', 'server --wasm-threads (auto or a number; the bare decoder uses the same)', 'auto')
   .option('--out <file>', 'results file', 'bench/results/serve.json')
   .parse()
   .opts();
@@ -81,8 +82,9 @@ const dataDir = await mkdtemp(join(tmpdir(), 'gentune-bench-serve-'));
 const adaptersDir = join(dataDir, 'adapters');
 log(`model ${source} (${modelDir}); data ${dataDir}`);
 await writeAdapters(adaptersDir, [...ADAPTERS, 'swap'], modelConfig, 'bench');
+const wasmThreads = opts.wasmThreads === 'auto' ? autoWasmThreads(modelConfig) : Number(opts.wasmThreads);
 const config = benchConfig(
-  { dataDir, model: modelDir, backend: opts.backend as BackendName, wasmThreads: Number(opts.wasmThreads) },
+  { dataDir, model: modelDir, backend: opts.backend as BackendName, wasmThreads },
   { maxBatchSize: Number(opts.maxBatchSize), maxConcurrentStreams: 1024, maxQueue: 1024, maxNewTokens: Math.max(defaultConfig().limits.maxNewTokens, 2 * maxNewTokens) },
 );
 const serverLog = pino({ level: 'warn' });
@@ -301,7 +303,7 @@ if (scenarios.has('grpc')) {
   // this thread needs one of its own. Every path runs request 0 of stream 0
   // with the same sampling (seeded, temperature 0.8), so all three decode
   // the same tokens through the same sampler.
-  await initBackend(opts.backend as BackendName);
+  await initBackend(opts.backend as BackendName, { wasmThreads });
   const model = await GptModel.load(modelDir);
   const bareOnce = async (): Promise<{ rate: number; tokens: number }> => {
     const decoder = new BatchDecoder(model);
@@ -384,7 +386,7 @@ const out = {
   loadAverage,
   model: { source, ...info.model },
   backend: info.backend,
-  settings: { concurrencies, durationMs, warmupMs, maxNewTokens, promptTokens, maxBatchSize: config.limits.maxBatchSize, prefillChunk: config.limits.prefillChunk },
+  settings: { concurrencies, durationMs, warmupMs, maxNewTokens, promptTokens, maxBatchSize: config.limits.maxBatchSize, prefillChunk: config.limits.prefillChunk, wasmThreads },
   ...results,
 };
 writeFileSync(String(opts.out), JSON.stringify(out, null, 2) + '\n');

@@ -84,8 +84,8 @@ export interface GentuneConfig {
   /** Base model folder (Hugging Face GPT-2 layout). */
   model: string;
   backend: BackendName;
-  /** Threads of the wasm backend in the serving worker (1 = single-threaded); ignored by other backends. */
-  wasmThreads: number;
+  /** Threads of the wasm backend in the serving worker (`auto`: by model size, see wasm-thread-count.ts); ignored by other backends. */
+  wasmThreads: number | 'auto';
   logLevel: LogLevel;
   /** Log prompt and output text (debug only: they may hold user data). */
   logPrompts: boolean;
@@ -175,7 +175,7 @@ const SETTINGS: Setting[] = [
   { key: 'dataDir', flag: '--data-dir <dir>', description: 'datasets, adapters and job logs', default: './data', expect: 'a directory path', schema: text },
   { key: 'model', flag: '--model <dir>', description: 'base model folder (Hugging Face GPT-2 layout)', default: 'models/gentune-mini', expect: 'a directory path', schema: text },
   { key: 'backend', flag: '--backend <name>', description: `TensorFlow.js backend: ${BACKENDS.join('|')}`, default: 'auto', expect: `one of ${BACKENDS.join(', ')}`, schema: choice(BACKENDS) },
-  { key: 'wasmThreads', flag: '--wasm-threads <n>', description: 'wasm backend threads in the serving worker (1 = single-threaded)', default: '1', expect: 'an integer in 1..64', schema: int(1, 64) },
+  { key: 'wasmThreads', flag: '--wasm-threads <n>', description: 'wasm backend threads in the serving worker (auto: 1 below 20M parameters, else up to 4)', default: 'auto', expect: 'auto or an integer in 1..64', schema: z.union([z.string().trim().pipe(z.literal('auto')), int(1, 64)]) },
   { key: 'logLevel', flag: '--log-level <level>', description: `log level: ${LOG_LEVELS.join('|')}`, default: 'info', expect: `one of ${LOG_LEVELS.join(', ')}`, schema: choice(LOG_LEVELS) },
   { key: 'logPrompts', flag: '--log-prompts [bool]', description: 'log prompt and output text (debug only)', default: 'false', expect: 'true or false', schema: bool },
   { key: 'maxConcurrentStreams', flag: '--max-concurrent-streams <n>', description: 'concurrent streaming calls', default: '64', expect: `an integer in 1..${MAX_INT}`, schema: int(1, MAX_INT) },

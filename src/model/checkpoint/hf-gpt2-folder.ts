@@ -92,6 +92,15 @@ export function normalizeGpt2Tensors(
  *   or unexpected.
  */
 export async function readGpt2Folder(dir: string): Promise<Gpt2Checkpoint> {
+  const config = await readGpt2Config(dir);
+  const modelPath = join(dir, MODEL_FILE);
+  // Skipped names are not decoded: newer exports may store the mask buffers as BOOL.
+  const { tensors } = await readSafetensors(modelPath, { include: (name) => !IGNORED.test(bareName(name)) });
+  return { config, tensors: normalizeGpt2Tensors(config, tensors, modelPath) };
+}
+
+/** Reads and checks a GPT-2 folder's `config.json` alone (the weights stay on disk). */
+export async function readGpt2Config(dir: string): Promise<GptConfig> {
   const configPath = join(dir, CONFIG_FILE);
   let text: string;
   try {
@@ -106,11 +115,7 @@ export async function readGpt2Folder(dir: string): Promise<Gpt2Checkpoint> {
   } catch (err) {
     throw new InvalidArgument(`${configPath}: not valid JSON (${(err as Error).message})`, { cause: err });
   }
-  const config = configFromHf(json, configPath);
-  const modelPath = join(dir, MODEL_FILE);
-  // Skipped names are not decoded: newer exports may store the mask buffers as BOOL.
-  const { tensors } = await readSafetensors(modelPath, { include: (name) => !IGNORED.test(bareName(name)) });
-  return { config, tensors: normalizeGpt2Tensors(config, tensors, modelPath) };
+  return configFromHf(json, configPath);
 }
 
 /**

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
+import { TINY } from '../../helpers/tiny-model.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const mod = (path: string) => JSON.stringify(pathToFileURL(join(ROOT, path)).href);
@@ -33,8 +34,15 @@ const matmul = Array.from(await tf.matMul(rnd([192, 256], 1), rnd([256, 320], 2)
 const softmax = Array.from(await tf.softmax(rnd([16, 300], 3).mul(4)).data());
 const ids = [72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100, 256, 3];
 const input = { batch: 1, length: ids.length, ids: Int32Array.from(ids), positions: Int32Array.from(ids, (_, i) => i), valid: new Uint8Array(ids.length).fill(1) };
-const logits = Array.from(await forward(TINY, tinyWeights(TINY, 11), input).data());
-console.log(JSON.stringify({ backend: tf.getBackend(), device: info.device, threads: wasm.getThreadsCount(), workers: wasmWorkerCount(), restored, matmul, softmax, logits }));
+const weights = tinyWeights(TINY, 11);
+const logits = Array.from(await forward(TINY, weights, input).data());
+// The host kernels and the paged KV cache (decode path) on the threaded build too.
+const { createKvCache } = await import(${mod('src/model/kv-cache.ts')});
+const cache = createKvCache(TINY, 1, 'paged');
+const decode = Array.from(await forward(TINY, weights, input, { cache, output: 'last' }).data());
+const next = { batch: 1, length: 1, ids: Int32Array.from([5]), positions: Int32Array.from([ids.length]), valid: new Uint8Array([1]) };
+decode.push(...(await forward(TINY, weights, next, { cache, output: 'last' }).data()));
+console.log(JSON.stringify({ backend: tf.getBackend(), device: info.device, threads: wasm.getThreadsCount(), workers: wasmWorkerCount(), restored, matmul, softmax, logits, decode }));
 `;
 
 /** How long a child may live after printing its result. */
@@ -49,6 +57,7 @@ interface ChildResult {
   matmul: number[];
   softmax: number[];
   logits: number[];
+  decode: number[];
 }
 
 /** Runs CHILD with `threads`; resolves with its output, exit code and how long it lingered after printing. */
@@ -111,7 +120,8 @@ test('wasm with 2 threads matches 1 thread and the process exits by itself', { t
   assert.equal(one.result.workers, 0);
   assert.ok(two.result.workers >= 1, `expected pthread workers, got ${two.result.workers}`);
   assert.match(two.result.device, /2 thread\(s\)/);
-  for (const key of ['matmul', 'softmax', 'logits'] as const) {
+  assert.equal(one.result.decode.length, 2 * TINY.vocabSize, 'prefill and one decode step');
+  for (const key of ['matmul', 'softmax', 'logits', 'decode'] as const) {
     const diff = maxAbsDiff(one.result[key], two.result[key]);
     assert.ok(diff <= 1e-6, `${key}: max |2 threads - 1 thread| = ${diff}`);
   }

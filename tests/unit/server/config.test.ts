@@ -114,3 +114,11 @@ test('client security defaults come from GENTUNE_TOKEN, GENTUNE_TLS_CA and GENTU
     { token: 't', tlsCa: 'ca.pem', tlsCert: 'c.pem', tlsKey: 'c.key' },
   );
 });
+
+test('--wasm-threads is auto (by model size) or a count', () => {
+  assert.equal(defaultConfig().wasmThreads, 'auto');
+  assert.equal(parse(['--wasm-threads', '2']).wasmThreads, 2);
+  assert.equal(parse([], { GENTUNE_WASM_THREADS: 'auto' }).wasmThreads, 'auto');
+  assert.throws(() => parse(['--wasm-threads', 'many']), /`--wasm-threads` must be auto or an integer in 1\.\.64, got "many"$/);
+  assert.throws(() => parse(['--wasm-threads', '0']), /`--wasm-threads` must be auto or an integer in 1\.\.64, got "0"$/);
+});
