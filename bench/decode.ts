@@ -52,10 +52,11 @@ for (const name of String(opts.models).split(',')) {
   const prefillTps = (prefillReps * promptLen) / ((performance.now() - t0) / 1000);
   for (const batch of [1, 8]) {
     const decoder = new BatchDecoder(model);
-    const params = { ...DEFAULT_SAMPLING, temperature: 0, maxNewTokens: steps + 10, stopAtEos: false };
+    const params = { ...DEFAULT_SAMPLING, temperature: 0, maxNewTokens: steps + 20, stopAtEos: false };
     const seqs = Array.from({ length: batch }, (_, b) => new GenerationSequence(Array.from({ length: 16 + b }, (_, i) => (i * 31 + b) % config.vocabSize), params, model.tokenizer));
     await decoder.add(seqs);
-    await decoder.step(); // warm-up
+    // Warm-up: the JIT compiles the host kernels and the sampler over the first steps.
+    for (let s = 0; s < 8; s++) await decoder.step();
     t0 = performance.now();
     for (let s = 0; s < steps; s++) await decoder.step();
     const sec = (performance.now() - t0) / 1000;

@@ -38,6 +38,9 @@ import { type OpenStream, percentiles, runLoad } from './lib/load-generator.js';
 import { printTable } from './lib/random-model.js';
 import { benchConfig, resolveModel } from './lib/serve-fixtures.js';
 
+/** Tick period of the event-loop delay monitor, in milliseconds. */
+const RESOLUTION_MS = 10;
+
 const opts = new Command()
   .option('--modes <list>', 'threads,in-process', 'threads,in-process')
   .option('--model <spec>', 'embedded | gpt2 | a model folder', 'embedded')
@@ -141,7 +144,7 @@ async function runMode(mode: 'threads' | 'in-process'): Promise<PhaseResult[]> {
     for await (const m of client.generate({ promptTokenIds, sampling })) yield { tokens: m.tokenIds.length };
   };
   const measure = async (phase: PhaseResult['phase'], steps: () => number[]): Promise<PhaseResult> => {
-    const histogram = monitorEventLoopDelay({ resolution: 10 });
+    const histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
     const stepsBefore = steps().length;
     const eluBefore = performance.eventLoopUtilization();
     // The histogram covers the window only, not the warm-up.
@@ -153,7 +156,9 @@ async function runMode(mode: 'threads' | 'in-process'): Promise<PhaseResult[]> {
     const done = steps().slice(stepsBefore);
     // Every request of the phase: a starved server may start none inside the window.
     const ttft = percentiles(load.records.flatMap((r) => (r.firstTokenMs === undefined ? [] : [r.firstTokenMs - r.startMs])));
-    const ms = (ns: number) => ns / 1e6;
+    // The histogram records the time between its timer's ticks, which includes
+    // the tick period itself: the stall is what exceeds it.
+    const ms = (ns: number) => Math.max(0, ns / 1e6 - RESOLUTION_MS);
     const result: PhaseResult = {
       mode,
       phase,
