@@ -16,7 +16,7 @@ import { initLoraAdapter } from '../src/model/adapter-init.js';
 import { GPT2_SMALL, type GptConfig } from '../src/model/gpt-config.js';
 import { forward, type ForwardInput } from '../src/model/gpt.js';
 import { disposeWeights } from '../src/model/gpt-weights.js';
-import { groupedLoraDelta, LORA_TARGETS, type RowSegment } from '../src/model/lora.js';
+import { groupedLoraDelta, LORA_TARGETS, loraDelta, type RowSegment } from '../src/model/lora.js';
 import { LoraStackCache, stackedLoraDelta } from '../src/model/lora-stack.js';
 import { EMBEDDED } from './lib/serve-fixtures.js';
 import { printTable, randomWeightsOnDevice } from './lib/random-model.js';
@@ -76,7 +76,14 @@ for (const name of String(opts.models).split(',')) {
   const grouped = await timeMs(step((x, k, out) => groupedLoraDelta(x, k, mixed, T, out)));
   const stacked = await timeMs(step((x, k) => stackedLoraDelta(x, k, mixed, T, cache)));
   const groupedOne = await timeMs(step((x, k, out) => groupedLoraDelta(x, k, single, T, out)));
+  // loraDelta picks the host kernel (kernels/host-lora.ts) on wasm and cpu, up to STACKED_MAX_ROWS rows.
+  const hostMix = await timeMs(step((x, k, out) => loraDelta(x, k, mixed, T, out, undefined, cache)));
+  const hostOne = await timeMs(step((x, k, out) => loraDelta(x, k, single, T, out, undefined, cache)));
   cache.dispose();
+  rows.push(
+    { model: name, case: `LoRA deltas as served (loraDelta), ${N} adapters`, ms: hostMix, speedup: `${(stacked / hostMix).toFixed(1)}x vs stacked` },
+    { model: name, case: 'LoRA deltas as served (loraDelta), 1 adapter', ms: hostOne, speedup: `${(groupedOne / hostOne).toFixed(1)}x vs 1 adapter's matMul pair` },
+  );
   rows.push(
     { model: name, case: `LoRA deltas, ${N} adapters, grouped`, ms: grouped, speedup: '' },
     { model: name, case: `LoRA deltas, ${N} adapters, stacked`, ms: stacked, speedup: `${(grouped / stacked).toFixed(1)}x` },
@@ -93,9 +100,14 @@ for (const name of String(opts.models).split(',')) {
     };
     const stepCache = new LoraStackCache();
     const fwd = (segments: RowSegment[] | undefined) => () => forward(config, weights, input, { segments, output: 'last', loraStacks: stepCache });
-    const baseMs = await timeMs(fwd(undefined));
-    const oneMs = await timeMs(fwd(single));
-    const mixMs = await timeMs(fwd(mixed));
+    // Rounds alternate the three cases, so drift in the machine's speed hits all alike; each reports its median.
+    const samples: number[][] = [[], [], []];
+    for (let round = 0; round < 5; round++) {
+      samples[0].push(await timeMs(fwd(undefined)));
+      samples[1].push(await timeMs(fwd(single)));
+      samples[2].push(await timeMs(fwd(mixed)));
+    }
+    const [baseMs, oneMs, mixMs] = samples.map((v) => [...v].sort((a, b) => a - b)[2]);
     stepCache.dispose();
     rows.push(
       { model: name, case: 'forward, base model', ms: baseMs, speedup: '' },

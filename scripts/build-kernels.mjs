@@ -7,7 +7,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import wabtInit from 'wabt';
 
-const KERNELS = [{ wat: 'src/model/kernels/attention.wat', ts: 'src/model/kernels/attention-wasm.ts', name: 'ATTENTION_WASM' }];
+const KERNELS = [
+  { wat: 'src/model/kernels/attention.wat', ts: 'src/model/kernels/attention-wasm.ts', name: 'ATTENTION_WASM' },
+  { wat: 'src/model/kernels/lora.wat', ts: 'src/model/kernels/lora-wasm.ts', name: 'LORA_WASM' },
+];
 const root = fileURLToPath(new URL('..', import.meta.url));
 const check = process.argv.includes('--check');
 

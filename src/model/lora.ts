@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type LoraStackCache, stackedLoraDelta } from './lora-stack.js';
+import { hostLoraDelta, hostLoraSupports, type HostLoraRun } from './kernels/host-lora.js';
+import { onHostBackend } from './kernels/host-memory.js';
 import { matMul, recordingGradients } from './matmul.js';
 
 /**
@@ -77,10 +79,12 @@ export interface LoraTrainingOptions {
 
 /**
  * The LoRA delta for one projection over a batch flattened to [rows * tokensPerRow, in],
- * or null when no segment adapts this module. A batch on one adapter (and
- * training) runs its matMul pair directly; up to STACKED_MAX_ROWS rows on
- * several adapters, or mixed with base rows, run one stacked pair
- * (lora-stack.ts), whose weights and masks `stacks` keeps across decode steps.
+ * or null when no segment adapts this module. Training, and batches of more
+ * than STACKED_MAX_ROWS rows, run a matMul pair per adapter. Up to that, on
+ * the host backends one kernel does every adapter's rows (kernels/host-lora.ts);
+ * elsewhere a batch on one adapter runs its matMul pair directly and several
+ * adapters, or adapters mixed with base rows, one stacked pair (lora-stack.ts),
+ * whose weights and masks `stacks` keeps across decode steps.
  */
 export function loraDelta(
   x: tf.Tensor2D,
@@ -91,9 +95,25 @@ export function loraDelta(
   training?: LoraTrainingOptions,
   stacks?: LoraStackCache,
 ): tf.Tensor2D | null {
+  if (training || x.shape[0] > STACKED_MAX_ROWS || recordingGradients()) return groupedLoraDelta(x, key, segments, tokensPerRow, outDim, training);
+  // Host backends: one kernel doing each adapter's rows with its own weights (kernels/host-lora.ts).
+  const runs = onHostBackend() ? hostRuns(key, segments, tokensPerRow, outDim) : undefined;
+  if (runs) return runs.length === 0 ? null : hostLoraDelta(x, runs, outDim);
   const whole = segments.length === 1 && segments[0].start === 0 && segments[0].count * tokensPerRow === x.shape[0];
-  if (whole || training || x.shape[0] > STACKED_MAX_ROWS || recordingGradients()) return groupedLoraDelta(x, key, segments, tokensPerRow, outDim, training);
+  if (whole) return groupedLoraDelta(x, key, segments, tokensPerRow, outDim);
   return stackedLoraDelta(x, key, segments, tokensPerRow, stacks);
+}
+
+/** The runs of rows each adapter adapts in `key`, for hostLoraDelta; undefined if a rank or width does not fit the kernel. */
+function hostRuns(key: string, segments: RowSegment[], tokensPerRow: number, outDim: number) {
+  const runs: { run: HostLoraRun; a: tf.Tensor2D; b: tf.Tensor2D }[] = [];
+  for (const s of segments) {
+    const m = s.lora?.modules.get(key);
+    if (!m || !s.lora) continue;
+    if (!hostLoraSupports(m.a.shape[1], outDim)) return undefined;
+    runs.push({ run: { start: s.start * tokensPerRow, count: s.count * tokensPerRow, scale: s.lora.scale }, a: m.a, b: m.b });
+  }
+  return runs;
 }
 
 /**
