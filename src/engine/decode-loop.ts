@@ -207,18 +207,11 @@ export class DecodeLoop {
       if (err instanceof WebAssembly.RuntimeError && !this.fault) {
         this.fault = new Unavailable(`the model backend failed (${err.message}); restart the server`, { cause: err });
         this.log.fatal({ err }, 'model backend trapped: no more requests are served, readiness reports not ready');
-        this.failEverything(this.fault);
+        for (const req of this.waiting.splice(0)) this.end(req, this.fault);
+        for (const [k, l] of this.lanes) this.failLane(k, l, this.fault);
         return;
       }
-      for (const req of lane.rows.values()) this.end(req, err);
-      for (const j of lane.joining) {
-        for (const req of j.requests.values()) this.end(req, err);
-        j.group.dispose();
-      }
-      lane.rows.clear();
-      lane.joining = [];
-      lane.decoder.dispose();
-      this.lanes.delete(key);
+      this.failLane(key, lane, err);
       return;
     }
     if (lane.decoder.size === 0 && lane.joining.length === 0) {
@@ -228,23 +221,20 @@ export class DecodeLoop {
     }
   }
 
-  /** Ends every request, waiting or running in any lane, with `err` (the backend trapped). */
-  private failEverything(err: Error): void {
-    for (const req of this.waiting.splice(0)) this.end(req, err);
-    for (const [key, lane] of this.lanes) {
-      for (const req of lane.rows.values()) this.end(req, err);
-      for (const j of lane.joining) for (const req of j.requests.values()) this.end(req, err);
-      lane.rows.clear();
-      this.lanes.delete(key);
-      // Freeing memory of a trapped backend may trap again: best effort.
-      try {
-        for (const j of lane.joining) j.group.dispose();
-        lane.decoder.dispose();
-      } catch (cleanup) {
-        this.log.warn({ err: cleanup }, 'freeing a lane after the trap failed');
-      }
-      lane.joining = [];
+  /** Ends every request of a lane with `err` and frees the lane. */
+  private failLane(key: string, lane: Lane, err: unknown): void {
+    for (const req of lane.rows.values()) this.end(req, err);
+    for (const j of lane.joining) for (const req of j.requests.values()) this.end(req, err);
+    lane.rows.clear();
+    this.lanes.delete(key);
+    // After a trap, freeing memory may trap again: best effort.
+    try {
+      for (const j of lane.joining) j.group.dispose();
+      lane.decoder.dispose();
+    } catch (cleanup) {
+      this.log.warn({ err: cleanup, lane: key }, 'freeing a failed lane failed');
     }
+    lane.joining = [];
   }
 
   /** Requests that want out leave: running rows at once, prefilling rows before their next chunk. */

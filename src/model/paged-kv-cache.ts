@@ -1,5 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { type KvArena, PAGE_TOKENS } from './kernels/kv-arena.js';
+import { HOST_BACKENDS, HostMemory } from './kernels/host-memory.js';
+
+/** Kernel name of the paged attention (host backends). */
+const KERNEL = 'GentunePagedAttention';
 
 /** One sequence's cached keys and values: per layer, its pages. Shared between caches by reference count. */
 interface PagedSequence {
@@ -26,9 +30,8 @@ export interface PagedInput {
  * columns, no masks), appending a token writes one key and one value row in
  * place (tensors would copy the whole cache per step), and rows join, leave
  * and regroup by reference without copying. Attention for the new tokens runs
- * in the arena's WebAssembly kernel. For backends whose tensors live in host
- * memory (wasm, cpu): it reads the step's q/k/v back synchronously, which is
- * a memory copy there (and would fail on webgpu).
+ * in the arena's WebAssembly kernel, reading q/k/v and writing the output in
+ * place; for backends whose tensors live in host memory (wasm, cpu).
  */
 export class PagedKvCache {
   private constructor(
@@ -79,16 +82,28 @@ export class PagedKvCache {
    * Attention of layer `layer` for the new tokens of a forward pass: appends
    * their keys and values to each row's pages and returns the attention
    * output [batch * length, d] (zeros for padding). `qkv` is the layer's
-   * c_attn output [batch * length, 3d], read back here (host backends only).
-   * Call {@link commit} once after the last layer.
+   * c_attn output [batch * length, 3d]. One kernel, working on the tensors in
+   * place (host backends only). Call {@link commit} once after the last layer.
    */
   attend(layer: number, qkv: tf.Tensor2D, input: PagedInput): tf.Tensor2D {
     const d = this.arena.d;
     if (qkv.shape[1] !== 3 * d) throw new Error(`qkv has ${qkv.shape[1]} columns, the cache expects ${3 * d}`);
-    // Host backends: a copy out of the backend's memory, no device sync.
-    const host = qkv.dataSync() as Float32Array;
-    const out = new Float32Array(input.batch * input.length * d);
+    for (let b = 0; b < input.batch; b++) {
+      let n = this.seqs[b].length;
+      for (let i = 0; i < input.length; i++) n += input.valid[b * input.length + i];
+      if (n > this.arena.maxTokens) throw new Error(`a row exceeds the context of ${this.arena.maxTokens} tokens`);
+    }
     if (layer === 0) this.ownRows();
+    return tf.engine().runKernel(KERNEL, { qkv }, { cache: this, layer, input } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  }
+
+  /** The kernel's body: output allocated first, then the views (see HostMemory). */
+  private attendInPlace(host: HostMemory, qkv: tf.TensorInfo, layer: number, input: PagedInput): tf.TensorInfo {
+    const d = this.arena.d;
+    const info = host.output([input.batch * input.length, d]);
+    const out = host.view(info) as Float32Array;
+    out.fill(0);
+    const values = host.view(qkv) as Float32Array;
     for (let b = 0; b < input.batch; b++) {
       const seq = this.seqs[b];
       const pages = seq.pages[layer];
@@ -96,13 +111,21 @@ export class PagedKvCache {
       for (let i = 0; i < input.length; i++) {
         const r = b * input.length + i;
         if (!input.valid[r]) continue;
-        if (t >= this.arena.maxTokens) throw new Error(`a row exceeds the context of ${this.arena.maxTokens} tokens`);
         if (pages.length * PAGE_TOKENS <= t) pages.push(this.arena.allocPage());
-        this.arena.appendAndAttend(pages, t, host, r * 3 * d, out, r * d);
+        this.arena.appendAndAttend(pages, t, values, r * 3 * d, out, r * d);
         t++;
       }
     }
-    return tf.tensor2d(out, [input.batch * input.length, d]);
+    return info;
+  }
+
+  /** Registers the attention kernel on the host backends (once, at module load). */
+  static {
+    const kernelFunc = ({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }) => {
+      const { cache, layer, input } = attrs as unknown as { cache: PagedKvCache; layer: number; input: PagedInput };
+      return cache.attendInPlace(new HostMemory(backend), inputs.qkv!, layer, input);
+    };
+    for (const backendName of HOST_BACKENDS) tf.registerKernel({ kernelName: KERNEL, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
 
   /** Records the new tokens of the forward pass that {@link attend} saw, per row. */

@@ -24,19 +24,10 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/**
- * Files allowed a synchronous readback, and why: code that only runs on
- * host-memory backends (wasm, cpu), where a readback is a memory copy.
- */
-const HOST_ONLY = new Map([
-  ['src/model/paged-kv-cache.ts', 'paged KV cache: wasm/cpu backends only'],
-]);
-
 test('model and training code never read tensors back synchronously (dataSync/arraySync fail on webgpu)', () => {
   const found: string[] = [];
   for (const dir of ['src/model', 'src/training']) {
     for (const file of sourceFiles(join(root, dir))) {
-      if (HOST_ONLY.has(relative(root, file))) continue;
       readFileSync(file, 'utf8')
         .split('\n')
         .forEach((line, i) => {

@@ -12,9 +12,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { HOST_BACKENDS, HostMemory } from './host-memory.js';
 import { LORA_WASM } from './lora-wasm.js';
+import { growMemory, instantiateKernel } from './wasm-kernel.js';
 
 const KERNEL = 'GentuneLoraDelta';
-const WASM_PAGE_BYTES = 65536;
 
 interface LoraExports {
   memory: WebAssembly.Memory;
@@ -26,11 +26,9 @@ let view: Float32Array | undefined;
 
 /** The module's memory as floats, grown to hold `floats` (the view is renewed only when the memory grows). */
 function memoryFor(floats: number): Float32Array {
-  kernel ??= new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(LORA_WASM, 'base64'))).exports as unknown as LoraExports;
-  const memory = kernel.memory;
-  const bytes = floats * 4;
-  if (bytes > memory.buffer.byteLength) memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / WASM_PAGE_BYTES));
-  if (view?.buffer !== memory.buffer) view = new Float32Array(memory.buffer);
+  kernel ??= instantiateKernel<LoraExports>(LORA_WASM);
+  growMemory(kernel.memory, floats * 4, 'LoRA kernel');
+  if (view?.buffer !== kernel.memory.buffer) view = new Float32Array(kernel.memory.buffer);
   return view;
 }
 

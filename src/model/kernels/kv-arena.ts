@@ -1,19 +1,15 @@
 import { ATTENTION_WASM } from './attention-wasm.js';
+import { growMemory, instantiateKernel } from './wasm-kernel.js';
 
 /** Tokens per KV page. */
 export const PAGE_TOKENS = 16;
 
-const WASM_PAGE_BYTES = 65536;
-/** wasm32 memory limit: 4 GiB. */
-const MAX_WASM_PAGES = 65536;
 
 interface AttentionExports {
   memory: WebAssembly.Memory;
   scores(q: number, table: number, n: number, p: number, d: number, hd: number, h: number, scale: number, out: number): void;
   mix(p: number, table: number, n: number, pp: number, d: number, hd: number, h: number, vOff: number, out: number): void;
 }
-
-let compiled: WebAssembly.Module | undefined;
 
 /**
  * The memory of the paged KV caches of one model shape, and the attention
@@ -60,8 +56,7 @@ export class KvArena {
     this.scale = 1 / Math.sqrt(this.headDim);
     this.valueOffset = PAGE_TOKENS * d * 4;
     this.pageBytes = 2 * this.valueOffset;
-    compiled ??= new WebAssembly.Module(Buffer.from(ATTENTION_WASM, 'base64'));
-    this.kernel = new WebAssembly.Instance(compiled).exports as unknown as AttentionExports;
+    this.kernel = instantiateKernel<AttentionExports>(ATTENTION_WASM);
     // Scratch at the bottom: one query, one output row, a page table, the scores.
     const align = (n: number) => Math.ceil(n / 16) * 16;
     this.qOff = 0;
@@ -144,18 +139,10 @@ export class KvArena {
     }
   }
 
-  /** Grows the memory to hold `bytes` (in steps of at least a quarter), refreshing the views. */
+  /** Grows the memory to hold `bytes`, renewing the views. */
   private ensure(bytes: number): void {
     const memory = this.kernel.memory;
-    const have = memory.buffer.byteLength;
-    if (bytes > have) {
-      const need = Math.ceil((bytes - have) / WASM_PAGE_BYTES);
-      const step = Math.max(need, Math.ceil(have / WASM_PAGE_BYTES / 4), 16);
-      const current = have / WASM_PAGE_BYTES;
-      const grow = Math.min(step, MAX_WASM_PAGES - current);
-      if (grow < need) throw new Error(`KV cache memory exhausted: ${Math.round(have / 2 ** 20)} MiB of paged cache in use (the 4 GiB wasm limit)`);
-      memory.grow(grow);
-    }
+    growMemory(memory, bytes, 'KV cache');
     if (this.f32?.buffer !== memory.buffer) {
       this.f32 = new Float32Array(memory.buffer);
       this.i32 = new Int32Array(memory.buffer);
