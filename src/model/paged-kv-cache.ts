@@ -59,13 +59,6 @@ export class PagedKvCache {
     return this.seqs.length;
   }
 
-  /** Tokens of the longest row. */
-  get length(): number {
-    let n = 0;
-    for (const s of this.seqs) n = Math.max(n, s.length);
-    return n;
-  }
-
   /** Tokens held for a row (its next position id). */
   tokens(row: number): number {
     return this.seqs[row].length;

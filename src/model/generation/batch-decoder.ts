@@ -145,11 +145,6 @@ export class BatchDecoder {
     return this.rows.length;
   }
 
-  /** Columns held by the cache (longest live row plus padding). */
-  get cacheLength(): number {
-    return this.cache.length;
-  }
-
   /**
    * Prefills `seqs` (left-padded to their longest prompt) in chunks of at most
    * `chunkColumns` columns, samples each one's first token, and merges them
