@@ -5,7 +5,8 @@
 #   scripts/codegen.sh OUT_DIR    writes OUT_DIR/ instead (the test that proves
 #                                 src/gen/ is current diffs the two)
 #
-# Needs protoc (apt-get install -y protobuf-compiler) and the ts-proto plugin
+# Needs protoc with protobuf's well-known types (apt-get install -y
+# protobuf-compiler libprotobuf-dev; see scripts/proto-include.sh) and the ts-proto plugin
 # from node_modules. The generated files are committed, so a fresh clone builds
 # without protoc.
 set -euo pipefail
@@ -16,6 +17,7 @@ plugin="$root/node_modules/.bin/protoc-gen-ts_proto"
 
 command -v protoc >/dev/null || { echo "codegen: protoc not found (apt-get install -y protobuf-compiler)" >&2; exit 1; }
 [ -x "$plugin" ] || { echo "codegen: $plugin not found (npm ci)" >&2; exit 1; }
+wkt="$("$root/scripts/proto-include.sh")"
 
 # Options: generic grpc-js services; ESM imports with .js suffixes; optional keys
 # for message fields; 64-bit integers as numbers; oneofs as tagged unions;
@@ -26,7 +28,7 @@ opts="$opts,forceLong=number,env=node,oneof=unions-value,useExactTypes=false,use
 
 rm -rf "$out"
 mkdir -p "$out"
-gen() { protoc --plugin="protoc-gen-ts_proto=$plugin" --ts_proto_out="$out" --ts_proto_opt="$opts" "$@"; }
+gen() { protoc -I. -I"$wkt" --plugin="protoc-gen-ts_proto=$plugin" --ts_proto_out="$out" --ts_proto_opt="$opts" "$@"; }
 
 # Our API (-> $out/gentune/v1/*.ts, $out/google/protobuf/timestamp.ts).
 (cd "$root/proto" && gen gentune/v1/*.proto)

@@ -1,34 +1,46 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for the test suite and runs it:
-# apt test peers (numpy reference, protoc, Python gRPC client, openssl for the TLS
-# test certificates), npm ci, then node:test.
+# apt test peers (numpy reference, protoc with protobuf's well-known types, the
+# Python gRPC client and its plugin, Prometheus, openssl for the TLS test
+# certificates), npm ci, then node:test. Under CI (CI set) a test whose peer is
+# missing fails instead of skipping (tests/helpers/test-peer.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(python3 python3-numpy protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-grpc-tools prometheus openssl)
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+# apt-get with up to 3 tries: a mirror's passing hiccup must not fail the run.
+apt_get() {
+  local try
+  for try in 1 2 3; do
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -qq "$@" >/dev/null && return 0
+    echo "test.sh: apt-get $* failed (try $try of 3)" >&2
+    sleep $((try * 5))
+  done
+  return 1
+}
+
+apt_packages=(python3 python3-numpy protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio prometheus openssl)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_get update
+  apt_get install -y --no-install-recommends "${missing[@]}"
 fi
 
 # webgpu tests (tests/webgpu): the Vulkan loader and Mesa's lavapipe (software Vulkan).
 # Debian 12's own Mesa 22.3 lavapipe is too old for Dawn; bookworm-backports' 25.x works.
 lvp_version=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true)
 if ! dpkg-query -W -f='${Status}' libvulkan1 2>/dev/null | grep -q "install ok installed" || ! dpkg --compare-versions "${lvp_version:-0}" ge 24; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   if [ "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" = bookworm ]; then
-    grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/ \
-      || echo 'deb http://deb.debian.org/debian bookworm-backports main' | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+    # On the machine's own mirror, taken from its existing sources.
+    $SUDO ./scripts/add-backports-source.sh
+    apt_get update
+    apt_get install -y --no-install-recommends -t bookworm-backports mesa-vulkan-drivers libvulkan1
   else
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends mesa-vulkan-drivers libvulkan1 >/dev/null
+    apt_get update
+    apt_get install -y --no-install-recommends mesa-vulkan-drivers libvulkan1
   fi
 fi
 

@@ -26,8 +26,10 @@ import { byteTokenizer } from '../helpers/byte-tokenizer.js';
 import { TINY, tinyModelFolder } from '../helpers/tiny-model.js';
 import { dashboardExpressions, expandGrafanaVariables, PROMETHEUS, ROOT, ruleGroups } from '../unit/observability/promql.js';
 import { fineTune, streamGeneration } from '../unit/observability/live-server.js';
+import { requirePeer, skipWithoutPeer } from '../helpers/test-peer.js';
 
-const skip = !existsSync(PROMETHEUS) && `${PROMETHEUS} not found: install the Debian package "prometheus" to run this test`;
+const missing = !existsSync(PROMETHEUS) && `${PROMETHEUS} not found: install the Debian package "prometheus" to run this test`;
+const skip = skipWithoutPeer(missing);
 
 /** A child process with its stdout lines kept (pino JSON lines for the server). */
 interface Child {
@@ -115,6 +117,7 @@ function valueOf(expr: string, ok: (v: number) => boolean = Number.isFinite): ()
 
 before(async () => {
   if (skip) return;
+  requirePeer(missing);
   dir = await mkdtemp(join(tmpdir(), 'gentune-e2e-'));
   const model = await tinyModelFolder(TINY, 7);
   await saveTokenizer(model, byteTokenizer());

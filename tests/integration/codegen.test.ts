@@ -5,10 +5,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { requirePeer, skipWithoutPeer } from '../helpers/test-peer.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const GEN = join(ROOT, 'src/gen');
-const hasProtoc = spawnSync('protoc', ['--version']).status === 0;
+const noProtoc = spawnSync('protoc', ['--version']).status !== 0 && 'protoc not installed (apt-get install -y protobuf-compiler libprotobuf-dev)';
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -22,7 +23,8 @@ function normalized(path: string): string {
   return readFileSync(path, 'utf8').replace(/^\/\/\s+protoc\s+v.*$/m, '');
 }
 
-test('src/gen is what scripts/codegen.sh generates from proto/ (run it and commit the result if this fails)', { skip: !hasProtoc && 'protoc not installed (apt-get install -y protobuf-compiler)' }, () => {
+test('src/gen is what scripts/codegen.sh generates from proto/ (run it and commit the result if this fails)', { skip: skipWithoutPeer(noProtoc) }, () => {
+  requirePeer(noProtoc);
   const out = mkdtempSync(join(tmpdir(), 'gentune-gen-'));
   try {
     execFileSync(join(ROOT, 'scripts/codegen.sh'), [out], { stdio: 'pipe' });

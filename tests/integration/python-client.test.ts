@@ -3,59 +3,40 @@
  * generated from proto/ at test time: proves the contract works across
  * languages, for the whole path a user walks (python/check_client.py): health,
  * a streamed generation, a fine-tune followed to the end, Evaluate of the base
- * model against the new adapter, a generation with it. Needs /usr/bin/python3 with grpcio, and protoc with
- * grpc_python_plugin (protobuf-compiler-grpc) or grpc_tools with proto3
- * `optional` support; skipped otherwise.
+ * model against the new adapter, a generation with it. Needs /usr/bin/python3
+ * with grpcio and what scripts/python-stubs.sh needs (protoc,
+ * grpc_python_plugin, libprotobuf-dev's well-known types): skipped without
+ * them, failed without them under CI (tests/helpers/test-peer.ts).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startHarness, type Harness } from './helpers/harness.js';
+import { requirePeer, skipWithoutPeer } from '../helpers/test-peer.js';
 
 const PYTHON = '/usr/bin/python3';
-const PROTO_DIR = fileURLToPath(new URL('../../proto', import.meta.url));
 const SCRIPT = fileURLToPath(new URL('./python/check_client.py', import.meta.url));
-const HEALTH_DIR = join(dirname(createRequire(import.meta.url).resolve('grpc-health-check/package.json')), 'proto');
-const PROTOS = readdirSync(join(PROTO_DIR, 'gentune/v1')).map((f) => `gentune/v1/${f}`);
+const STUBS_SCRIPT = fileURLToPath(new URL('../../scripts/python-stubs.sh', import.meta.url));
 
-/** Generates _pb2 / _pb2_grpc modules into `out`; returns null on success, else why it could not. */
+/** Generates _pb2 / _pb2_grpc modules into `out` with scripts/python-stubs.sh; returns null on success, else why it could not. */
 function generateStubs(out: string): string | null {
-  const jobs: [string, string[]][] = [
-    [PROTO_DIR, PROTOS],
-    [HEALTH_DIR, ['health/v1/health.proto']],
-  ];
-  const plugin = '/usr/bin/grpc_python_plugin';
-  const tries: [string, (dir: string, files: string[]) => string[]][] = [
-    ['protoc', (dir, files) => [`-I${dir}`, `--python_out=${out}`, `--grpc_python_out=${out}`, `--plugin=protoc-gen-grpc_python=${plugin}`, ...files]],
-    [PYTHON, (dir, files) => ['-m', 'grpc_tools.protoc', `-I${dir}`, `--python_out=${out}`, `--grpc_python_out=${out}`, ...files]],
-  ];
-  const errors: string[] = [];
-  for (const [cmd, args] of tries) {
-    if (cmd === 'protoc' && !existsSync(plugin)) {
-      errors.push('no grpc_python_plugin');
-      continue;
-    }
-    const results = jobs.map(([dir, files]) => spawnSync(cmd, args(dir, files), { cwd: dir, encoding: 'utf8' }));
-    const failed = results.find((r) => r.status !== 0);
-    if (!failed) return null;
-    errors.push(`${cmd}: ${(failed.stderr || String(failed.error)).trim().split('\n')[0]}`);
-  }
-  return errors.join('; ');
+  const r = spawnSync(STUBS_SCRIPT, [out], { encoding: 'utf8' });
+  if (r.status === 0) return null;
+  return `scripts/python-stubs.sh failed: ${(r.stderr || String(r.error)).trim().split('\n')[0]}`;
 }
 
 const pythonOk = existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import grpc']).status === 0;
 let h: Harness;
 let gen: string;
-let skipReason: string | false = pythonOk ? false : `${PYTHON} with grpcio not available (apt-get install -y python3-grpcio python3-grpc-tools)`;
+let missing: string | false = pythonOk ? false : `${PYTHON} with grpcio not available (apt-get install -y python3-grpcio)`;
 
 before(async () => {
   gen = mkdtempSync(join(tmpdir(), 'gentune-py-'));
-  if (!skipReason) skipReason = generateStubs(gen) ?? false;
+  if (!missing) missing = generateStubs(gen) ?? false;
   h = await startHarness();
 });
 after(async () => {
@@ -64,7 +45,8 @@ after(async () => {
 });
 
 test('a Python client checks health, streams a generation, fine-tunes reading the progress, evaluates base vs adapter and generates with it', async (t) => {
-  if (skipReason) return t.skip(skipReason);
+  if (skipWithoutPeer(missing)) return t.skip(missing || undefined);
+  requirePeer(missing);
   const out = await new Promise<string>((resolve, reject) =>
     execFile(PYTHON, [SCRIPT, gen, h.address], { timeout: 120_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))),
   );

@@ -13,8 +13,10 @@ import { GentuneClient, type GentuneClientOptions } from '../../src/client/gentu
 import { rejectsWith } from './helpers/harness.js';
 import { startEngineFixture, type EngineFixture, type LoggedServer } from './helpers/secure-server.js';
 import { makeTestCerts, opensslMissing, type TestCerts } from './helpers/test-certs.js';
+import { requirePeer, skipWithoutPeer } from '../helpers/test-peer.js';
 
-const skip = opensslMissing();
+const missing = opensslMissing();
+const skip = skipWithoutPeer(missing);
 if (skip) console.warn(`tls.test.ts: ${skip}`);
 
 const BIN = fileURLToPath(new URL('../../bin/gentune.js', import.meta.url));
@@ -45,6 +47,7 @@ describe('TLS and mutual TLS', { skip }, () => {
   let tls: LoggedServer;
   let mtls: LoggedServer;
   before(async () => {
+    requirePeer(missing);
     certs = makeTestCerts();
     fx = await startEngineFixture();
     tls = await fx.serve({ tlsCert: certs.serverCert, tlsKey: certs.serverKey, adminTokens: [TOKEN] });

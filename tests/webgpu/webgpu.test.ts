@@ -13,6 +13,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lavapipeIcd, missingForWebGpu } from './environment.js';
+import { requirePeer, skipWithoutPeer } from '../helpers/test-peer.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -76,10 +77,12 @@ function skipReason(): string | undefined {
   return undefined;
 }
 
-const reason = skipReason();
+const missing = skipReason();
+const reason = skipWithoutPeer(missing);
 if (reason) console.log(`# webgpu tests skipped: ${reason}`);
 
 test('model core, KV cache, LoRA training and tensor accounting on the webgpu backend (child process)', { skip: reason ? `skipped: ${reason}` : false, timeout: 15 * 60_000 }, (t) => {
+  requirePeer(missing);
   const suite = fileURLToPath(new URL('./suite.webgpu.ts', import.meta.url));
   const started = performance.now();
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', suite], {

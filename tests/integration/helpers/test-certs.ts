@@ -13,7 +13,7 @@ import { join } from 'node:path';
 /** Why the TLS tests cannot run here, or undefined when openssl is installed. */
 export function opensslMissing(): string | undefined {
   const r = spawnSync('openssl', ['version'], { encoding: 'utf8' });
-  return r.error || r.status !== 0 ? 'openssl is not installed (apt-get install openssl): TLS tests skipped' : undefined;
+  return r.error || r.status !== 0 ? 'openssl is not installed (apt-get install openssl)' : undefined;
 }
 
 /** Paths of the PEM files, all in `dir`. */

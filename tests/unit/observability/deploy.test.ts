@@ -17,7 +17,8 @@ import { ConfigMap, PersistentVolumeClaim, Service } from 'kubernetes-models/v1'
 import { defaultConfig, envName, resolveConfig } from '../../../src/engine/config.js';
 import { MIN_CHECKPOINT_WAIT_MS } from '../../../src/engine/fine-tune-runner.js';
 import { hasKubectl, type K8sObject, referencedFiles, render, renderOffline, renderWithKubectl } from './kustomize.js';
-import { checkRules, dashboardExpressions, dashboardPanels, hasPromtool, ROOT, ruleGroups } from './promql.js';
+import { checkRules, dashboardExpressions, dashboardPanels, noPromtool, ROOT, ruleGroups } from './promql.js';
+import { requirePeer, skipWithoutPeer } from '../../helpers/test-peer.js';
 
 const K8S = join(ROOT, 'deploy/k8s');
 const OVERLAYS = ['cpu', 'gpu'] as const;
@@ -205,12 +206,14 @@ test('the alert rules: the three alerts the runbook names, each with severity an
   assert.match(stuck.expr, /gentune_finetune_jobs\{state="running"\}/);
 });
 
-test('promtool check rules passes on the PrometheusRule groups', { skip: !hasPromtool && 'promtool not installed (apt-get install prometheus)' }, () => {
+test('promtool check rules passes on the PrometheusRule groups', { skip: skipWithoutPeer(noPromtool) }, () => {
+  requirePeer(noPromtool);
   const r = checkRules(ruleGroups());
   assert.equal(r.status, 0, r.output);
 });
 
-test('every dashboard expression is valid PromQL (promtool, as recording rules)', { skip: !hasPromtool && 'promtool not installed (apt-get install prometheus)' }, () => {
+test('every dashboard expression is valid PromQL (promtool, as recording rules)', { skip: skipWithoutPeer(noPromtool) }, () => {
+  requirePeer(noPromtool);
   const exprs = dashboardExpressions();
   assert.ok(exprs.length >= 20);
   const rules = exprs.map((e, i) => ({ record: `dashboard:expr_${i}`, expr: e.expr.replaceAll('$__rate_interval', '1m').replace(/\$namespace|\$pod/g, '.*') }));

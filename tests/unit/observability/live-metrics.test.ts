@@ -6,8 +6,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dashboardExpressions, exposedNames, hasPromtool, metricNames, promtool, ruleGroups } from './promql.js';
+import { dashboardExpressions, exposedNames, noPromtool, metricNames, promtool, ruleGroups } from './promql.js';
 import { driveTraffic, get, type LiveServer, startLiveServer, streamGeneration } from './live-server.js';
+import { requirePeer, skipWithoutPeer } from '../../helpers/test-peer.js';
 
 let live: LiveServer;
 let exposition: string;
@@ -28,7 +29,8 @@ function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-test('promtool check metrics passes on the live exposition', { skip: !hasPromtool && 'promtool not installed (apt-get install prometheus)' }, () => {
+test('promtool check metrics passes on the live exposition', { skip: skipWithoutPeer(noPromtool) }, () => {
+  requirePeer(noPromtool);
   assert.ok(exposition.includes('gentune_generation_time_to_first_token_seconds_bucket'));
   const r = promtool(['check', 'metrics'], exposition);
   assert.equal(r.status, 0, r.output);

@@ -16,7 +16,8 @@ export const PROMETHEUS_RULE = join(ROOT, 'deploy/k8s/base/prometheusrule.yaml')
 /** Debian's package `prometheus` installs both. */
 export const PROMTOOL = '/usr/bin/promtool';
 export const PROMETHEUS = '/usr/bin/prometheus';
-export const hasPromtool = existsSync(PROMTOOL);
+/** Why promtool cannot run here, or false when it is installed. */
+export const noPromtool: string | false = !existsSync(PROMTOOL) && 'promtool not installed (apt-get install prometheus)';
 
 interface Panel {
   title?: string;
