@@ -100,14 +100,30 @@ describe('Generate', () => {
 
   test('an AbortSignal on the client cancels the call', async () => {
     const ac = new AbortController();
+    h.engine.holdAfterChunks = 1;
     const stream = h.client.generate(longGeneration(), { signal: ac.signal });
-    setTimeout(() => ac.abort(), 30);
-    await rejectsWith(collect(stream), Code.CANCELLED);
+    // Abort once the first chunk is in: the stream is then held open by the
+    // engine, so the abort is what ends it, however fast the model is.
+    const received = (async () => {
+      for await (const _ of stream) ac.abort();
+    })();
+    await rejectsWith(received, Code.CANCELLED);
+    h.engine.holdAfterChunks = undefined;
   });
 
   test('a deadline expiring mid-stream fails with DEADLINE_EXCEEDED and aborts the engine', async () => {
     const before = h.engine.generateSignals.length;
-    await rejectsWith(collect(h.client.generate(longGeneration(), { timeoutMs: 300 })), Code.DEADLINE_EXCEEDED);
+    // Held after 2 chunks: the deadline, not the end of the generation, ends the call.
+    h.engine.holdAfterChunks = 2;
+    const chunks: unknown[] = [];
+    await rejectsWith(
+      (async () => {
+        for await (const c of h.client.generate(longGeneration(), { timeoutMs: 300 })) chunks.push(c);
+      })(),
+      Code.DEADLINE_EXCEEDED,
+    );
+    h.engine.holdAfterChunks = undefined;
+    assert.equal(chunks.length, 2, 'the chunks before the deadline reached the client');
     const signal = h.engine.generateSignals[before]!;
     await eventually(() => signal.aborted, 2000, 'the deadline to reach the engine');
     // Usually "deadline exceeded"; on a loaded machine the client's cancellation

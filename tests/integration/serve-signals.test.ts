@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { GentuneClient } from '../../src/client/gentune-client.js';
 import { JobState, type FineTuneEvent } from '../../src/gen/gentune/v1/fine_tune.js';
-import { FinishReason } from '../../src/gen/gentune/v1/generate.js';
+import { FinishReason, type GenerateResponse } from '../../src/gen/gentune/v1/generate.js';
 import { longGeneration, LONG_MAX_NEW_TOKENS, makeFixtureModel, removeFixtureModel } from './helpers/fixture-model.js';
 
 const FIXTURE = fileURLToPath(new URL('./helpers/serve-fixture.ts', import.meta.url));
@@ -24,6 +24,21 @@ after(() => {
   removeFixtureModel(model);
   rmSync(dataDir, { recursive: true, force: true });
 });
+
+/** A streamed generation: `first` resolves with its first message in, `done` with every message. */
+function streamed(client: GentuneClient, maxNewTokens?: number): { first: Promise<void>; done: Promise<GenerateResponse[]> } {
+  let seen!: () => void;
+  const first = new Promise<void>((resolve) => (seen = resolve));
+  const done = (async () => {
+    const messages: GenerateResponse[] = [];
+    for await (const m of client.generate(longGeneration(maxNewTokens))) {
+      messages.push(m);
+      seen();
+    }
+    return messages;
+  })();
+  return { first, done };
+}
 
 /** Starts the fixture; resolves with the child, its address and its log lines so far (kept up to date). */
 async function startServe(graceMs: number) {
@@ -48,12 +63,13 @@ test('SIGTERM drains: streams in flight finish, new calls are refused, the engin
   const client = new GentuneClient(address);
   try {
     await client.waitUntilServing(5000, 20);
-    const stream = client.generateText(longGeneration(60)); // ~150 ms
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // SIGTERM once the stream is under way; the 5 s grace period lets it finish.
+    const stream = streamed(client, 60);
+    await stream.first;
     child.kill('SIGTERM');
-    const out = await stream;
-    assert.equal(out.finishReason, FinishReason.FINISH_REASON_LENGTH);
-    assert.equal(out.tokenIds.length, 60);
+    const streamedOut = await stream.done;
+    assert.equal(streamedOut.at(-1)?.finishReason, FinishReason.FINISH_REASON_LENGTH);
+    assert.equal(streamedOut.flatMap((m) => m.tokenIds).length, 60);
     assert.equal(await exited, 0);
     const messages = logs.map((l) => l.msg);
     for (const m of ['draining', 'gRPC server stopped', 'engine drained', 'stopped']) assert.ok(messages.includes(m), `missing log "${m}" in ${messages.join(' | ')}`);
@@ -66,17 +82,19 @@ test('SIGTERM drains: streams in flight finish, new calls are refused, the engin
 });
 
 test('after the grace period, SIGTERM cancels long streams (finish_reason CANCELLED) and still exits 0', async () => {
-  const { child, address, exited } = await startServe(200);
+  const { child, address, exited } = await startServe(50);
   const client = new GentuneClient(address);
   try {
     await client.waitUntilServing(5000, 20);
-    const stream = client.generateText(longGeneration()); // ~1 s
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // A real server process decodes at its own speed: the 501-token stream
+    // takes ~1 s here (0.4 s on the fastest run seen), 8x the grace period.
+    const stream = streamed(client);
+    await stream.first;
     const sent = Date.now();
     child.kill('SIGTERM');
-    const out = await stream;
-    assert.equal(out.finishReason, FinishReason.FINISH_REASON_CANCELLED);
-    assert.ok(out.tokenIds.length < LONG_MAX_NEW_TOKENS);
+    const messages = await stream.done;
+    assert.equal(messages.at(-1)?.finishReason, FinishReason.FINISH_REASON_CANCELLED);
+    assert.ok(messages.flatMap((m) => m.tokenIds).length < LONG_MAX_NEW_TOKENS);
     assert.equal(await exited, 0);
     assert.ok(Date.now() - sent < 1500, 'exits soon after the grace period');
   } finally {

@@ -153,8 +153,11 @@ describe('server lifecycle', () => {
     const h = await startHarness({ limits: { maxConcurrentStreams: 2, maxNewTokens: LONG_MAX_NEW_TOKENS } });
     try {
       const ac = new AbortController();
+      // Held open after a chunk: the two streams hold their slots until aborted, however fast the model.
+      h.engine.holdAfterChunks = 1;
       const open = [1, 2].map(() => collect(h.client.generate(longGeneration(), { signal: ac.signal })).catch(() => undefined));
-      await eventually(() => h.engine.generateSignals.length === 2, 2000, 'two streams');
+      await eventually(() => h.engine.generateSignals.length === 2, 5000, 'two streams');
+      h.engine.holdAfterChunks = undefined;
       await rejectsWith(collect(h.client.generate({ prompt: 'x' })), Code.RESOURCE_EXHAUSTED, /--max-concurrent-streams/);
       await rejectsWith(collect(h.client.watchFineTune('ft-any')), Code.RESOURCE_EXHAUSTED, /--max-concurrent-streams/);
       ac.abort();
@@ -176,15 +179,24 @@ describe('server lifecycle', () => {
     const h = await startHarness({ limits: { maxNewTokens: LONG_MAX_NEW_TOKENS } });
     await h.client.generateText(longGeneration(2)); // warm up: the first forward passes of an engine are slow
     const short = h.client.generateText(longGeneration(5));
-    const long = collect(h.client.generate(longGeneration()));
-    await eventually(() => h.engine.generateSignals.length === 3, 2000, 'both streams');
+    await eventually(() => h.engine.generateSignals.length === 2, 5000, 'the short stream');
+    // The long stream is held open after 2 chunks (SpyEngine.holdAfterChunks),
+    // so it outlasts the grace period however fast the model decodes.
+    h.engine.holdAfterChunks = 2;
+    const received: unknown[] = [];
+    const long = (async () => {
+      for await (const m of h.client.generate(longGeneration())) received.push(m);
+    })();
+    await eventually(() => received.length === 2, 5000, 'the long stream');
+    h.engine.holdAfterChunks = undefined;
     const started = Date.now();
     const shutdown = h.server.shutdown(500);
     await rejectsWith(h.client.getServerInfo({ timeoutMs: 500 }), Code.UNAVAILABLE);
     assert.equal((await short).finishReason, FinishReason.FINISH_REASON_LENGTH);
-    const messages = await long;
-    assert.equal(messages.at(-1)?.finishReason, FinishReason.FINISH_REASON_CANCELLED);
-    assert.ok(messages.at(-1)!.usage!.generatedTokens < LONG_MAX_NEW_TOKENS);
+    // Cancelled by the server when the grace period ends, with the reason.
+    await rejectsWith(long, Code.UNAVAILABLE, /shutting down/);
+    assert.ok(Date.now() - started >= 450, 'not before the grace period is over');
+    assert.equal(received.length, 2);
     await shutdown;
     assert.ok(Date.now() - started < 2000);
     assert.match(String(h.engine.generateSignals[2]!.reason?.message), /shutting down/);

@@ -1,7 +1,10 @@
 /**
  * Wraps the real engine to observe what the server does to it: the
  * AbortSignals it passes, a readiness override (to test the server before the
- * model is "loaded"), and drain calls. Everything else passes straight through.
+ * model is "loaded"), and drain calls; and it can hold a generation after its
+ * first chunks until the server aborts it, so tests of cancellation and
+ * deadlines do not race the real engine's speed. Everything else passes
+ * straight through.
  */
 import type { Engine } from '../../../src/engine/engine-api.js';
 
@@ -14,6 +17,12 @@ export class SpyEngine implements Engine {
   ready = true;
   /** Grace periods drain() was called with. */
   readonly drains: number[] = [];
+  /**
+   * While set, every generate call passes this many chunks through, then
+   * waits for its signal to abort before it ends (the real engine's stream is
+   * closed then; the same signal has cancelled it there).
+   */
+  holdAfterChunks: number | undefined;
 
   constructor(readonly inner: Engine) {}
 
@@ -21,7 +30,9 @@ export class SpyEngine implements Engine {
   isReady: Engine['isReady'] = () => this.ready && this.inner.isReady();
   generate: Engine['generate'] = (req, signal) => {
     this.generateSignals.push(signal);
-    return this.inner.generate(req, signal);
+    const hold = this.holdAfterChunks;
+    const stream = this.inner.generate(req, signal);
+    return hold === undefined ? stream : held(stream, hold, signal);
   };
   evaluate: Engine['evaluate'] = (req, signal) => {
     this.evaluateSignals.push(signal);
@@ -46,4 +57,14 @@ export class SpyEngine implements Engine {
     this.drains.push(graceMs);
     await this.inner.drain(graceMs);
   };
+}
+
+/** The first `n` items of `stream`, then nothing until `signal` aborts. */
+async function* held<T>(stream: AsyncIterable<T>, n: number, signal: AbortSignal): AsyncGenerator<T> {
+  let passed = 0;
+  for await (const item of stream) {
+    yield item;
+    if (++passed === n) break;
+  }
+  if (!signal.aborted) await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
 }

@@ -59,30 +59,37 @@ test('createEngine binds a snapshot of the engine: backend, model, jobs, adapter
 
 test('the decode loop reports queueing, prefill, every token, batch sizes and finish reasons', async () => {
   recorder.events.length = 0;
-  const cancel = new AbortController();
-  // One batch slot: the second request waits for the first to finish.
-  const first = collect(engine, genParams('first', { sampling: greedy(6) }));
+  const cancelFirst = new AbortController();
+  // One batch slot: the second and third requests wait while the first runs.
+  // The first would run to the context's end, so it is still running when the
+  // snapshot is read, however slow the machine; it is cancelled after that.
+  const first = collect(engine, genParams('first', { sampling: greedy(TINY.nPositions - 5) }), cancelFirst.signal);
   const second = collect(engine, genParams('second', { sampling: greedy(4) }));
-  await new Promise((r) => setTimeout(r, 0));
-  const third = collect(engine, genParams('third', { sampling: greedy(50) }), cancel.signal);
-  while (recorder.named('step').length === 0) await new Promise((r) => setImmediate(r));
-  const seen = recorder.snapshot!.sequences();
-  await Promise.all([first, second]);
-  while (recorder.named('first').length < 3) await new Promise((r) => setImmediate(r));
-  cancel.abort();
-  await third;
+  const third = collect(engine, genParams('third', { sampling: greedy(6) }));
+  // Wait, through the hooks, until all three are queued and the first has decoded a step.
+  let seen = recorder.snapshot!.sequences();
+  while (recorder.named('queued').length < 3 || recorder.named('step').length === 0 || seen.waiting < 2) {
+    assert.equal(recorder.named('finish').length, 0, 'nothing finishes before the snapshot is read');
+    await new Promise((r) => setImmediate(r));
+    seen = recorder.snapshot!.sequences();
+  }
+  cancelFirst.abort();
+  await Promise.all([first, second, third]);
 
   assert.deepEqual(seen, { running: 1, waiting: 2 });
   assert.deepEqual(recorder.named('queued'), [['queued', ''], ['queued', ''], ['queued', '']]);
   const prefills = recorder.named('prefill');
   assert.deepEqual(prefills.map((e) => e[2]), [5, 6, 5], 'prompt tokens');
-  assert.ok((prefills[1][3] as number) > 0 || (prefills[2][3] as number) > 0, 'the later requests waited in the queue');
+  // The later requests waited in the queue: their prefills come after the first's first token.
+  const at = (e: Event) => recorder.events.indexOf(e);
+  assert.ok(at(prefills[1]) > at(recorder.named('first')[0]) && at(prefills[2]) > at(prefills[1]));
+  for (const e of prefills) assert.ok(typeof e[3] === 'number' && e[3] >= 0, 'queue time in ms');
   assert.equal(recorder.named('first').length, 3);
   const nexts = recorder.named('next');
-  assert.ok(nexts.length >= 5 + 3, 'every token after the first');
+  assert.ok(nexts.length >= 3 + 5, 'every token after the first');
   for (const e of [...recorder.named('first'), ...nexts]) assert.ok(typeof e[2] === 'number' && e[2] >= 0);
   assert.ok(recorder.named('step').every((e) => e[1] === 1), 'batch size 1');
-  assert.deepEqual(recorder.named('finish').map((e) => e[1]), ['length', 'length', 'cancelled']);
+  assert.deepEqual(recorder.named('finish').map((e) => e[1]), ['cancelled', 'length', 'length']);
   assert.deepEqual(recorder.snapshot!.sequences(), { running: 0, waiting: 0 });
 });
 
