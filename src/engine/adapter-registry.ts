@@ -42,7 +42,7 @@ interface Resident {
   pinned: boolean;
   /** Deleted or unloaded while held: freed when the last lease goes. */
   retired: boolean;
-  /** Eviction order: when it was made resident or last leased (performance.now()). */
+  /** Eviction order: when it was made resident or last leased (the registry's `now`). */
   touchedMs: number;
 }
 
@@ -62,6 +62,11 @@ export const DEFAULT_MAX_ADAPTERS = 32;
 export interface AdapterRegistryOptions {
   /** Resident versions above which idle, unpinned ones are evicted (default 32). */
   maxAdapters?: number;
+  /**
+   * Monotonic clock in milliseconds that orders eviction and times loads
+   * (default performance.now); tests inject one to fix the order.
+   */
+  now?: () => number;
 }
 
 /** Resolves, loads, pins and frees adapters. */
@@ -70,6 +75,7 @@ export class AdapterRegistry {
   private readonly lastUsed = new Map<string, number>();
   private readonly served = new Map<string, number>();
   private readonly maxAdapters: number;
+  private readonly now: () => number;
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -81,6 +87,7 @@ export class AdapterRegistry {
     options: AdapterRegistryOptions = {},
   ) {
     this.maxAdapters = options.maxAdapters ?? DEFAULT_MAX_ADAPTERS;
+    this.now = options.now ?? (() => performance.now());
     this.unsubscribe = store.onChange((change) => this.onStoreChange(change));
   }
 
@@ -166,7 +173,7 @@ export class AdapterRegistry {
     const label = `${name}@${stored.version}`;
     // The store's watch may have seen the folder first and started loading it: ours replaces that copy.
     this.retire(label);
-    this.resident.set(label, { label, adapter, bytes: adapterBytes(adapter), refs: 0, pinned: false, retired: false, touchedMs: performance.now() });
+    this.resident.set(label, { label, adapter, bytes: adapterBytes(adapter), refs: 0, pinned: false, retired: false, touchedMs: this.now() });
     this.evict();
     return stored;
   }
@@ -217,7 +224,7 @@ export class AdapterRegistry {
     entry.refs++;
     try {
       const adapter = entry.adapter ?? (await entry.loading!);
-      entry.touchedMs = performance.now();
+      entry.touchedMs = this.now();
       if (serve) {
         this.lastUsed.set(label, Date.now());
         this.served.set(label, (this.served.get(label) ?? 0) + 1);
@@ -282,11 +289,11 @@ export class AdapterRegistry {
   private entry(label: string, v: StoredAdapterVersion): Resident {
     const existing = this.resident.get(label);
     if (existing) return existing;
-    const entry: Resident = { label, bytes: 0, refs: 0, pinned: false, retired: false, touchedMs: performance.now() };
-    const startedMs = performance.now();
+    const entry: Resident = { label, bytes: 0, refs: 0, pinned: false, retired: false, touchedMs: this.now() };
+    const startedMs = this.now();
     entry.loading = this.store.load(v.name, v.version).then(
       (adapter) => {
-        this.metrics.onAdapterLoad(performance.now() - startedMs, true);
+        this.metrics.onAdapterLoad(this.now() - startedMs, true);
         entry.loading = undefined;
         if (entry.retired && entry.refs === 0) {
           disposeAdapter(adapter);
@@ -299,7 +306,7 @@ export class AdapterRegistry {
         return adapter;
       },
       (err: unknown) => {
-        this.metrics.onAdapterLoad(performance.now() - startedMs, false);
+        this.metrics.onAdapterLoad(this.now() - startedMs, false);
         if (this.resident.get(label) === entry) this.resident.delete(label);
         throw err;
       },

@@ -24,10 +24,10 @@ after(() => disposeWeights(base));
 const lora = (seed: number): Adapter =>
   initLoraAdapter(TINY, { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ['attn.c_attn', 'mlp.c_fc'], useRslora: false }, { seed, init: false, baseModel: 'tiny' });
 
-async function open(budget?: number) {
+async function open(budget?: number, now?: () => number) {
   const dir = join(await tempDir(), 'adapters');
   const store = await AdapterStore.open(dir, TINY, silentLog);
-  return { dir, store, registry: new AdapterRegistry(store, silentLog, budget) };
+  return { dir, store, registry: new AdapterRegistry(store, silentLog, budget, undefined, { now }) };
 }
 
 async function values(a: Adapter): Promise<number[]> {
@@ -98,19 +98,26 @@ test('idle unpinned versions are evicted least recently used first when over the
   const probe = lora(0);
   const one = adapterBytes(probe);
   disposeAdapter(probe);
-  const { registry } = await open(2 * one);
-  for (const name of ['a', 'b', 'c']) await registry.publish(name, lora(name.charCodeAt(0)));
-  registry.unload({ name: 'a' });
-  registry.unload({ name: 'b' });
-  registry.unload({ name: 'c' });
-  await registry.load({ name: 'a' }, true); // pinned
+  // The registry's clock, set by hand: each use below comes one millisecond after the one before.
+  let nowMs = 0;
+  const { registry } = await open(3 * one, () => nowMs);
+  for (const name of ['a', 'b', 'c', 'd']) {
+    await registry.publish(name, lora(name.charCodeAt(0)));
+    registry.unload({ name });
+  }
+  await registry.load({ name: 'a' }, true); // pinned, and the oldest
+  nowMs = 1;
   await registry.load({ name: 'b' }, false);
-  await new Promise((r) => setTimeout(r, 5));
-  await registry.load({ name: 'c' }, false); // over budget: b (idle, oldest, unpinned) goes
+  nowMs = 2;
+  await registry.load({ name: 'c' }, false);
+  nowMs = 3;
+  (await registry.acquire({ name: 'b' })).release(); // b was loaded before c but used after it
+  nowMs = 4;
+  await registry.load({ name: 'd' }, false); // over budget: c (idle, least recently used, unpinned) goes
   const residency = () => registry.list().map((i) => `${i.name}:${i.versions[0].residency}`);
-  assert.deepEqual(residency(), ['a:pinned', 'b:stored', 'c:loaded']);
+  assert.deepEqual(residency(), ['a:pinned', 'b:loaded', 'c:stored', 'd:loaded']);
   registry.unload({ name: 'a' });
-  assert.deepEqual(residency(), ['a:stored', 'b:stored', 'c:loaded']);
+  assert.deepEqual(residency(), ['a:stored', 'b:loaded', 'c:stored', 'd:loaded']);
   registry.dispose();
 });
 

@@ -28,6 +28,22 @@ async function drain(it: AsyncIterable<JobEvent>): Promise<JobEvent[]> {
   return out;
 }
 
+/**
+ * The first `n` events of a watch. The watch has then replayed them, and the
+ * next read (a drain) finds nothing more in the log and waits to be woken by
+ * an append: a generator runs up to its `await` within the read's microtasks,
+ * before any append, which completes only after file I/O.
+ */
+async function take(watch: AsyncIterator<JobEvent>, n: number): Promise<JobEvent[]> {
+  const out: JobEvent[] = [];
+  while (out.length < n) {
+    const r = await watch.next();
+    assert.ok(!r.done, `the watch ended after ${out.length} events`);
+    out.push(r.value);
+  }
+  return out;
+}
+
 test('state is derived from the event log; appends are durable lines', async () => {
   const { dir, store } = await openStore();
   const job = await store.create(spec(), 0);
@@ -49,14 +65,18 @@ test('watch replays the history, then follows live events, and ends after the te
   const { store } = await openStore();
   const job = await store.create(spec(), 0);
   await store.append(job.id, { type: 'started', totalSteps: 2, numTrainExamples: 1, numValidationExamples: 0, trainableParameters: 5 });
-  const watching = drain(store.watch(job.id, 0, new AbortController().signal));
-  const late = drain(store.watch(job.id, 1, new AbortController().signal));
-  await new Promise((r) => setTimeout(r, 10));
+  const watch = store.watch(job.id, 0, new AbortController().signal);
+  const lateWatch = store.watch(job.id, 1, new AbortController().signal);
+  const history = await take(watch, 2);
+  const lateHistory = await take(lateWatch, 1);
+  // Both have replayed the log and now wait: the next events reach them only as live ones.
+  const watching = drain(watch);
+  const late = drain(lateWatch);
   await store.append(job.id, { type: 'checkpoint', step: 1 });
   await store.append(job.id, { type: 'cancelled' });
-  const all = await watching;
+  const all = [...history, ...(await watching)];
   assert.deepEqual(all.map((e) => e.type), ['queued', 'started', 'checkpoint', 'cancelled']);
-  assert.deepEqual((await late).map((e) => e.sequence), [1, 2, 3]);
+  assert.deepEqual([...lateHistory, ...(await late)].map((e) => e.sequence), [1, 2, 3]);
   // A finished job replays from disk.
   assert.deepEqual(await drain(store.watch(job.id, 0, new AbortController().signal)), all);
   assert.deepEqual((await drain(store.watch(job.id, 3, new AbortController().signal))).map((e) => e.type), ['cancelled']);
@@ -66,9 +86,12 @@ test('an aborted watch ends without waiting for more events', async () => {
   const { store } = await openStore();
   const job = await store.create(spec(), 0);
   const controller = new AbortController();
-  const watching = drain(store.watch(job.id, 0, controller.signal));
-  setTimeout(() => controller.abort(), 10);
-  assert.deepEqual((await watching).map((e) => e.type), ['queued']);
+  const watch = store.watch(job.id, 0, controller.signal);
+  assert.deepEqual((await take(watch, 1)).map((e) => e.type), ['queued']);
+  // It waits for the next event; only the abort can end that wait.
+  const next = watch.next();
+  controller.abort();
+  assert.deepEqual(await next, { done: true, value: undefined });
 });
 
 test('list filters by state and adapter, newest first; unknown ids are NotFound', async () => {
@@ -115,11 +138,12 @@ test('after a restart jobs are re-listed; a job that was running stays running, 
   const events = await drain(reopened.watch(running.id, 0, new AbortController().signal));
   assert.deepEqual(events.map((e) => [e.sequence, e.type]), [[0, 'queued'], [1, 'started'], [2, 'started'], [3, 'failed']]);
   // A job still queued after the restart streams its new events to watchers.
-  const following = drain(reopened.watch(queued.id, 0, new AbortController().signal));
-  await new Promise((r) => setTimeout(r, 10));
+  const watch = reopened.watch(queued.id, 0, new AbortController().signal);
+  const replayed = await take(watch, 1);
+  const following = drain(watch);
   await reopened.append(queued.id, { type: 'started', totalSteps: 2, numTrainExamples: 1, numValidationExamples: 0, trainableParameters: 5 });
   await reopened.append(queued.id, { type: 'cancelled' });
-  assert.deepEqual((await following).map((e) => [e.sequence, e.type]), [[0, 'queued'], [1, 'started'], [2, 'cancelled']]);
+  assert.deepEqual([...replayed, ...(await following)].map((e) => [e.sequence, e.type]), [[0, 'queued'], [1, 'started'], [2, 'cancelled']]);
   // And once more: the log stays readable.
   const again = await JobStore.open(dir, silentLog);
   assert.equal(again.get(running.id).error, 'gone');

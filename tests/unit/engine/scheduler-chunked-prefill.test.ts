@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { createEngine } from '../../../src/engine/create-engine.js';
 import type { Engine, GenerateChunk } from '../../../src/engine/engine-api.js';
+import type { EngineMetrics } from '../../../src/engine/engine-metrics.js';
 import { type Adapter, disposeAdapter } from '../../../src/model/adapter.js';
 import { initLoraAdapter } from '../../../src/model/adapter-init.js';
+import { kvCacheMemory } from '../../../src/model/kernels/kv-arena.js';
 import { BatchDecoder } from '../../../src/model/generation/batch-decoder.js';
 import { GenerationSequence } from '../../../src/model/generation/generation-sequence.js';
 import { DEFAULT_SAMPLING, type SamplingParams } from '../../../src/model/generation/sampling-params.js';
@@ -118,66 +120,83 @@ test('a prefill group runs one chunk per call, merges into a running batch, and 
 });
 
 /**
- * Runs a greedy stream, then submits a `promptTokens`-token prompt while it
- * runs; returns how many tokens the running stream got while the long prompt
- * was prefilled and the longest gap between two of its tokens around that time.
+ * The in-process engine's metric calls, which the decode loop makes
+ * synchronously as it works, as an ordered log of its steps: a request
+ * joining (its prefill starts), a decode step of the running batch, a first
+ * token.
  */
-async function stallOf(engine: Engine, promptTokens: number): Promise<{ tokensDuringPrefill: number; maxGapMs: number; steadyGapMs: number }> {
+class StepLog implements EngineMetrics {
+  readonly events: string[] = [];
+  /** Called as a request joins the batch, before its first prefill chunk runs. */
+  onJoin: (promptTokens: number) => void = () => {};
+  bindEngine() {}
+  onQueued() {}
+  onPrefill(_adapter: string, promptTokens: number) {
+    this.events.push(`prefill ${promptTokens}`);
+    this.onJoin(promptTokens);
+  }
+  onFirstToken() { this.events.push('first token'); }
+  onNextToken() {}
+  onFinish() {}
+  onDecodeStep() { this.events.push('decode step'); }
+  onAdapterLoad() {}
+  onAdapterEvicted() {}
+  onJobStarted() {}
+  onJobProgress() {}
+  onJobEvaluation() {}
+}
+
+/**
+ * Runs a greedy stream and, a few tokens in, submits a `promptTokens`-token
+ * prompt; returns how many decode steps the running stream got between the
+ * long prompt joining the batch and its first token (its prefill).
+ */
+async function decodeStepsDuringPrefill(engine: Engine, steps: StepLog, promptTokens: number): Promise<number> {
+  const from = steps.events.length;
   const controller = new AbortController();
-  const times: number[] = [];
-  let longSubmitted = 0;
-  let longFirstToken = 0;
-  let afterLong = 0;
-  const runningDone = (async () => {
-    for await (const c of engine.generate(genParams('Hello there', { sampling: greedy(900) }), controller.signal)) {
-      if (c.tokenIds.length === 0) continue;
-      times.push(performance.now());
-      if (longFirstToken > 0 && ++afterLong === 3) controller.abort(new Error('done'));
+  let long: Promise<GenerateChunk[]> | undefined;
+  let tokens = 0;
+  const running: GenerateChunk[] = [];
+  for await (const c of engine.generate(genParams('Hello there', { sampling: greedy(900) }), controller.signal)) {
+    running.push(c);
+    if (c.tokenIds.length > 0 && ++tokens === 3) {
+      // Once the long prompt has its token, the running stream has served its purpose.
+      long = collect(engine, genParams(ids(promptTokens, 9), { sampling: greedy(1) })).finally(() => controller.abort(new Error('done')));
     }
-  })();
-  while (times.length < 20) await new Promise((r) => setTimeout(r, 2));
-  longSubmitted = performance.now();
-  const long = await collect(engine, genParams(ids(promptTokens, 9), { sampling: greedy(1) }));
-  longFirstToken = performance.now();
-  await runningDone;
-  assert.equal(summary(long).last.finish?.reason, 'length');
-  assert.ok(afterLong >= 3, 'the running stream ended early (EOS): pick another prompt');
-  const gaps = times.slice(1).map((t, i) => t - times[i]);
-  const around = gaps.filter((_, i) => times[i + 1] >= longSubmitted && times[i] <= longFirstToken);
-  const steady = [...gaps.slice(0, 15)].sort((a, b) => a - b)[7];
-  return {
-    tokensDuringPrefill: times.filter((t) => t >= longSubmitted && t <= longFirstToken).length,
-    maxGapMs: Math.max(...around),
-    steadyGapMs: steady,
-  };
+  }
+  assert.equal(summary(await long!).last.finish?.reason, 'length');
+  assert.equal(summary(running).last.finish?.reason, 'cancelled', 'the running stream ended before the long prompt was done (EOS): pick another prompt');
+  const events = steps.events.slice(from);
+  const joined = events.indexOf(`prefill ${promptTokens}`);
+  const firstToken = events.indexOf('first token', joined);
+  assert.ok(joined >= 0 && firstToken > joined, JSON.stringify(events));
+  return events.slice(joined, firstToken).filter((e) => e === 'decode step').length;
 }
 
 test('a running stream keeps getting tokens while a long prompt prefills in chunks', async () => {
   const promptTokens = 900;
-  const results: Record<string, { tokensDuringPrefill: number; maxGapMs: number; steadyGapMs: number }> = {};
+  const decodeSteps: Record<number, number> = {};
   for (const chunk of [1024, 32]) {
-    const engine = await createEngine(await testConfig(modelDir, await tempDir(), { prefillChunk: chunk, maxPromptTokens: 1000 }), { log: silentLog, threads: false });
+    const steps = new StepLog();
+    const engine = await createEngine(await testConfig(modelDir, await tempDir(), { prefillChunk: chunk, maxPromptTokens: 1000 }), { log: silentLog, threads: false, metrics: steps });
     try {
-      await collect(engine, genParams(ids(promptTokens, 9), { sampling: greedy(1) })); // warm-up
-      results[chunk] = await stallOf(engine, promptTokens);
+      decodeSteps[chunk] = await decodeStepsDuringPrefill(engine, steps, promptTokens);
     } finally {
       await engine.drain(0);
     }
   }
-  const [whole, chunked] = [results[1024], results[32]];
-  console.log(`# max gap between tokens of a running stream while a ${promptTokens}-token prompt prefills: ` +
-    `${whole.maxGapMs.toFixed(1)} ms unchunked, ${chunked.maxGapMs.toFixed(1)} ms in chunks of 32 ` +
-    `(steady ${chunked.steadyGapMs.toFixed(1)} ms); tokens meanwhile: ${whole.tokensDuringPrefill} vs ${chunked.tokensDuringPrefill}`);
-  // Deterministic: one decode step per chunk (ceil(900 / 32) = 29 chunks), versus none.
-  assert.ok(whole.tokensDuringPrefill <= 2, JSON.stringify(whole));
-  assert.ok(chunked.tokensDuringPrefill >= Math.ceil(promptTokens / 32) - 2, JSON.stringify(chunked));
-  // Timing (loose, the machine is shared): the worst gap shrinks by several times.
-  assert.ok(chunked.maxGapMs * 2 < whole.maxGapMs, JSON.stringify(results));
+  // Unchunked, the whole prompt runs in one step and the running stream waits for it;
+  // in chunks of 32, the stream is decoded after each of the ceil(900 / 32) = 29 chunks
+  // but the last (which gives the long prompt its token first).
+  assert.deepEqual(decodeSteps, { 1024: 0, 32: Math.ceil(promptTokens / 32) - 1 });
 });
 
 test('engine: greedy outputs do not depend on the chunk size; a request cancelled mid-prefill frees everything', async () => {
+  const steps = new StepLog();
   const engines = await Promise.all(
-    [4, 1024].map(async (chunk) => createEngine(await testConfig(modelDir, await tempDir(), { prefillChunk: chunk, maxPromptTokens: 1000 }), { log: silentLog, threads: false })),
+    [4, 1024].map(async (chunk) =>
+      createEngine(await testConfig(modelDir, await tempDir(), { prefillChunk: chunk, maxPromptTokens: 1000 }), { log: silentLog, threads: false, metrics: chunk === 4 ? steps : undefined }),
+    ),
   );
   try {
     const prompts = [ids(3, 1), ids(40, 2), ids(9, 3), ids(100, 4)];
@@ -188,17 +207,17 @@ test('engine: greedy outputs do not depend on the chunk size; a request cancelle
 
     const [small] = engines;
     const before = tf.memory().numTensors;
+    const kvBefore = kvCacheMemory().kvCacheBytesInUse;
+    // The client goes away as the request joins the batch: its first chunk (4 of
+    // 600 prompt columns) still runs, and the next step boundary drops it.
     const controller = new AbortController();
-    const chunks: GenerateChunk[] = [];
-    const pending = (async () => {
-      for await (const c of small.generate(genParams(ids(600, 5), { sampling: greedy(5) }), controller.signal)) chunks.push(c);
-    })();
-    setTimeout(() => controller.abort(new Error('client went away')), 20);
-    await pending;
+    steps.onJoin = () => controller.abort(new Error('client went away'));
+    const chunks = await collect(small, genParams(ids(600, 5), { sampling: greedy(5) }), controller.signal);
     assert.equal(summary(chunks).last.finish?.reason, 'cancelled');
     assert.equal(summary(chunks).ids.length, 0);
-    for (let i = 0; i < 50 && tf.memory().numTensors !== before; i++) await new Promise((r) => setTimeout(r, 5));
+    // The loop freed the group's cache and the empty lane in the step that dropped it, before the stream ended.
     assert.equal(tf.memory().numTensors, before);
+    assert.equal(kvCacheMemory().kvCacheBytesInUse, kvBefore);
   } finally {
     await Promise.all(engines.map((e) => e.drain(0)));
   }

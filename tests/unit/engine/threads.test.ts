@@ -236,15 +236,13 @@ test('(b2) with maxConcurrentJobs 2, two jobs train at once, each in its worker;
   }
 });
 
-/** A model whose training step takes a good fraction of a second on wasm (~0.5-1 s on a 2-core machine). */
+/** A model whose training step is long next to the event loop's jitter (~0.3-1 s on wasm on a 2-core machine). */
 const SLOW: GptConfig = { nEmbd: 128, nLayer: 2, nHead: 4, nPositions: 128, vocabSize: 257, layerNormEpsilon: 1e-5, activationFunction: 'gelu_new' };
-/** The main thread's event loop may stall for at most this long, in milliseconds, while a job trains. */
-const STALL_BOUND_MS = 100;
 
 interface StallResult {
   /** Worst delay of the calling thread's event loop while the job trained, milliseconds. */
   maxDelayMs: number;
-  /** Mean wall time of a step. */
+  /** Mean wall time of a step after the first (which also warms the backend's kernels up), milliseconds. */
   stepMs: number;
   /** Time to first token of a Generate sent as training started (the engine's own measure). */
   ttftMs: number;
@@ -266,25 +264,24 @@ async function stallDuringTraining(engine: Engine): Promise<StallResult> {
     hyperparameters: { maxSteps: 3, batchSize: 8, maxSeqLen: 128, learningRate: 1e-3, seed: 1 },
   });
   const histogram = monitorEventLoopDelay({ resolution: 10 });
-  let startedMs = 0;
-  let endedMs = 0;
+  const progressMs: number[] = [];
   let served: Promise<GenerateChunk[]> | undefined;
   for await (const e of engine.watchJob(job.id, 0, never())) {
     if (e.type === 'started') {
       histogram.enable();
-      startedMs = e.timeMs;
       served = collect(engine, genParams('a', { sampling: greedy(8) }));
     }
-    if (e.type === 'progress' && e.step === e.totalSteps) endedMs = e.timeMs;
+    if (e.type === 'progress') progressMs.push(e.timeMs);
     if (e.type === 'failed') throw new Error(`the job failed: ${e.reason}`);
   }
   histogram.disable();
   const finish = summary(await served!).last.finish!;
   assert.equal(finish.reason, 'length', 'the Generate sent during training was served');
-  return { maxDelayMs: histogram.max / 1e6, stepMs: (endedMs - startedMs) / 3, ttftMs: finish.usage.timeToFirstTokenMs };
+  assert.equal(progressMs.length, 3, 'one progress event per step');
+  return { maxDelayMs: histogram.max / 1e6, stepMs: (progressMs[2] - progressMs[0]) / 2, ttftMs: finish.usage.timeToFirstTokenMs };
 }
 
-test(`(c) while a fine-tune step runs, the main thread's event loop stalls less than ${STALL_BOUND_MS} ms; in-process it stalls for the step`, async (t) => {
+test("(c) while fine-tune steps run, the main thread's event loop is never held for half a step; in-process each step holds it", async (t) => {
   const model = await tinyModelFolder(SLOW, 3);
   await saveTokenizer(model, byteTokenizer());
   const slowConfig = await testConfig(model, await tempDir(), { maxBatchSize: 8 });
@@ -307,9 +304,15 @@ test(`(c) while a fine-tune step runs, the main thread's event loop stalls less 
   for (const [mode, r] of [['threaded', threadedStall], ['in-process', inProcessStall]] as const) {
     t.diagnostic(`${mode}: max event-loop delay ${r.maxDelayMs.toFixed(1)} ms, ${r.stepMs.toFixed(0)} ms per step, TTFT during training ${r.ttftMs} ms`);
   }
-  assert.ok(threadedStall.maxDelayMs < STALL_BOUND_MS, `threaded: the main thread stalled ${threadedStall.maxDelayMs.toFixed(1)} ms`);
-  // The bound means something: on the calling thread one step holds the loop for longer than it allows.
-  assert.ok(inProcessStall.maxDelayMs > STALL_BOUND_MS, `in-process: the main thread stalled only ${inProcessStall.maxDelayMs.toFixed(1)} ms`);
+  // In steps of the same run, so the machine's speed and load cancel out. Measured on
+  // 2 cores (idle, beside another test run, beside a busy loop): in-process the worst
+  // stall is the step itself, 0.97-1.17 of one (its forward, backward and update are one
+  // synchronous run of TensorFlow.js ops); threaded it is scheduling noise, at most 0.27.
+  // Half a step leaves a factor of about 2 on either side.
+  const stalled = (r: StallResult) => `${r.maxDelayMs.toFixed(1)} ms, steps of ${r.stepMs.toFixed(0)} ms`;
+  assert.ok(threadedStall.maxDelayMs < threadedStall.stepMs / 2, `threaded: the main thread stalled ${stalled(threadedStall)}`);
+  // The bound means something: on the calling thread one step holds the loop for longer.
+  assert.ok(inProcessStall.maxDelayMs > inProcessStall.stepMs / 2, `in-process: the main thread stalled only ${stalled(inProcessStall)}`);
 });
 
 test('(d) drain stops the running job, terminates the workers, and the process exits by itself', async () => {
