@@ -32,13 +32,13 @@ import { Rng } from '../src/common/rng.js';
 import { initBackend, type BackendName } from '../src/model/backend.js';
 import { disposeAdapter } from '../src/model/adapter.js';
 import { randomGpt2Tensors } from '../src/model/checkpoint/hf-gpt2-folder.js';
-import { GPT2_SMALL, type GptConfig } from '../src/model/gpt-config.js';
+import { GPT2_SMALL, type Gpt2Config } from '../src/model/gpt-config.js';
 import { disposeWeights, weightsFromHost } from '../src/model/gpt-weights.js';
 import type { TokenSequence } from '../src/training/data/token-sequence.js';
 import { train } from '../src/training/trainer.js';
 import type { TrainMethod } from '../src/training/trainable.js';
 
-const CONFIGS: Record<string, { label: string; config: GptConfig }> = {
+const CONFIGS: Record<string, { label: string; config: Gpt2Config }> = {
   a: { label: 'd256 L4 V2048', config: { ...GPT2_SMALL, nEmbd: 256, nLayer: 4, nHead: 4, nPositions: 256, vocabSize: 2048 } },
   b: { label: 'd128 L4 V50257', config: { ...GPT2_SMALL, nEmbd: 128, nLayer: 4, nHead: 4, nPositions: 256 } },
   c: { label: 'GPT-2 small', config: GPT2_SMALL },
@@ -97,7 +97,7 @@ function flag(name: string, fallback: string): string {
 }
 
 /** `count` random sequences of `seqLen` tokens, the first `1 - lossFraction` of each a prompt. */
-function sequences(config: GptConfig, count: number, seqLen: number, lossFraction: number, seed: number): TokenSequence[] {
+function sequences(config: Gpt2Config, count: number, seqLen: number, lossFraction: number, seed: number): TokenSequence[] {
   const rng = new Rng(seed);
   const promptLen = Math.min(seqLen - 1, Math.round(seqLen * (1 - lossFraction)));
   return Array.from({ length: count }, () => {

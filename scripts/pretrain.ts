@@ -16,10 +16,10 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { initBackend } from '../src/model/backend.js';
-import type { GptConfig } from '../src/model/gpt-config.js';
+import type { Gpt2Config } from '../src/model/gpt-config.js';
 import { randomGpt2Tensors, writeGpt2Folder } from '../src/model/checkpoint/hf-gpt2-folder.js';
 import { readSafetensors, writeSafetensors } from '../src/model/checkpoint/safetensors.js';
-import { namedWeights, weightsFromHost, type GptWeights, parameterCount } from '../src/model/gpt-weights.js';
+import { namedWeights, weightsFromHost, type Gpt2Weights, parameterCount } from '../src/model/gpt-weights.js';
 import { forward } from '../src/model/gpt.js';
 import { trainByteLevelBpe } from '../src/model/tokenizer/bpe-trainer.js';
 import { loadTokenizer, saveTokenizer } from '../src/model/tokenizer/load-tokenizer.js';
@@ -88,7 +88,7 @@ const valIds = encodeAll(valDocs);
 const valBytes = valDocs.reduce((n, d) => n + Buffer.byteLength(d.text), 0);
 log(`train ${trainIds.length} tokens, validation ${valIds.length} tokens (${(valBytes / valIds.length).toFixed(2)} bytes/token)`);
 
-const config: GptConfig = {
+const config: Gpt2Config = {
   nEmbd: Number(opts.d),
   nLayer: Number(opts.layers),
   nHead: Number(opts.heads),
@@ -215,7 +215,7 @@ await writeFile(join(opts.out, 'training.json'), JSON.stringify({
 }, null, 2) + '\n');
 log(`wrote ${opts.out}`);
 
-function asVariables(w: GptWeights): GptWeights {
+function asVariables(w: Gpt2Weights): Gpt2Weights {
   const v = <T extends tf.Tensor>(t: T): T => {
     const out = tf.variable(t) as unknown as T;
     t.dispose();

@@ -14,14 +14,14 @@ import { type Adapter, disposeAdapter } from '../../src/model/adapter.js';
 import { initLoraAdapter } from '../../src/model/adapter-init.js';
 import { saveAdapter } from '../../src/model/checkpoint/peft-adapter.js';
 import { randomGpt2Tensors, writeGpt2Folder } from '../../src/model/checkpoint/hf-gpt2-folder.js';
-import { GPT2_SMALL, type GptConfig } from '../../src/model/gpt-config.js';
+import { GPT2_SMALL, type Gpt2Config, type GptConfig } from '../../src/model/gpt-config.js';
 import type { LoraTarget } from '../../src/model/lora.js';
 import { ByteLevelBpe, END_OF_TEXT } from '../../src/model/tokenizer/byte-level-bpe.js';
 import { BYTE_TO_UNICODE } from '../../src/model/tokenizer/bytes-to-unicode.js';
 import { saveTokenizer } from '../../src/model/tokenizer/load-tokenizer.js';
 
 /** The shape of the embedded default model (scripts/pretrain.ts defaults). */
-export const EMBEDDED: GptConfig = { nEmbd: 192, nLayer: 4, nHead: 6, nPositions: 256, vocabSize: 2048, layerNormEpsilon: 1e-5, activationFunction: 'gelu_new' };
+export const EMBEDDED: Gpt2Config = { nEmbd: 192, nLayer: 4, nHead: 6, nPositions: 256, vocabSize: 2048, layerNormEpsilon: 1e-5, activationFunction: 'gelu_new' };
 /** Where the embedded model lives when it has been built. */
 export const EMBEDDED_DIR = 'models/gentune-mini';
 
@@ -39,7 +39,7 @@ export function syntheticTokenizer(vocabSize: number): ByteLevelBpe {
 }
 
 /** A seeded random model folder (HF layout with tokenizer) of shape `config` in a fresh temp dir. */
-export async function writeRandomModel(config: GptConfig, name: string, seed = 1): Promise<string> {
+export async function writeRandomModel(config: Gpt2Config, name: string, seed = 1): Promise<string> {
   const dir = join(await mkdtemp(join(tmpdir(), 'gentune-bench-model-')), name);
   await writeGpt2Folder(dir, config, randomGpt2Tensors(config, seed));
   await saveTokenizer(dir, syntheticTokenizer(config.vocabSize));
@@ -52,7 +52,7 @@ export async function writeRandomModel(config: GptConfig, name: string, seed = 1
  * written here: remove it when done.
  */
 export async function resolveModel(spec: string): Promise<{ dir: string; source: string; temporary?: string }> {
-  const random = async (config: GptConfig, name: string, source: string) => {
+  const random = async (config: Gpt2Config, name: string, source: string) => {
     const dir = await writeRandomModel(config, name);
     return { dir, source, temporary: dirname(dir) };
   };

@@ -3,7 +3,7 @@ import { InvalidArgument } from '../common/errors.js';
 import { Rng } from '../common/rng.js';
 import type { Adapter, LoraAdapterConfig } from './adapter.js';
 import type { GptConfig } from './gpt-config.js';
-import type { BlockWeights, GptWeights, LayerNormWeights, Linear } from './gpt-weights.js';
+import { type BlockWeights, gpt2Config, gpt2Weights, type GptWeights, type LayerNormWeights, type Linear } from './gpt-weights.js';
 import { type LoraModule, loraScale } from './lora.js';
 
 /**
@@ -35,9 +35,11 @@ export interface InitLoraOptions {
 /**
  * A new LoRA adapter for a model of shape `gpt`, adapting `config.targetModules`
  * in every layer (or `options.layers`). The caller owns it (see disposeAdapter).
- * @throws InvalidArgument for a non-positive r, no targets, or a layer out of range.
+ * @throws InvalidArgument for a non-positive r, no targets, or a layer out of range;
+ *   FailedPrecondition for a Llama-family model (GPT-2's modules only, so far).
  */
-export function initLoraAdapter(gpt: GptConfig, config: LoraAdapterConfig, options: InitLoraOptions): Adapter & { kind: 'lora' } {
+export function initLoraAdapter(model: GptConfig, config: LoraAdapterConfig, options: InitLoraOptions): Adapter & { kind: 'lora' } {
+  const gpt = gpt2Config(model, 'LoRA');
   const { r } = config;
   if (!Number.isInteger(r) || r <= 0) throw new InvalidArgument(`\`r\` must be a positive integer, got ${r}`);
   if (config.targetModules.length === 0) throw new InvalidArgument('`target_modules` must name at least one module');
@@ -79,9 +81,10 @@ export function initLoraAdapter(gpt: GptConfig, config: LoraAdapterConfig, optio
 /**
  * A new `last_layers` adapter: copies of the base model's top `numLayers` blocks
  * and final layer norm, to be trained in place of them. The caller owns it.
- * @throws InvalidArgument if numLayers is not in [1, n_layer].
+ * @throws InvalidArgument if numLayers is not in [1, n_layer]; FailedPrecondition for a Llama-family model.
  */
-export function initLastLayersAdapter(base: GptWeights, numLayers: number, baseModel = ''): Adapter & { kind: 'last_layers' } {
+export function initLastLayersAdapter(model: GptWeights, numLayers: number, baseModel = ''): Adapter & { kind: 'last_layers' } {
+  const base = gpt2Weights(model, 'a last_layers adapter');
   const n = base.blocks.length;
   if (!Number.isInteger(numLayers) || numLayers < 1 || numLayers > n) {
     throw new InvalidArgument(`\`num_layers\` must be an integer in [1, ${n}], got ${numLayers}`);

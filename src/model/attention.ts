@@ -1,38 +1,71 @@
 import * as tf from '@tensorflow/tfjs';
+import type { GptConfig } from './gpt-config.js';
 import type { LayerKv } from './kv-cache.js';
 import { matMul } from './matmul.js';
 
 /** Additive mask value: large enough to zero a softmax term, finite so fully masked rows stay NaN-free. */
 export const MASKED = -1e9;
 
+/** How attention is split into heads. */
+export interface AttentionHeads {
+  /** Query heads. */
+  nHead: number;
+  /** Key/value heads: nHead, or a divisor of it (grouped-query attention). */
+  nKvHead: number;
+  headDim: number;
+}
+
+/** The heads of a config: GPT-2 has one key/value head per query head, of nEmbd / nHead channels. */
+export function attentionHeads(config: GptConfig): AttentionHeads {
+  if (config.family === 'llama') return { nHead: config.nHead, nKvHead: config.nKvHead, headDim: config.headDim };
+  return { nHead: config.nHead, nKvHead: config.nHead, headDim: config.nEmbd / config.nHead };
+}
+
 /**
- * Causal multi-head self-attention on a flattened batch.
- * qkv: [batch * length, 3 * d] (the c_attn output). past: cached keys/values
- * of earlier columns. bias: additive mask [batch, 1, length, past + length].
- * Returns the attention output [batch * length, d] and the layer's keys/values
- * including the new columns.
+ * A layer's new queries, keys and values on a flattened batch: GPT-2's fused
+ * c_attn output [rows, 3 * d], or separate q [rows, nHead * headDim] and
+ * k, v [rows, nKvHead * headDim] (positions already encoded).
+ */
+export type QkvProjection = { fused: tf.Tensor2D } | { q: tf.Tensor2D; k: tf.Tensor2D; v: tf.Tensor2D };
+
+/**
+ * Causal multi-head self-attention on a flattened batch. past: cached
+ * keys/values of earlier columns. bias: additive mask [batch, 1, length,
+ * past + length]. Returns the attention output [batch * length, nHead *
+ * headDim] and the layer's keys/values including the new columns.
  */
 export function causalSelfAttention(
-  qkv: tf.Tensor2D,
+  qkv: QkvProjection,
   batch: number,
   length: number,
-  nHead: number,
+  heads: AttentionHeads,
   past: LayerKv | undefined,
   bias: tf.Tensor4D,
 ): { y: tf.Tensor2D; kv: LayerKv } {
-  const d = qkv.shape[1] / 3;
-  const hd = d / nHead;
-  const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.reshape(t, [batch, length, nHead, hd]));
-  const q4 = tf.transpose(q, [0, 2, 1, 3]) as tf.Tensor4D; // [B, H, T, hd]
-  let kT = tf.transpose(k, [0, 2, 3, 1]) as tf.Tensor4D; // [B, H, hd, T]
-  let v4 = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, H, T, hd]
+  const { nHead, nKvHead, headDim: hd } = heads;
+  const { q, k, v } = 'fused' in qkv ? splitQkv(qkv.fused) : qkv;
+  const q4 = tf.transpose(tf.reshape(q, [batch, length, nHead, hd]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, H, T, hd]
+  let kT = tf.transpose(tf.reshape(k, [batch, length, nKvHead, hd]), [0, 2, 3, 1]) as tf.Tensor4D; // [B, KV, hd, T]
+  let v4 = tf.transpose(tf.reshape(v, [batch, length, nKvHead, hd]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, KV, T, hd]
   if (past && past.kT.shape[3] > 0) {
     kT = tf.concat([past.kT, kT], 3);
     v4 = tf.concat([past.v, v4], 2);
   }
-  const scores = matMul(q4, kT).mul(1 / Math.sqrt(hd)).add(bias);
+  const keys = kT.shape[3];
+  // Grouped-query attention without repeating K and V (transformers' repeat_kv):
+  // query head h uses key/value head h / group, so the group's heads stack
+  // along the token axis, [B, KV, group * T, hd], against one shared key head.
+  const group = nHead / nKvHead;
+  const grouped = (t: tf.Tensor4D, rows: number, cols: number) => (group === 1 ? t : (tf.reshape(t, [batch, nKvHead, group * rows, cols]) as tf.Tensor4D));
+  const perHead = (t: tf.Tensor4D, cols: number) => (group === 1 ? t : (tf.reshape(t, [batch, nHead, length, cols]) as tf.Tensor4D));
+  const scores = perHead(matMul(grouped(q4, length, hd), kT), keys).mul(1 / Math.sqrt(hd)).add(bias);
   const probs = tf.softmax(scores, -1) as tf.Tensor4D;
-  const out = matMul(probs, v4); // [B, H, T, hd]
-  const y = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [batch * length, d]) as tf.Tensor2D;
+  const out = perHead(matMul(grouped(probs, length, keys), v4), hd); // [B, H, T, hd]
+  const y = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [batch * length, nHead * hd]) as tf.Tensor2D;
   return { y, kv: { kT, v: v4 } };
+}
+
+function splitQkv(fused: tf.Tensor2D): { q: tf.Tensor2D; k: tf.Tensor2D; v: tf.Tensor2D } {
+  const [q, k, v] = tf.split(fused, 3, 1) as tf.Tensor2D[];
+  return { q, k, v };
 }

@@ -1,21 +1,37 @@
 import { InvalidArgument } from '../common/errors.js';
+import { LLAMA_MODEL_TYPES, type LlamaConfig, llamaConfigFromHf, type LlamaModelType, llamaTensorShapes } from './llama-config.js';
 
-/** Shape of a GPT-2-family model. Field meanings follow Hugging Face's GPT2Config. */
-export interface GptConfig {
-  /** Model width (channels). */
+/** What every decoder here has, under GPT-2's names. */
+export interface DecoderShape {
+  /** Model width (channels): `n_embd`, Llama's `hidden_size`. */
   nEmbd: number;
   nLayer: number;
+  /** Attention (query) heads. */
   nHead: number;
-  /** Context length in tokens (size of the position table). */
+  /** Context length in tokens: `n_positions`, Llama's `max_position_embeddings`. */
   nPositions: number;
   vocabSize: number;
+}
+
+/** Shape of a GPT-2-family model. Field meanings follow Hugging Face's GPT2Config. */
+export interface Gpt2Config extends DecoderShape {
+  /** GPT-2 when absent too (every config before the Llama family). */
+  family?: 'gpt2';
   layerNormEpsilon: number;
   /** Only GPT-2's tanh-approximated GELU (`gelu_new`) and exact `gelu` are supported. */
   activationFunction: 'gelu_new' | 'gelu';
 }
 
+/**
+ * The decoder's config: GPT-2, or the Llama family (llama, mistral, qwen2,
+ * qwen3; see llama-config.ts). `family` tells them apart.
+ */
+export type GptConfig = Gpt2Config | LlamaConfig;
+
+export type { LlamaConfig } from './llama-config.js';
+
 /** GPT-2 small's shape (124M parameters). */
-export const GPT2_SMALL: GptConfig = {
+export const GPT2_SMALL: Gpt2Config = {
   nEmbd: 768,
   nLayer: 12,
   nHead: 12,
@@ -25,12 +41,24 @@ export const GPT2_SMALL: GptConfig = {
   activationFunction: 'gelu_new',
 };
 
-/** Parses a Hugging Face `config.json` object; `source` names the file in errors. */
+/**
+ * Parses a Hugging Face `config.json` object, GPT-2 or Llama family by its
+ * `model_type` (GPT-2 when absent); `source` names the file in errors.
+ */
 export function configFromHf(json: unknown, source = 'config.json'): GptConfig {
-  if (typeof json !== 'object' || json === null) {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new InvalidArgument(`${source}: expected a JSON object`);
   }
   const o = json as Record<string, unknown>;
+  const modelType = o.model_type ?? 'gpt2';
+  if ((LLAMA_MODEL_TYPES as readonly unknown[]).includes(modelType)) return llamaConfigFromHf(o, modelType as LlamaModelType, source);
+  if (modelType !== 'gpt2') {
+    throw new InvalidArgument(`${source}: \`model_type\` must be one of gpt2, ${LLAMA_MODEL_TYPES.join(', ')}, got ${JSON.stringify(modelType)}`);
+  }
+  return gpt2ConfigFromHf(o, source);
+}
+
+function gpt2ConfigFromHf(o: Record<string, unknown>, source: string): Gpt2Config {
   const int = (key: string, fallback?: number): number => {
     const v = o[key] ?? fallback;
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
@@ -46,7 +74,7 @@ export function configFromHf(json: unknown, source = 'config.json'): GptConfig {
   if (act !== 'gelu_new' && act !== 'gelu') {
     throw new InvalidArgument(`${source}: \`activation_function\` must be gelu_new or gelu, got ${JSON.stringify(act)}`);
   }
-  const config: GptConfig = {
+  const config: Gpt2Config = {
     nEmbd: int('n_embd'),
     nLayer: int('n_layer'),
     nHead: int('n_head'),
@@ -61,8 +89,8 @@ export function configFromHf(json: unknown, source = 'config.json'): GptConfig {
   return config;
 }
 
-/** The Hugging Face `config.json` object for a config (what `save_pretrained` writes). */
-export function configToHf(config: GptConfig, extra: Record<string, unknown> = {}): Record<string, unknown> {
+/** The Hugging Face `config.json` object for a GPT-2 config (what `save_pretrained` writes). */
+export function configToHf(config: Gpt2Config, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     architectures: ['GPT2LMHeadModel'],
     model_type: 'gpt2',
@@ -87,10 +115,12 @@ export function configToHf(config: GptConfig, extra: Record<string, unknown> = {
 }
 
 /**
- * Every tensor of a GPT-2 checkpoint with its shape, in Hugging Face names
- * (without the `transformer.` prefix). Conv1D weights are [in, out].
+ * Every tensor of a checkpoint with its shape, in Hugging Face names: GPT-2's
+ * without the `transformer.` prefix, Conv1D weights [in, out]; the Llama
+ * family's as llamaTensorShapes gives them.
  */
 export function hfTensorShapes(config: GptConfig): Map<string, number[]> {
+  if (config.family === 'llama') return llamaTensorShapes(config);
   const d = config.nEmbd;
   const shapes = new Map<string, number[]>([
     ['wte.weight', [config.vocabSize, d]],

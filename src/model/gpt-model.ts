@@ -1,7 +1,8 @@
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { GptConfig } from './gpt-config.js';
-import { disposeWeights, type GptWeights, parameterCount, weightsFromHost } from './gpt-weights.js';
-import { readGpt2Folder } from './checkpoint/hf-gpt2-folder.js';
+import { assertWeightsFit, disposeWeights, type GptWeights, parameterCount, weightsFromHost } from './gpt-weights.js';
+import { readModelFolder } from './checkpoint/hf-model-folder.js';
+import { CONFIG_FILE, readModelConfig } from './checkpoint/model-files.js';
 import { loadTokenizer } from './tokenizer/load-tokenizer.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
 
@@ -21,10 +22,15 @@ export class GptModel {
     }
   }
 
-  /** Loads a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer files). */
+  /**
+   * Loads a Hugging Face model folder, GPT-2 or Llama family (config.json,
+   * model.safetensors or its shards, tokenizer files).
+   * @throws ResourceExhausted, before reading the weights, if they cannot fit the backend.
+   */
   static async load(dir: string): Promise<GptModel> {
     const path = resolve(dir);
-    const [ckpt, tokenizer] = await Promise.all([readGpt2Folder(path), loadTokenizer(path)]);
+    assertWeightsFit(await readModelConfig(path), undefined, join(path, CONFIG_FILE));
+    const [ckpt, tokenizer] = await Promise.all([readModelFolder(path), loadTokenizer(path)]);
     return new GptModel(ckpt.config, weightsFromHost(ckpt.config, ckpt.tensors), tokenizer, basename(path), path);
   }
 

@@ -1,17 +1,28 @@
 import * as tf from '@tensorflow/tfjs';
-import type { GptConfig } from './gpt-config.js';
+import { FailedPrecondition, ResourceExhausted } from '../common/errors.js';
+import type { Gpt2Config, GptConfig, LlamaConfig } from './gpt-config.js';
 import { hfTensorShapes } from './gpt-config.js';
+import { disposeLlamaWeights, type LlamaWeights, llamaWeightsFromHost } from './llama-weights.js';
 
-/** A Conv1D-style projection: y = x @ weight + bias, weight stored [in, out] as in Hugging Face GPT-2. */
-export interface Linear {
+/**
+ * A projection y = x @ weight (+ bias), weight stored [in, out] as in Hugging
+ * Face GPT-2's Conv1D (nn.Linear's [out, in] weights are transposed at load:
+ * a plain matMul is far faster on wasm than a transposeB one).
+ */
+export interface Projection {
   weight: tf.Tensor2D;
-  bias: tf.Tensor1D;
+  bias?: tf.Tensor1D;
   /**
    * weight transposed ([out, in]), present only on frozen weights during
    * training: it lets the backward pass avoid a transposeB matMul, which is
    * about 10x slower than a plain one on the wasm backend.
    */
   weightT?: tf.Tensor2D;
+}
+
+/** A projection with a bias, as all of GPT-2's are. */
+export interface Linear extends Projection {
+  bias: tf.Tensor1D;
 }
 
 export interface LayerNormWeights {
@@ -30,7 +41,9 @@ export interface BlockWeights {
 }
 
 /** All weights of a GPT-2 model, resident on the active backend. */
-export interface GptWeights {
+export interface Gpt2Weights {
+  /** GPT-2 when absent too. */
+  family?: 'gpt2';
   /** Token embeddings [vocab, d]; also the tied LM head. */
   wte: tf.Tensor2D;
   /** wte transposed [d, vocab]: the LM head as a plain (fast) matMul. */
@@ -41,11 +54,47 @@ export interface GptWeights {
   ln_f: LayerNormWeights;
 }
 
+/** A model's weights: GPT-2's, or the Llama family's (llama-weights.ts); `family` tells them apart as in GptConfig. */
+export type GptWeights = Gpt2Weights | LlamaWeights;
+
+export type { LlamaWeights } from './llama-weights.js';
+
 /** Host-side arrays by Hugging Face name, as checkpoints hold them. */
 export type HostTensors = Map<string, { shape: number[]; data: Float32Array }>;
 
-/** Uploads a checkpoint's arrays to the backend. The caller owns the result (see disposeWeights). */
+/** The wasm backend's heap: WebAssembly memory is 32-bit addressed (4 GiB). */
+export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
+
+/**
+ * Uploads a checkpoint's arrays to the backend. The caller owns the result (see disposeWeights).
+ * @throws ResourceExhausted if the weights cannot fit the backend (see assertWeightsFit).
+ */
+export function weightsFromHost(config: Gpt2Config, host: HostTensors): Gpt2Weights;
+export function weightsFromHost(config: LlamaConfig, host: HostTensors): LlamaWeights;
+export function weightsFromHost(config: GptConfig, host: HostTensors): GptWeights;
 export function weightsFromHost(config: GptConfig, host: HostTensors): GptWeights {
+  assertWeightsFit(config);
+  if (config.family === 'llama') return llamaWeightsFromHost(config, host);
+  return gpt2WeightsFromHost(config, host);
+}
+
+/**
+ * The weights as GPT-2's, for what only GPT-2 has so far (fine-tuning,
+ * last_layers adapters, merging LoRA into the weights).
+ * @throws FailedPrecondition naming `what` for a Llama-family model.
+ */
+export function gpt2Weights(weights: GptWeights, what: string): Gpt2Weights {
+  if (weights.family === 'llama') throw new FailedPrecondition(`${what} is not implemented for Llama-family models yet`);
+  return weights;
+}
+
+/** The config as GPT-2's; see gpt2Weights. @throws FailedPrecondition naming `what` for a Llama-family model. */
+export function gpt2Config(config: GptConfig, what: string): Gpt2Config {
+  if (config.family === 'llama') throw new FailedPrecondition(`${what} is not implemented for Llama-family models yet (model_type ${config.modelType})`);
+  return config;
+}
+
+function gpt2WeightsFromHost(config: Gpt2Config, host: HostTensors): Gpt2Weights {
   const t = (name: string): tf.Tensor => {
     const h = host.get(name);
     if (!h) throw new Error(`missing tensor \`${name}\``);
@@ -68,8 +117,8 @@ export function weightsFromHost(config: GptConfig, host: HostTensors): GptWeight
   return { wte, wteT: tf.transpose(wte), wpe: t('wpe.weight') as tf.Tensor2D, blocks, ln_f: ln('ln_f') };
 }
 
-/** Hugging Face name -> tensor for every weight (wteT excluded: it is derived). */
-export function namedWeights(weights: GptWeights): Map<string, tf.Tensor> {
+/** Hugging Face name -> tensor for every weight of a GPT-2 model (wteT excluded: it is derived). */
+export function namedWeights(weights: Gpt2Weights): Map<string, tf.Tensor> {
   const out = new Map<string, tf.Tensor>([
     ['wte.weight', weights.wte],
     ['wpe.weight', weights.wpe],
@@ -100,8 +149,8 @@ export function blockNamed(b: BlockWeights): Record<string, tf.Tensor> {
   };
 }
 
-/** Reads every weight back to the host (await data(), never dataSync). */
-export async function weightsToHost(weights: GptWeights): Promise<HostTensors> {
+/** Reads every weight of a GPT-2 model back to the host (await data(), never dataSync). */
+export async function weightsToHost(weights: Gpt2Weights): Promise<HostTensors> {
   const out: HostTensors = new Map();
   for (const [name, t] of namedWeights(weights)) {
     out.set(name, { shape: t.shape.slice(), data: (await t.data()) as Float32Array });
@@ -111,6 +160,10 @@ export async function weightsToHost(weights: GptWeights): Promise<HostTensors> {
 
 /** Frees every tensor of the weights, derived ones included. */
 export function disposeWeights(weights: GptWeights): void {
+  if (weights.family === 'llama') {
+    disposeLlamaWeights(weights);
+    return;
+  }
   for (const t of namedWeights(weights).values()) t.dispose();
   weights.wteT.dispose();
   for (const b of weights.blocks) {
@@ -123,4 +176,26 @@ export function parameterCount(config: GptConfig): number {
   let n = 0;
   for (const shape of hfTensorShapes(config).values()) n += shape.reduce((a, b) => a * b, 1);
   return n;
+}
+
+/** Bytes the weights occupy on the backend: float32 parameters plus the transposed tied LM head. */
+export function residentWeightBytes(config: GptConfig): number {
+  const tied = config.family !== 'llama' || config.tieWordEmbeddings;
+  return 4 * (parameterCount(config) + (tied ? config.vocabSize * config.nEmbd : 0));
+}
+
+/**
+ * Fails before anything is read or allocated when the weights cannot fit the
+ * active backend: on wasm, all tensors live in one 4 GiB heap. `source`
+ * (the model's config.json) prefixes the message.
+ * @throws ResourceExhausted naming the model's size and the limit.
+ */
+export function assertWeightsFit(config: GptConfig, backend = tf.getBackend(), source?: string): void {
+  const bytes = residentWeightBytes(config);
+  if (backend !== 'wasm' || bytes <= WASM_HEAP_BYTES) return;
+  const gib = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GiB`;
+  throw new ResourceExhausted(
+    `${source ? `${source}: ` : ''}the model's weights take ${gib(bytes)} as float32 (${parameterCount(config)} parameters), ` +
+      `more than the wasm backend's ${gib(WASM_HEAP_BYTES)} heap: use a smaller model or another backend`,
+  );
 }

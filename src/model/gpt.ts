@@ -1,15 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import type { GptConfig } from './gpt-config.js';
 import type { BlockWeights, GptWeights, LayerNormWeights } from './gpt-weights.js';
-import { gelu, layerNorm, linear } from './layers.js';
-import { causalSelfAttention, MASKED } from './attention.js';
+import { linear } from './layers.js';
+import { attentionHeads, causalSelfAttention, MASKED } from './attention.js';
 import { type DecodeCache, KvCache, type LayerKv } from './kv-cache.js';
 import { PagedKvCache } from './paged-kv-cache.js';
 import { loraDelta, type LoraTrainingOptions, type RowSegment } from './lora.js';
 import type { LoraStackCache } from './lora-stack.js';
-import { embed, matMul, matMulFrozen, recordingGradients } from './matmul.js';
-import { hostEmbed } from './kernels/host-kernels.js';
-import { onHostBackend } from './kernels/host-memory.js';
+import type { DecoderParts, Project } from './decoder-parts.js';
+import { gpt2Parts } from './gpt2-parts.js';
+import { llamaParts } from './llama-parts.js';
+import { recordingGradients } from './matmul.js';
 
 /** A batch of token rows, flattened row-major ([batch * length]). */
 export interface ForwardInput {
@@ -26,13 +27,13 @@ export interface ForwardInput {
 }
 
 export interface ForwardOptions {
-  /** Generation: earlier columns are read from it and the new ones appended to it. */
+  /** Generation: earlier columns are read from it and the new ones appended to it (the paged cache: GPT-2 only). */
   cache?: DecodeCache;
-  /** Rows grouped by LoRA adapter; rows outside every segment use the base model. */
+  /** Rows grouped by LoRA adapter (GPT-2 only, so far); rows outside every segment use the base model. */
   segments?: RowSegment[];
-  /** Replacement weights for some blocks (a `last_layers` adapter), by layer index. */
+  /** Replacement weights for some blocks (a `last_layers` adapter, GPT-2 only), by layer index. */
   blockOverrides?: Map<number, BlockWeights>;
-  /** Replacement final layer norm (a `last_layers` adapter). */
+  /** Replacement final layer norm (a `last_layers` adapter, GPT-2 only). */
   lnF?: LayerNormWeights;
   /** Training: LoRA dropout. */
   loraTraining?: LoraTrainingOptions;
@@ -44,13 +45,15 @@ export interface ForwardOptions {
    * hidden states [batch*length, d] (training picks the rows it needs first).
    */
   output?: 'logits' | 'last' | 'hidden';
-  /** Train the embeddings (pretraining): routes their gradients around ops wasm lacks. */
+  /** Train the embeddings (pretraining, GPT-2): routes their gradients around ops wasm lacks. */
   trainEmbeddings?: boolean;
 }
 
 /**
- * The GPT-2 forward pass. With a cache, the cache is updated in place (its old
- * tensors are freed); every other intermediate is freed before returning.
+ * The decoder's forward pass, GPT-2 or Llama family (the config's `family`
+ * picks the parts, see decoder-parts.ts). With a cache, the cache is updated
+ * in place (its old tensors are freed); every other intermediate is freed
+ * before returning.
  */
 export function forward(config: GptConfig, weights: GptWeights, input: ForwardInput, options: ForwardOptions = {}): tf.Tensor2D {
   const { batch, length } = input;
@@ -62,33 +65,27 @@ export function forward(config: GptConfig, weights: GptWeights, input: ForwardIn
   const segments = options.segments ?? [];
   const present: LayerKv[] = [];
   const out = tf.tidy(() => {
-    const ids = tf.tensor1d(input.ids, 'int32');
-    const pos = tf.tensor1d(input.positions, 'int32');
-    let x: tf.Tensor2D;
-    if (options.trainEmbeddings) x = tf.add(embed(weights.wte, ids), embed(weights.wpe, pos));
-    else if (!recordingGradients() && onHostBackend()) x = hostEmbed(weights.wte, weights.wpe, ids, pos);
-    else x = tf.add(tf.gather(weights.wte, ids), tf.gather(weights.wpe, pos));
-    const biasT = bias && tf.tensor4d(bias, [batch, 1, length, past + length]);
-    const eps = config.layerNormEpsilon;
-    const adapted = (h: tf.Tensor2D, y: tf.Tensor2D, key: string): tf.Tensor2D => {
+    const project: Project = (h, p, key) => {
+      const y = linear(h, p);
       const delta = loraDelta(h, key, segments, length, y.shape[1], options.loraTraining, options.loraStacks);
       return delta ? (tf.add(y, delta) as tf.Tensor2D) : y;
     };
+    const parts = decoderParts(config, weights, input, options, project);
+    let x = parts.embed(tf.tensor1d(input.ids, 'int32'), tf.tensor1d(input.positions, 'int32'));
+    const biasT = bias && tf.tensor4d(bias, [batch, 1, length, past + length]);
+    const heads = attentionHeads(config);
     const block = (i: number, x: tf.Tensor2D): tf.Tensor2D => {
-      const blk = options.blockOverrides?.get(i) ?? weights.blocks[i];
-      const h1 = layerNorm(x, blk.ln_1, eps);
-      const qkv = adapted(h1, linear(h1, blk.c_attn), `${i}.attn.c_attn`);
+      const qkv = parts.qkv(i, parts.attnNorm(i, x));
       let y: tf.Tensor2D;
-      if (paged) y = paged.attend(i, qkv, input);
+      // The paged cache reads GPT-2's fused c_attn rows (decoderParts refuses it for the Llama family).
+      if (paged && 'fused' in qkv) y = paged.attend(i, qkv.fused, input);
       else {
-        const attn = causalSelfAttention(qkv, batch, length, config.nHead, cache?.layers[i], biasT!);
+        const attn = causalSelfAttention(qkv, batch, length, heads, cache?.layers[i], biasT!);
         y = attn.y;
         if (cache) present.push({ kT: tf.keep(attn.kv.kT), v: tf.keep(attn.kv.v) });
       }
-      const mid = tf.add(x, adapted(y, linear(y, blk.attn_c_proj), `${i}.attn.c_proj`)) as tf.Tensor2D;
-      const h2 = layerNorm(mid, blk.ln_2, eps);
-      const m = gelu(adapted(h2, linear(h2, blk.c_fc), `${i}.mlp.c_fc`), config.activationFunction);
-      return tf.add(mid, adapted(m, linear(m, blk.mlp_c_proj), `${i}.mlp.c_proj`)) as tf.Tensor2D;
+      const mid = tf.add(x, parts.attnOut(i, y)) as tf.Tensor2D;
+      return tf.add(mid, parts.mlp(i, parts.mlpNorm(i, mid))) as tf.Tensor2D;
     };
     // Inference frees each block's intermediates as it ends: a long prefill
     // (GPT-2 small, 64 prompts of 32 tokens) otherwise held every layer's
@@ -104,13 +101,13 @@ export function forward(config: GptConfig, weights: GptWeights, input: ForwardIn
       x = tf.tidy(() => block(i, prev));
       prev.dispose();
     }
-    x = layerNorm(x, options.lnF ?? weights.ln_f, eps);
+    x = parts.finalNorm(x);
     if (options.output === 'hidden') return x;
     if (options.output === 'last' && length > 1) {
       const last = Int32Array.from({ length: batch }, (_, b) => b * length + length - 1);
       x = tf.gather(x, tf.tensor1d(last, 'int32'));
     }
-    return lmHead(x, weights, options.trainEmbeddings ?? false);
+    return parts.lmHead(x);
   });
   if (cache) {
     present.forEach((kv, i) => cache.setLayer(i, kv));
@@ -120,10 +117,26 @@ export function forward(config: GptConfig, weights: GptWeights, input: ForwardIn
   return out;
 }
 
-/** Logits [rows, vocab] from final hidden states, through the LM head tied to wte. */
-export function lmHead(x: tf.Tensor2D, weights: GptWeights, trainEmbeddings = false): tf.Tensor2D {
-  // Frozen: wteT is the precomputed transpose. Trained: derive it in the graph so the gradient reaches wte.
-  return trainEmbeddings ? matMul(x, tf.transpose(weights.wte) as tf.Tensor2D) : matMulFrozen(x, weights.wteT, weights.wte);
+/**
+ * The family's parts for this pass. The Llama family runs on generic tfjs ops
+ * and the tensor KvCache for now: the paged cache, LoRA and last_layers
+ * adapters, and embedding training are GPT-2's only, and refused here rather
+ * than half applied.
+ */
+function decoderParts(config: GptConfig, weights: GptWeights, input: ForwardInput, options: ForwardOptions, project: Project): DecoderParts {
+  if (config.family !== 'llama') {
+    if (weights.family === 'llama') throw new Error('GPT-2 config with Llama-family weights');
+    return gpt2Parts(config, weights, project, options);
+  }
+  if (weights.family !== 'llama') throw new Error('Llama-family config with GPT-2 weights');
+  const refuse = (what: string) => {
+    throw new Error(`${what} is not implemented for Llama-family models yet (model_type ${config.modelType})`);
+  };
+  if (options.cache instanceof PagedKvCache) refuse('the paged KV cache');
+  if (options.segments?.some((s) => s.lora)) refuse('LoRA');
+  if (options.blockOverrides || options.lnF) refuse('a last_layers adapter');
+  if (options.trainEmbeddings) refuse('training the embeddings');
+  return llamaParts(config, weights, input.positions, project);
 }
 
 /** The additive attention mask [batch, 1, length, past + length] on the host. */

@@ -161,15 +161,20 @@ export type KvCacheKind = 'auto' | 'paged' | 'tensor';
 /** A decoder's KV cache: tensors (any backend) or pages in host memory (wasm, cpu). */
 export type DecodeCache = KvCache | PagedKvCache;
 
-/** Whether `auto` picks the paged cache for this model on the current backend. */
+/**
+ * Whether `auto` picks the paged cache for this model on the current backend.
+ * Its kernel reads GPT-2's fused c_attn rows (one key/value head per query
+ * head, no rotary positions), so Llama-family models keep the tensor cache.
+ */
 export function pagedCacheApplies(config: GptConfig): boolean {
-  return onHostBackend() && KvArena.supports(config.nEmbd, config.nHead);
+  return config.family !== 'llama' && onHostBackend() && KvArena.supports(config.nEmbd, config.nHead);
 }
 
 /** An empty cache of `batch` rows of the given kind. */
 export function createKvCache(config: GptConfig, batch: number, kind: KvCacheKind = 'auto'): DecodeCache {
   const paged = kind === 'paged' || (kind === 'auto' && pagedCacheApplies(config));
   if (!paged) return new KvCache(batch);
+  if (config.family === 'llama') throw new Error(`the paged KV cache does not hold Llama-family models yet (model_type ${config.modelType}): use \`auto\` or \`tensor\``);
   if (!onHostBackend()) throw new Error(`the paged KV cache needs a host-memory backend (wasm, cpu), not ${tf.getBackend()}`);
   return PagedKvCache.empty(kvArenaFor(config.nEmbd, config.nHead, config.nPositions), config.nLayer, batch);
 }

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { LayerNormWeights, Linear } from './gpt-weights.js';
+import type { LayerNormWeights, Projection } from './gpt-weights.js';
+import type { RmsNormWeights } from './llama-weights.js';
 import { matMul, matMulFrozen, recordingGradients } from './matmul.js';
 import { hostLayerNorm } from './kernels/host-kernels.js';
 import { onHostBackend } from './kernels/host-memory.js';
@@ -12,6 +13,19 @@ export function layerNorm(x: tf.Tensor2D, w: LayerNormWeights, eps: number): tf.
     const { mean, variance } = tf.moments(x, -1, true);
     return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(w.weight).add(w.bias) as tf.Tensor2D;
   });
+}
+
+/**
+ * RMSNorm over the last axis (Llama's, T5's): x / sqrt(mean(x^2) + eps) * weight,
+ * float32 throughout as transformers computes it whatever the model's dtype.
+ */
+export function rmsNorm<T extends tf.Tensor>(x: T, w: RmsNormWeights, eps: number): T {
+  return tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w.weight) as T);
+}
+
+/** The SwiGLU gate: silu(gate) * up, silu(g) = g * sigmoid(g). */
+export function swiGlu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D);
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);
@@ -28,12 +42,12 @@ export function gelu(x: tf.Tensor2D, kind: 'gelu_new' | 'gelu'): tf.Tensor2D {
 }
 
 /**
- * y = x @ W + b on 2D input, with transpose-free gradients (see matmul.ts);
+ * y = x @ W (+ b) on 2D input, with transpose-free gradients (see matmul.ts);
  * frozen weights that carry `weightT` reuse that precomputed transpose.
  */
-export function linear(x: tf.Tensor2D, lin: Linear): tf.Tensor2D {
+export function linear(x: tf.Tensor2D, lin: Projection): tf.Tensor2D {
   // Inference: one fused matMul + bias kernel.
   if (!recordingGradients()) return tf.fused.matMul({ a: x, b: lin.weight, bias: lin.bias }) as tf.Tensor2D;
   const y = lin.weightT ? matMulFrozen(x, lin.weight, lin.weightT) : matMul(x, lin.weight);
-  return tf.add(y, lin.bias) as tf.Tensor2D;
+  return lin.bias ? (tf.add(y, lin.bias) as tf.Tensor2D) : y;
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgument } from '../common/errors.js';
-import type { BlockWeights, GptWeights, Linear } from './gpt-weights.js';
+import { type BlockWeights, type Gpt2Weights, gpt2Weights, type GptWeights, type Linear } from './gpt-weights.js';
 import { LORA_TARGETS, type LoraTarget, type LoraWeights } from './lora.js';
 
 /**
@@ -14,7 +14,7 @@ import { LORA_TARGETS, type LoraTarget, type LoraWeights } from './lora.js';
 /** Weights with an adapter merged in (or out), and how to free what that created. */
 export interface MergedWeights {
   /** Shares every tensor the adapter does not touch with the input weights. */
-  weights: GptWeights;
+  weights: Gpt2Weights;
   /**
    * Frees the tensors the merge created (adapted projection weights and their
    * transposes), never the shared ones; do not call disposeWeights on `weights`.
@@ -33,7 +33,8 @@ const FIELD: Record<LoraTarget, 'c_attn' | 'attn_c_proj' | 'c_fc' | 'mlp_c_proj'
  * New weights equal to `base` with `lora` merged in; `base` and `lora` are not
  * modified. Forward passes on the result without segments give what forward on
  * `base` with the adapter in a segment gives (up to float error).
- * @throws InvalidArgument if a module of the adapter does not fit the weights.
+ * @throws InvalidArgument if a module of the adapter does not fit the weights;
+ *   FailedPrecondition for a Llama-family model.
  */
 export function mergeLora(base: GptWeights, lora: LoraWeights): MergedWeights {
   return applyLora(base, lora, 1);
@@ -48,7 +49,8 @@ export function unmergeLora(merged: GptWeights, lora: LoraWeights): MergedWeight
   return applyLora(merged, lora, -1);
 }
 
-function applyLora(weights: GptWeights, lora: LoraWeights, sign: 1 | -1): MergedWeights {
+function applyLora(model: GptWeights, lora: LoraWeights, sign: 1 | -1): MergedWeights {
+  const weights = gpt2Weights(model, 'merging a LoRA adapter');
   const plan: { layer: number; field: (typeof FIELD)[LoraTarget]; lin: Linear; a: tf.Tensor2D; b: tf.Tensor2D }[] = [];
   for (const [key, m] of lora.modules) {
     const dot = key.indexOf('.');

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InvalidArgument } from '../common/errors.js';
 import type { Adapter } from '../model/adapter.js';
 import type { GptConfig } from '../model/gpt-config.js';
-import type { GptWeights } from '../model/gpt-weights.js';
+import { gpt2Weights, type GptWeights } from '../model/gpt-weights.js';
 import { forward } from '../model/gpt.js';
 import { evaluationBatches } from './data/batcher.js';
 import type { TokenSequence } from './data/token-sequence.js';
@@ -36,6 +36,7 @@ export interface EvaluateLossOptions extends HeadLossOptions {
  * adapter) over `sequences`, teacher forcing, no gradients. Only positions
  * whose loss mask is set count, weighted by it (the SFT training loss, on
  * other data). Sums stay on the backend until one readback at the end.
+ * @throws FailedPrecondition for a Llama-family model (not yet).
  */
 export async function evaluateLoss(
   config: GptConfig,
@@ -43,6 +44,7 @@ export async function evaluateLoss(
   sequences: readonly TokenSequence[],
   options: EvaluateLossOptions,
 ): Promise<LossEvaluation> {
+  const head = gpt2Weights(weights, 'loss evaluation'); // its LM-head sums take GPT-2's tied wte
   let sums: tf.Tensor1D = tf.zeros([2]);
   let tokens = 0;
   try {
@@ -56,7 +58,7 @@ export async function evaluateLoss(
           output: 'hidden',
         });
         const picked = tf.gather(hidden, tf.tensor1d(sel.rows, 'int32')) as tf.Tensor2D;
-        const batchSums = lmHeadEvalSums(picked, weights, tf.tensor1d(sel.targets, 'int32'), tf.tensor1d(sel.weights), options);
+        const batchSums = lmHeadEvalSums(picked, head, tf.tensor1d(sel.targets, 'int32'), tf.tensor1d(sel.weights), options);
         return tf.add(sums, batchSums) as tf.Tensor1D;
       });
       sums.dispose();

@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { InvalidArgument } from '../common/errors.js';
 import { Rng } from '../common/rng.js';
 import type { Adapter, LoraAdapterConfig } from '../model/adapter.js';
-import type { GptConfig } from '../model/gpt-config.js';
-import type { BlockWeights, GptWeights, LayerNormWeights, Linear } from '../model/gpt-weights.js';
+import type { Gpt2Config, GptConfig } from '../model/gpt-config.js';
+import { type BlockWeights, type Gpt2Weights, gpt2Config, gpt2Weights, type GptWeights, type LayerNormWeights, type Linear } from '../model/gpt-weights.js';
 import { LORA_TARGETS, loraScale, type LoraModule, type LoraTarget, type LoraWeights } from '../model/lora.js';
 import type { OptimizedParameter } from './adamw.js';
 
@@ -45,7 +45,7 @@ export interface Trainable {
    * tensors, plus `weightT` on every frozen projection gradients flow through
    * (the backward pass then avoids transposed matMuls, see model/matmul.ts).
    */
-  readonly weights: GptWeights;
+  readonly weights: Gpt2Weights;
   /** The adapter over the live variables (no copy), for forward passes during training. */
   readonly live: Adapter;
   /** Number of trainable scalars. */
@@ -68,19 +68,22 @@ export interface TrainableOptions {
   baseModel?: string;
 }
 
-/** Builds the trainable parameters of `method` over `weights` (validated against `config`). */
+/**
+ * Builds the trainable parameters of `method` over `weights` (validated against `config`).
+ * @throws FailedPrecondition for a Llama-family model (GPT-2's modules only, so far).
+ */
 export function createTrainable(
   config: GptConfig,
   weights: GptWeights,
   method: TrainMethod,
   options: TrainableOptions,
 ): Trainable {
-  return method.kind === 'lora'
-    ? loraTrainable(config, weights, method, options)
-    : lastLayersTrainable(config, weights, method, options);
+  const gpt2 = gpt2Config(config, 'fine-tuning');
+  const base = gpt2Weights(weights, 'fine-tuning');
+  return method.kind === 'lora' ? loraTrainable(gpt2, base, method, options) : lastLayersTrainable(gpt2, base, method, options);
 }
 
-function loraTrainable(config: GptConfig, weights: GptWeights, method: LoraMethod, options: TrainableOptions): Trainable {
+function loraTrainable(config: Gpt2Config, weights: Gpt2Weights, method: LoraMethod, options: TrainableOptions): Trainable {
   const targets: LoraTarget[] = method.targetModules?.length ? [...method.targetModules] : ['attn.c_attn'];
   validateLora(method, targets);
   const rng = new Rng(options.seed);
@@ -126,8 +129,8 @@ function loraTrainable(config: GptConfig, weights: GptWeights, method: LoraMetho
 }
 
 function lastLayersTrainable(
-  config: GptConfig,
-  weights: GptWeights,
+  config: Gpt2Config,
+  weights: Gpt2Weights,
   method: LastLayersMethod,
   options: TrainableOptions,
 ): Trainable {
@@ -188,7 +191,7 @@ function lastLayersTrainable(
 function trainable(
   method: TrainMethod,
   params: OptimizedParameter[],
-  weights: GptWeights,
+  weights: Gpt2Weights,
   created: tf.Tensor[],
   live: Adapter,
   exportAdapter: () => Adapter,
@@ -226,7 +229,7 @@ function trainable(
  * `fromLayer` and up (where gradients pass through frozen projections).
  * Returns the view and the transposes created (existing ones are reused).
  */
-function frozenView(weights: GptWeights, fromLayer: number): { view: GptWeights; created: tf.Tensor[] } {
+function frozenView(weights: Gpt2Weights, fromLayer: number): { view: Gpt2Weights; created: tf.Tensor[] } {
   const created: tf.Tensor[] = [];
   const withT = (l: Linear): Linear => {
     if (l.weightT) return l;

@@ -1,13 +1,13 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { GptConfig } from '../../src/model/gpt-config.js';
+import type { Gpt2Config } from '../../src/model/gpt-config.js';
 import { randomGpt2Tensors, writeGpt2Folder } from '../../src/model/checkpoint/hf-gpt2-folder.js';
-import { type GptWeights, weightsFromHost } from '../../src/model/gpt-weights.js';
+import { type Gpt2Weights, weightsFromHost } from '../../src/model/gpt-weights.js';
 import { initBackend } from '../../src/model/backend.js';
 
 /** A tiny GPT-2 shape for tests: 2 layers, width 32, 4 heads, 64 positions, byte-level vocab (257). */
-export const TINY: GptConfig = {
+export const TINY: Gpt2Config = {
   nEmbd: 32,
   nLayer: 2,
   nHead: 4,
@@ -24,12 +24,12 @@ export async function testBackend(): Promise<string> {
 }
 
 /** Seeded random weights on the backend. */
-export function tinyWeights(config: GptConfig = TINY, seed = 1): GptWeights {
+export function tinyWeights(config: Gpt2Config = TINY, seed = 1): Gpt2Weights {
   return weightsFromHost(config, randomGpt2Tensors(config, seed));
 }
 
 /** Writes a seeded random model folder (HF layout) into a fresh temp dir and returns its path. */
-export async function tinyModelFolder(config: GptConfig = TINY, seed = 1): Promise<string> {
+export async function tinyModelFolder(config: Gpt2Config = TINY, seed = 1): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'gentune-tiny-'));
   await writeGpt2Folder(dir, config, randomGpt2Tensors(config, seed));
   return dir;

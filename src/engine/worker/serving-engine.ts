@@ -15,7 +15,7 @@ import { Unavailable } from '../../common/errors.js';
 import { type BackendInfo, type BackendName, deviceMemory, initBackend } from '../../model/backend.js';
 import { kvCacheMemory } from '../../model/kernels/kv-arena.js';
 import { autoWasmThreads } from '../../model/wasm-thread-count.js';
-import { readGpt2Config } from '../../model/checkpoint/hf-gpt2-folder.js';
+import { readModelConfig } from '../../model/checkpoint/model-files.js';
 import { GptModel } from '../../model/gpt-model.js';
 import { AdapterRegistry, DEFAULT_ADAPTER_BUDGET_BYTES } from '../adapter-registry.js';
 import { AdapterStore } from '../adapter-store.js';
@@ -65,7 +65,7 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
   const { startedAtMs } = placement;
   // GetServerInfo reports what runs: an embedder's maxConcurrentJobs wins over --max-concurrent-jobs.
   const limits: Limits = { ...config.limits, maxConcurrentJobs: options.maxConcurrentJobs ?? config.limits.maxConcurrentJobs };
-  const wasmThreads = config.wasmThreads === 'auto' ? autoWasmThreads(await readGpt2Config(config.model)) : config.wasmThreads;
+  const wasmThreads = config.wasmThreads === 'auto' ? autoWasmThreads(await readModelConfig(config.model)) : config.wasmThreads;
   const backend = await initBackend(config.backend, { wasmThreads, log: (msg) => log.info(msg) });
   const model = await GptModel.load(config.model);
   log.info({ model: model.name, parameters: model.parameters, backend: backend.name }, 'base model loaded');

@@ -1,10 +1,11 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvalidArgument, NotFound } from '../../common/errors.js';
+import { InvalidArgument } from '../../common/errors.js';
 import { Rng } from '../../common/rng.js';
-import { configFromHf, configToHf, hfTensorShapes } from '../gpt-config.js';
-import type { GptConfig } from '../gpt-config.js';
-import { readSafetensors, writeFileAtomic, writeSafetensors } from './safetensors.js';
+import { configToHf, hfTensorShapes } from '../gpt-config.js';
+import type { Gpt2Config } from '../gpt-config.js';
+import { CONFIG_FILE, matchTensorShapes, MODEL_FILE, readCheckpointTensors, readModelConfig } from './model-files.js';
+import { writeFileAtomic, writeSafetensors } from './safetensors.js';
 import type { HostTensor, SafetensorsDtype } from './safetensors.js';
 
 /**
@@ -14,14 +15,9 @@ import type { HostTensor, SafetensorsDtype } from './safetensors.js';
  * as `GPT2LMHeadModel.save_pretrained` writes them.
  */
 
-/** The tensor file inside a model folder. */
-export const MODEL_FILE = 'model.safetensors';
-/** The config file inside a model folder. */
-export const CONFIG_FILE = 'config.json';
-
 /** A GPT-2 checkpoint in host memory: tensors under bare HF names (no `transformer.`). */
 export interface Gpt2Checkpoint {
-  config: GptConfig;
+  config: Gpt2Config;
   tensors: Map<string, HostTensor>;
 }
 
@@ -49,7 +45,7 @@ const bareName = (name: string): string => (name.startsWith(PREFIX) ? name.slice
  * @throws InvalidArgument naming the file and the tensor.
  */
 export function normalizeGpt2Tensors(
-  config: GptConfig,
+  config: Gpt2Config,
   tensors: Map<string, HostTensor>,
   source: string,
 ): Map<string, HostTensor> {
@@ -60,62 +56,34 @@ export function normalizeGpt2Tensors(
     if (bare.has(key)) throw new InvalidArgument(`${source}: tensor \`${key}\` appears both with and without \`${PREFIX}\``);
     bare.set(key, t);
   }
-  const expected = hfTensorShapes(config);
-  const out = new Map<string, HostTensor>();
-  for (const [name, shape] of expected) {
-    const t = bare.get(name);
-    if (!t) throw new InvalidArgument(`${source}: missing tensor \`${name}\``);
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new InvalidArgument(`${source}: tensor \`${name}\` has shape [${t.shape}], expected [${shape}]`);
-    }
-    const count = shape.reduce((a, b) => a * b, 1);
-    if (!(t.data instanceof Float32Array) || t.data.length !== count) {
-      throw new InvalidArgument(`${source}: tensor \`${name}\` has ${t.data?.length} values, expected ${count}`);
-    }
-    out.set(name, t);
-  }
-  for (const name of bare.keys()) {
-    if (!expected.has(name)) {
-      throw new InvalidArgument(
-        `${source}: unexpected tensor \`${name}\` (config.json describes n_layer=${config.nLayer}, n_embd=${config.nEmbd})`,
-      );
-    }
-  }
-  return out;
+  const note = `config.json describes n_layer=${config.nLayer}, n_embd=${config.nEmbd}`;
+  return matchTensorShapes(hfTensorShapes(config), bare, source, note);
 }
 
 /**
- * Reads a Hugging Face GPT-2 folder (`config.json` + `model.safetensors`).
- * F16/BF16 checkpoints are widened to float32.
+ * Reads a Hugging Face GPT-2 folder (`config.json` + `model.safetensors`, or
+ * its shards). F16/BF16 checkpoints are widened to float32.
  * @throws NotFound if a file is missing; InvalidArgument (naming the file and
- *   the tensor) if config.json is malformed or a tensor is missing, misshapen
- *   or unexpected.
+ *   the tensor) if config.json is malformed or not GPT-2's, or a tensor is
+ *   missing, misshapen or unexpected.
  */
 export async function readGpt2Folder(dir: string): Promise<Gpt2Checkpoint> {
   const config = await readGpt2Config(dir);
-  const modelPath = join(dir, MODEL_FILE);
+  return { config, tensors: await readGpt2Tensors(dir, config) };
+}
+
+/** Reads and checks the weights of a GPT-2 folder whose config is `config` (see readGpt2Folder). */
+export async function readGpt2Tensors(dir: string, config: Gpt2Config): Promise<Map<string, HostTensor>> {
   // Skipped names are not decoded: newer exports may store the mask buffers as BOOL.
-  const { tensors } = await readSafetensors(modelPath, { include: (name) => !IGNORED.test(bareName(name)) });
-  return { config, tensors: normalizeGpt2Tensors(config, tensors, modelPath) };
+  const { tensors, source } = await readCheckpointTensors(dir, (name) => !IGNORED.test(bareName(name)));
+  return normalizeGpt2Tensors(config, tensors, source);
 }
 
 /** Reads and checks a GPT-2 folder's `config.json` alone (the weights stay on disk). */
-export async function readGpt2Config(dir: string): Promise<GptConfig> {
-  const configPath = join(dir, CONFIG_FILE);
-  let text: string;
-  try {
-    text = await readFile(configPath, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFound(`${configPath}: no such file`, { cause: err });
-    throw err;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new InvalidArgument(`${configPath}: not valid JSON (${(err as Error).message})`, { cause: err });
-  }
-  return configFromHf(json, configPath);
+export async function readGpt2Config(dir: string): Promise<Gpt2Config> {
+  const config = await readModelConfig(dir);
+  if (config.family === 'llama') throw new InvalidArgument(`${join(dir, CONFIG_FILE)}: \`model_type\` ${config.modelType} is not GPT-2`);
+  return config;
 }
 
 /**
@@ -128,7 +96,7 @@ export async function readGpt2Config(dir: string): Promise<GptConfig> {
  */
 export async function writeGpt2Folder(
   dir: string,
-  config: GptConfig,
+  config: Gpt2Config,
   tensors: Map<string, HostTensor>,
   options: WriteGpt2FolderOptions = {},
 ): Promise<void> {
@@ -148,7 +116,7 @@ export async function writeGpt2Folder(
  * initializes them, LayerNorm weights 1 + N(0, 0.1) and all biases
  * N(0, 0.02), so that tests exercise every parameter. Same seed, same tensors.
  */
-export function randomGpt2Tensors(config: GptConfig, seed: number): Map<string, HostTensor> {
+export function randomGpt2Tensors(config: Gpt2Config, seed: number): Map<string, HostTensor> {
   const rng = new Rng(seed);
   const out = new Map<string, HostTensor>();
   for (const [name, shape] of hfTensorShapes(config)) {

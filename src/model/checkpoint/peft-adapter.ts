@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InvalidArgument, NotFound } from '../../common/errors.js';
 import type { Adapter, LoraAdapterConfig } from '../adapter.js';
 import { type GptConfig, hfTensorShapes } from '../gpt-config.js';
-import { blockNamed, type BlockWeights, type LayerNormWeights } from '../gpt-weights.js';
+import { blockNamed, type BlockWeights, gpt2Config, type LayerNormWeights } from '../gpt-weights.js';
 import { LORA_TARGETS, loraScale, type LoraModule, type LoraTarget } from '../lora.js';
 import { readSafetensors, writeFileAtomic, writeSafetensors, type HostTensor } from './safetensors.js';
 
@@ -89,6 +89,7 @@ function transpose2d(data: ArrayLike<number>, rows: number, cols: number): Float
  *   disagree, a module key is malformed, or its layers differ between targets).
  */
 export async function saveAdapter(dir: string, adapter: Adapter, base?: GptConfig): Promise<void> {
+  if (base) gpt2Config(base, 'an adapter');
   const { config, tensors } = adapter.kind === 'lora' ? await loraFiles(adapter, base) : await lastLayersFiles(adapter, base);
   await writeFolderAtomic(dir, async (tmp) => {
     await writeSafetensors(join(tmp, ADAPTER_WEIGHTS_FILE), tensors, { metadata: { format: 'pt' } });
@@ -223,9 +224,10 @@ export interface LoadAdapterOptions {
  *   field or tensor for an unknown peft_type, an unsupported setting, an unknown
  *   target module, a missing, unexpected or misshapen tensor, a rank that differs
  *   from `r`, a layer index out of range, or a tensor of a module target_modules
- *   does not select.
+ *   does not select; FailedPrecondition for a Llama-family base model (not yet).
  */
 export async function loadAdapter(dir: string, config: GptConfig, options: LoadAdapterOptions = {}): Promise<Adapter> {
+  gpt2Config(config, 'an adapter'); // GPT-2's module names and shapes only, so far
   const configPath = join(dir, ADAPTER_CONFIG_FILE);
   const f = fields(await readJson(configPath, options.blocking ?? false), configPath);
   const peftType = f.raw.peft_type;

@@ -15,13 +15,13 @@ import { rmSync } from 'node:fs';
 import { mkdtemp, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { GptConfig } from '../../../src/model/gpt-config.js';
+import type { Gpt2Config } from '../../../src/model/gpt-config.js';
 import { saveTokenizer } from '../../../src/model/tokenizer/load-tokenizer.js';
 import { byteTokenizer } from '../../helpers/byte-tokenizer.js';
 import { TINY, tinyModelFolder } from '../../helpers/tiny-model.js';
 
 /** Shape of the fixture model. */
-export const FIXTURE_MODEL: GptConfig = { ...TINY, nPositions: 512 };
+export const FIXTURE_MODEL: Gpt2Config = { ...TINY, nPositions: 512 };
 /** Seed of its weights. */
 export const FIXTURE_SEED = 1;
 /** Backend the tests run the engine on (GENTUNE_TEST_BACKEND, default wasm). */

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../../src/common/rng.js';
 import { disposeAdapter } from '../../../src/model/adapter.js';
 import { forward } from '../../../src/model/gpt.js';
-import { disposeWeights, namedWeights, type GptWeights } from '../../../src/model/gpt-weights.js';
+import { disposeWeights, namedWeights, type Gpt2Weights } from '../../../src/model/gpt-weights.js';
 import { AdamW } from '../../../src/training/adamw.js';
 import { adapterForwardOptions, forwardInputOf } from '../../../src/training/batch-input.js';
 import { collate } from '../../../src/training/data/collate.js';
@@ -127,7 +127,7 @@ test('last_layers trains the top blocks and ln_f; decay on projection weights on
   disposeWeights(weights);
 });
 
-async function hostCopy(weights: GptWeights): Promise<Map<string, Float32Array>> {
+async function hostCopy(weights: Gpt2Weights): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   for (const [name, t] of namedWeights(weights)) out.set(name, (await t.data()) as Float32Array);
   return out;

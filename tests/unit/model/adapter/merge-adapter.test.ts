@@ -10,7 +10,7 @@ import { initLoraAdapter } from '../../../../src/model/adapter-init.js';
 import { loadAdapter } from '../../../../src/model/checkpoint/peft-adapter.js';
 import { readGpt2Folder } from '../../../../src/model/checkpoint/hf-gpt2-folder.js';
 import { forward } from '../../../../src/model/gpt.js';
-import { disposeWeights, type GptWeights, namedWeights, weightsFromHost } from '../../../../src/model/gpt-weights.js';
+import { disposeWeights, type Gpt2Weights, namedWeights, weightsFromHost } from '../../../../src/model/gpt-weights.js';
 import { mergeLora, unmergeLora } from '../../../../src/model/merge-adapter.js';
 import { testBackend, TINY, tinyModelFolder } from '../../../helpers/tiny-model.js';
 import { makePeftAdapter, maxAbsDiff, peftLogits, rowInput, take } from './peft-reference.js';
@@ -18,7 +18,7 @@ import { makePeftAdapter, maxAbsDiff, peftLogits, rowInput, take } from './peft-
 const IDS = [5, 17, 200, 33, 9, 120, 64, 1, 250, 77];
 let root: string;
 let modelDir: string;
-let base: GptWeights;
+let base: Gpt2Weights;
 
 before(async () => {
   await testBackend();
@@ -34,7 +34,7 @@ after(async () => {
   await rm(modelDir, { recursive: true, force: true });
 });
 
-async function snapshot(w: GptWeights): Promise<Map<string, Float32Array>> {
+async function snapshot(w: Gpt2Weights): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   for (const [name, t] of namedWeights(w)) out.set(name, (await t.data()) as Float32Array);
   return out;
@@ -76,7 +76,7 @@ test('merged weights give the unmerged adapter\'s logits; unmerge restores the b
 
 test('merging keeps frozen weights\' precomputed transposes in step', async () => {
   const adapter = initLoraAdapter(TINY, { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ['mlp.c_fc'], useRslora: false }, { seed: 3, init: false });
-  const frozen: GptWeights = { ...base, blocks: base.blocks.map((b) => ({ ...b, c_fc: { ...b.c_fc, weightT: tf.transpose(b.c_fc.weight) } })) };
+  const frozen: Gpt2Weights = { ...base, blocks: base.blocks.map((b) => ({ ...b, c_fc: { ...b.c_fc, weightT: tf.transpose(b.c_fc.weight) } })) };
   const merged = mergeLora(frozen, adapter.lora);
   for (const b of merged.weights.blocks) {
     const diff = maxAbsDiff(await b.c_fc.weightT!.data(), await tf.transpose(b.c_fc.weight).data());

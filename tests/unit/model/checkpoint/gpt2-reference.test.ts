@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { GptConfig } from '../../../../src/model/gpt-config.js';
+import type { Gpt2Config } from '../../../../src/model/gpt-config.js';
 import { randomGpt2Tensors, readGpt2Folder, writeGpt2Folder } from '../../../../src/model/checkpoint/hf-gpt2-folder.js';
 import type { HostTensor } from '../../../../src/model/checkpoint/safetensors.js';
 import { writeSafetensors } from '../../../../src/model/checkpoint/safetensors.js';
@@ -13,7 +13,7 @@ import { referenceLogits } from '../../../reference/numpy-reference.js';
 // it is itself checked here against a second, deliberately naive forward pass
 // (plain loops over the HF tensors, float64).
 
-const TINY: GptConfig = {
+const TINY: Gpt2Config = {
   nEmbd: 8,
   nLayer: 2,
   nHead: 2,
@@ -33,7 +33,7 @@ function erf(x: number): number {
   return s * y;
 }
 
-function naiveLogits(config: GptConfig, w: Map<string, HostTensor>, ids: number[]): number[][] {
+function naiveLogits(config: Gpt2Config, w: Map<string, HostTensor>, ids: number[]): number[][] {
   const d = config.nEmbd;
   const hd = d / config.nHead;
   const get = (name: string) => w.get(name)!.data;
@@ -116,7 +116,7 @@ test('the numpy reference gives [T, vocab] logits that match a naive forward pas
 
 test('the numpy reference honours exact gelu, layer_norm_epsilon, the transformer. prefix, F16 and BF16', TIMEOUT, async () => {
   const root = await mkdtemp(join(tmpdir(), 'gentune-reference-'));
-  const config: GptConfig = { ...TINY, nLayer: 1, activationFunction: 'gelu', layerNormEpsilon: 1e-3 };
+  const config: Gpt2Config = { ...TINY, nLayer: 1, activationFunction: 'gelu', layerNormEpsilon: 1e-3 };
   const tensors = randomGpt2Tensors(config, 12);
   // N(0, 0.02) weights keep MLP inputs near 0, where the two gelus agree to 1e-8: widen them.
   tensors.get('h.0.mlp.c_fc.weight')!.data.forEach((x, i, a) => (a[i] = 40 * x));

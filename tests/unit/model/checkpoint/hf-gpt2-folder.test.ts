@@ -4,7 +4,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgument, NotFound } from '../../../../src/common/errors.js';
-import type { GptConfig } from '../../../../src/model/gpt-config.js';
+import type { Gpt2Config } from '../../../../src/model/gpt-config.js';
 import { hfTensorShapes } from '../../../../src/model/gpt-config.js';
 import { randomGpt2Tensors, readGpt2Folder, writeGpt2Folder } from '../../../../src/model/checkpoint/hf-gpt2-folder.js';
 import { float16ToFloat32, float32ToFloat16 } from '../../../../src/model/checkpoint/dtype.js';
@@ -12,7 +12,7 @@ import { readSafetensors, writeSafetensors } from '../../../../src/model/checkpo
 import type { HostTensor } from '../../../../src/model/checkpoint/safetensors.js';
 import { referenceLogits } from '../../../reference/numpy-reference.js';
 
-const TINY: GptConfig = {
+const TINY: Gpt2Config = {
   nEmbd: 8,
   nLayer: 2,
   nHead: 2,
