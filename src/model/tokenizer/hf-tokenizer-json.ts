@@ -1,4 +1,5 @@
 import { InvalidArgument } from '../../common/errors.js';
+import { BYTE_TO_UNICODE } from './bytes-to-unicode.js';
 import { isObject } from './json-file.js';
 import { metaspaceReplacement } from './token-byte-decoding.js';
 
@@ -69,11 +70,42 @@ export function checkHfTokenizerJson(root: unknown, file: string): HfTokenizerJs
   }
   checkComponent(root['normalizer'], 'normalizer', 'normalizers', file);
   checkComponent(root['pre_tokenizer'], 'pre_tokenizer', 'pretokenizers', file);
+  checkCoverage(model, vocab as Record<string, number>, usesByteLevel(root['pre_tokenizer']), file);
   const added = addedTokens(root['added_tokens'], vocab as Record<string, number>, file);
   for (const token of added) place(token.content, token.id);
   // Dense, so that `tokens.length` is the vocabulary size and holes read as undefined.
   for (let id = 0; id < tokens.length; id++) tokens[id] ??= undefined;
   return { root, addedTokens: added, tokens, template: templateTokens(root['post_processor'], file) };
+}
+
+/**
+ * Every text must have an encoding. A character outside the vocabulary needs
+ * byte fallback, `<unk>`, or a ByteLevel alphabet the vocabulary covers:
+ * otherwise the JS and the Rust tokenizers both drop it, but merge around the
+ * gap differently.
+ */
+function checkCoverage(model: Record<string, unknown>, vocab: Record<string, number>, byteLevel: boolean, file: string): void {
+  const unk = model['unk_token'];
+  if (unk !== undefined && unk !== null) {
+    if (typeof unk !== 'string' || !Object.hasOwn(vocab, unk)) {
+      throw new InvalidArgument(`${file}: \`model.unk_token\` ${JSON.stringify(unk)} is not in model.vocab`);
+    }
+    return;
+  }
+  if (model['byte_fallback'] === true) return;
+  if (!byteLevel) {
+    throw new InvalidArgument(`${file}: \`model\` has no \`unk_token\`, no \`byte_fallback\` and no ByteLevel pre-tokenizer: text outside the vocabulary would be lost`);
+  }
+  const missing = BYTE_TO_UNICODE.findIndex((c) => !Object.hasOwn(vocab, c));
+  if (missing !== -1) {
+    throw new InvalidArgument(`${file}: \`model.vocab\` lacks the ByteLevel token ${JSON.stringify(BYTE_TO_UNICODE[missing])} (byte 0x${missing.toString(16).padStart(2, '0')}) and has no \`unk_token\``);
+  }
+}
+
+function usesByteLevel(pre: unknown): boolean {
+  if (!isObject(pre)) return false;
+  if (pre['type'] === 'ByteLevel') return true;
+  return Array.isArray(pre['pretokenizers']) && pre['pretokenizers'].some(usesByteLevel);
 }
 
 function checkMerges(merges: unknown, file: string): void {

@@ -13,7 +13,7 @@ import type { GenerationConfig, TokenizerConfig } from './tokenizer-config.js';
 interface TokenizersJs {
   /** The BPE model; public, so that two tokenizers can share one. */
   model: unknown;
-  encode(text: string, options: { add_special_tokens: boolean }): { ids: (number | undefined)[] };
+  encode(text: string, options: { add_special_tokens: boolean }): { ids: (number | undefined)[]; tokens: string[] };
   token_to_id(token: string): number | undefined;
 }
 const TokenizersJs: new (tokenizerJson: object, tokenizerConfig: object) => TokenizersJs = TokenizersJsClass;
@@ -151,13 +151,18 @@ export class HfTokenizer implements Tokenizer {
    */
   encode(text: string, options: HfEncodeOptions = {}): number[] {
     const tokenizer = options.parseSpecialTokens ? this.withSpecials : this.withoutSpecials;
-    // A character the vocabulary cannot spell (no byte fallback, no unk) has no
-    // id; the Rust tokenizers drops it too.
-    const ids = tokenizer.encode(text, { add_special_tokens: false }).ids.filter((id): id is number => id !== undefined);
-    if (!options.addSpecialTokens) return ids;
-    if (this.addBosToken) ids.unshift(this.bosId!);
-    if (this.addEosToken) ids.push(this.eosId);
-    return ids;
+    const encoding = tokenizer.encode(text, { add_special_tokens: false });
+    const ids = encoding.ids;
+    const unknown = ids.indexOf(undefined);
+    if (unknown !== -1) {
+      // Not expected: checkHfTokenizerJson makes sure every character has a token.
+      throw new InvalidArgument(`text contains ${JSON.stringify(encoding.tokens[unknown])}, which the vocabulary cannot encode`);
+    }
+    if (!options.addSpecialTokens) return ids as number[];
+    const out = ids as number[];
+    if (this.addBosToken) out.unshift(this.bosId!);
+    if (this.addEosToken) out.push(this.eosId);
+    return out;
   }
 
   /** Ids -> text; special tokens contribute nothing, invalid UTF-8 becomes U+FFFD. */

