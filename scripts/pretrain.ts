@@ -22,7 +22,7 @@ import { readSafetensors, writeSafetensors } from '../src/model/checkpoint/safet
 import { namedWeights, weightsFromHost, type Gpt2Weights, parameterCount } from '../src/model/gpt-weights.js';
 import { forward } from '../src/model/gpt.js';
 import { trainByteLevelBpe } from '../src/model/tokenizer/bpe-trainer.js';
-import { loadTokenizer, saveTokenizer } from '../src/model/tokenizer/load-tokenizer.js';
+import { loadByteLevelBpe, saveTokenizer } from '../src/model/tokenizer/load-tokenizer.js';
 import type { ByteLevelBpe } from '../src/model/tokenizer/byte-level-bpe.js';
 import { AdamW } from '../src/training/adamw.js';
 import { learningRateAt } from '../src/training/lr-schedule.js';
@@ -75,7 +75,7 @@ log(`corpus: ${docs.length} documents, ${(docs.reduce((n, d) => n + Buffer.byteL
 
 let tokenizer: ByteLevelBpe;
 const tokDir = join(opts.work, 'tokenizer');
-if (existsSync(join(tokDir, 'tokenizer.json'))) tokenizer = await loadTokenizer(tokDir);
+if (existsSync(join(tokDir, 'tokenizer.json'))) tokenizer = await loadByteLevelBpe(tokDir);
 else {
   const t0 = Date.now();
   tokenizer = trainByteLevelBpe(trainDocs.map((d) => d.text), Number(opts.vocab));

@@ -1,7 +1,7 @@
 import { InvalidArgument } from '../../common/errors.js';
 import { BYTE_TO_UNICODE, unicodeToBytes } from './bytes-to-unicode.js';
 import { MergeTable } from './merge-table.js';
-import type { Tokenizer } from './tokenizer.js';
+import type { EncodeOptions, Tokenizer } from './tokenizer.js';
 
 /** The end-of-sequence token of every GPT-2-family vocabulary. */
 export const END_OF_TEXT = '<|endoftext|>';
@@ -43,9 +43,10 @@ export interface ByteLevelBpeOptions {
  * bytes. Gives the same ids as GPT-2's `encoder.py`, tiktoken `r50k_base` and
  * Hugging Face `tokenizers` for the same vocabulary and merges.
  *
- * Special tokens are never produced by {@link encode} (their text is encoded
- * as ordinary text, like tiktoken with no allowed specials) and stand for no
- * bytes, so {@link decode} leaves them out.
+ * Special tokens are not produced by {@link encode} (their text is encoded
+ * as ordinary text, like tiktoken with no allowed specials) unless
+ * `parseSpecialTokens` is set, and stand for no bytes, so {@link decode}
+ * leaves them out.
  */
 export class ByteLevelBpe implements Tokenizer {
   /** Number of ids: the largest id + 1. */
@@ -64,6 +65,8 @@ export class ByteLevelBpe implements Tokenizer {
   private readonly table: MergeTable;
   private readonly cache = new Map<string, readonly number[]>();
   private readonly cacheSize: number;
+  /** Matches any special token's spelling, longest first (as tokenizers' added-token matcher). */
+  private readonly specialPattern: RegExp;
 
   /** @throws InvalidArgument naming `options.source` when the vocabulary or merges are inconsistent. */
   constructor(options: ByteLevelBpeOptions) {
@@ -109,6 +112,8 @@ export class ByteLevelBpe implements Tokenizer {
       specials.set(token, id);
     }
     this.specialTokens = specials;
+    const spellings = [...specials.keys()].sort((a, b) => b.length - a.length);
+    this.specialPattern = new RegExp(spellings.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'gu');
 
     const specialIds = new Set(specials.values());
     this.bytes = this.tokens.map((token, id) => {
@@ -144,8 +149,25 @@ export class ByteLevelBpe implements Tokenizer {
     });
   }
 
-  /** Text -> token ids. `<|endoftext|>` in the text is encoded as ordinary text. */
-  encode(text: string): number[] {
+  /**
+   * Text -> token ids. `<|endoftext|>` in the text is encoded as ordinary text
+   * unless `options.parseSpecialTokens`, which makes each special token's
+   * spelling that token (the text between is encoded as usual).
+   */
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    if (!options.parseSpecialTokens) return this.encodeText(text);
+    const out: number[] = [];
+    let at = 0;
+    for (const m of text.matchAll(this.specialPattern)) {
+      for (const id of this.encodeText(text.slice(at, m.index))) out.push(id);
+      out.push(this.specialTokens.get(m[0])!);
+      at = m.index + m[0].length;
+    }
+    for (const id of this.encodeText(text.slice(at))) out.push(id);
+    return out;
+  }
+
+  private encodeText(text: string): number[] {
     const out: number[] = [];
     const split = new RegExp(GPT2_SPLIT_PATTERN);
     for (let m = split.exec(text); m !== null; m = split.exec(text)) {

@@ -1,34 +1,71 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgument } from '../../common/errors.js';
 import { ByteLevelBpe } from './byte-level-bpe.js';
+import { HfTokenizer } from './hf-tokenizer.js';
+import { isObject, parseJsonFile, readOptionalFile } from './json-file.js';
+import type { Tokenizer } from './tokenizer.js';
+import { readGenerationConfig, readTokenizerConfig } from './tokenizer-config.js';
 
 type Merge = [string, string];
 
 /**
- * Loads the tokenizer of a Hugging Face GPT-2-style model folder: `tokenizer.json`
- * (the `tokenizers` format, byte-level BPE) when present, else `vocab.json` +
+ * Loads the tokenizer of a Hugging Face model folder:
+ * - a GPT-2-style `tokenizer.json` (a bare `ByteLevel` pre-tokenizer), or
+ *   `vocab.json` + `merges.txt`: a {@link ByteLevelBpe}, as {@link loadByteLevelBpe};
+ * - any other `tokenizer.json` (Llama 2/3, Mistral, Qwen): an {@link HfTokenizer},
+ *   with BOS/EOS from `tokenizer_config.json` and `generation_config.json`.
+ *
+ * @param dir the model folder.
+ * @throws InvalidArgument naming the file when files are missing, malformed or unsupported.
+ */
+export async function loadTokenizer(dir: string): Promise<Tokenizer> {
+  const tokenizerJson = join(dir, 'tokenizer.json');
+  const text = await readOptionalFile(tokenizerJson);
+  if (text === undefined) return loadVocabAndMerges(dir);
+  const root = parseJsonFile(text, tokenizerJson);
+  if (isGpt2Style(root)) return fromTokenizerJson(root, tokenizerJson);
+  const [config, generation] = await Promise.all([readTokenizerConfig(dir), readGenerationConfig(dir)]);
+  return new HfTokenizer({ tokenizerJson: root, tokenizerFile: tokenizerJson, config, generation });
+}
+
+/**
+ * Loads a GPT-2-style tokenizer as a {@link ByteLevelBpe}, for callers that
+ * need its vocabulary and merges (saving, retraining): `tokenizer.json` (the
+ * `tokenizers` format, byte-level BPE) when present, else `vocab.json` +
  * `merges.txt`.
  *
  * @param dir the model folder.
  * @throws InvalidArgument naming the file when files are missing or malformed,
- *   when the tokenizer is not a byte-level BPE, or when `<|endoftext|>` is missing.
+ *   when the tokenizer is not a GPT-2 byte-level BPE, or when `<|endoftext|>` is missing.
  */
-export async function loadTokenizer(dir: string): Promise<ByteLevelBpe> {
+export async function loadByteLevelBpe(dir: string): Promise<ByteLevelBpe> {
   const tokenizerJson = join(dir, 'tokenizer.json');
-  const text = await readOptional(tokenizerJson);
-  if (text !== undefined) return fromTokenizerJson(parseJson(text, tokenizerJson), tokenizerJson);
+  const text = await readOptionalFile(tokenizerJson);
+  if (text !== undefined) return fromTokenizerJson(parseJsonFile(text, tokenizerJson), tokenizerJson);
+  return loadVocabAndMerges(dir);
+}
 
+/**
+ * GPT-2's tokenizer.json has one `ByteLevel` pre-tokenizer, not inside a
+ * Sequence (Llama 3 and Qwen put a Split before theirs): such files keep the
+ * ByteLevelBpe path, which rejects what GPT-2 does not use.
+ */
+function isGpt2Style(root: unknown): boolean {
+  return isObject(root) && isObject(root['pre_tokenizer']) && root['pre_tokenizer']['type'] === 'ByteLevel';
+}
+
+async function loadVocabAndMerges(dir: string): Promise<ByteLevelBpe> {
   const vocabPath = join(dir, 'vocab.json');
   const mergesPath = join(dir, 'merges.txt');
-  const [vocabText, mergesText] = await Promise.all([readOptional(vocabPath), readOptional(mergesPath)]);
+  const [vocabText, mergesText] = await Promise.all([readOptionalFile(vocabPath), readOptionalFile(mergesPath)]);
   if (vocabText === undefined && mergesText === undefined) {
     throw new InvalidArgument(`${dir}: no tokenizer found: expected tokenizer.json, or vocab.json and merges.txt`);
   }
   if (vocabText === undefined) throw new InvalidArgument(`${vocabPath}: file not found (merges.txt needs it)`);
   if (mergesText === undefined) throw new InvalidArgument(`${mergesPath}: file not found (vocab.json needs it)`);
   return new ByteLevelBpe({
-    vocab: parseVocab(parseJson(vocabText, vocabPath), vocabPath, 'vocab'),
+    vocab: parseVocab(parseJsonFile(vocabText, vocabPath), vocabPath, 'vocab'),
     merges: parseMergesTxt(mergesText, mergesPath),
     source: `${vocabPath} + merges.txt`,
   });
@@ -204,26 +241,4 @@ function parseMergesJson(value: unknown, file: string): Merge[] {
 function splitMerge(line: string): Merge | undefined {
   const parts = line.split(' ');
   return parts.length === 2 && parts[0] !== '' && parts[1] !== '' ? [parts[0]!, parts[1]!] : undefined;
-}
-
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw new InvalidArgument(`${path}: cannot read (${code ?? 'error'})`, { cause: err });
-  }
-}
-
-function parseJson(text: string, file: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new InvalidArgument(`${file}: malformed JSON (${(err as Error).message})`, { cause: err });
-  }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import { encode as r50kEncode } from 'gpt-tokenizer/encoding/r50k_base';
 import { InvalidArgument } from '../../../../src/common/errors.js';
 import { ByteLevelBpe } from '../../../../src/model/tokenizer/byte-level-bpe.js';
-import { loadTokenizer, saveTokenizer } from '../../../../src/model/tokenizer/load-tokenizer.js';
+import { loadByteLevelBpe, saveTokenizer } from '../../../../src/model/tokenizer/load-tokenizer.js';
 import { MIXED_TEXT, byteTokenizer, gpt2Folder, mobyDick } from './fixtures.js';
+import { rustTokenizer } from './hf-fixtures.js';
 
-const gpt2 = gpt2Folder().then(loadTokenizer);
+const gpt2 = gpt2Folder().then(loadByteLevelBpe);
 
 test('GPT-2 vocab.json + merges.txt give the same ids as tiktoken r50k_base', async () => {
   const tok = await gpt2;
@@ -35,7 +36,7 @@ test('the GPT-2 tokenizer saved as tokenizer.json loads back with the same ids',
   await saveTokenizer(dir, tok);
   await rm(join(dir, 'vocab.json'));
   await rm(join(dir, 'merges.txt'));
-  const reloaded = await loadTokenizer(dir);
+  const reloaded = await loadByteLevelBpe(dir);
   assert.equal(reloaded.vocabSize, 50257);
   assert.equal(reloaded.eosId, 50256);
   assert.deepEqual(reloaded.encode(MIXED_TEXT), r50kEncode(MIXED_TEXT));
@@ -49,6 +50,18 @@ test('<|endoftext|> in the text is ordinary text', async () => {
   assert.deepEqual(ids, r50kEncode(text, { disallowedSpecial: new Set() }));
   assert.ok(!ids.includes(tok.eosId));
   assert.equal(tok.decode(ids), text);
+});
+
+test('parseSpecialTokens: <|endoftext|> in the text becomes the token, as in the Rust tokenizers', async () => {
+  const tok = await gpt2;
+  const dir = await gpt2Folder();
+  await saveTokenizer(dir, tok);
+  const rust = rustTokenizer(join(dir, 'tokenizer.json'));
+  for (const text of ['end<|endoftext|>start', '<|endoftext|><|endoftext|>', ' <|endoftext|> x', `${MIXED_TEXT}<|endoftext|>\n`, '<|endoftext', '']) {
+    const ref = (await rust.encode(text, null, { addSpecialTokens: false })).getIds();
+    assert.deepEqual(tok.encode(text, { parseSpecialTokens: true }), ref, JSON.stringify(text));
+  }
+  assert.deepEqual(tok.encode('a<|endoftext|>b', { parseSpecialTokens: true }), [...tok.encode('a'), tok.eosId, ...tok.encode('b')]);
 });
 
 test('decode(encode(x)) === x', async () => {

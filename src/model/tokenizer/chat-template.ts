@@ -1,0 +1,171 @@
+import { join } from 'node:path';
+import { Template } from '@huggingface/jinja';
+import { InvalidArgument } from '../../common/errors.js';
+import { readOptionalFile } from './json-file.js';
+import { readTokenizerConfig, type TokenizerConfig } from './tokenizer-config.js';
+
+/** One turn of a conversation, as chat templates take it. */
+export interface ChatTemplateMessage {
+  /** `system`, `user` or `assistant` (templates may know more, such as `tool`). */
+  readonly role: string;
+  readonly content: string;
+}
+
+/** Options of {@link ChatTemplate.render}. */
+export interface ChatRenderOptions {
+  /** End with the opening of an assistant turn, for generation (`add_generation_prompt`). Default false. */
+  addGenerationPrompt?: boolean;
+  /** More template variables, e.g. Qwen3's `enable_thinking`. */
+  variables?: Readonly<Record<string, unknown>>;
+}
+
+/** What a chat template needs from the tokenizer: its EOS ids and a spelling <-> id lookup. */
+export interface ChatTemplateTokenizer {
+  readonly eosId: number;
+  /** Every EOS id (HfTokenizer: tokenizer_config's eos_token and generation_config's eos_token_id). */
+  readonly eosIds?: readonly number[];
+  tokenToId(token: string): number | undefined;
+  idToToken(id: number): string | undefined;
+}
+
+/**
+ * Spellings that end a turn in well-known templates: ChatML (`<|im_end|>`:
+ * Qwen, SmolLM2), Llama 3 (`<|eot_id|>`, and `<|eom_id|>` after a tool call),
+ * Gemma (`<end_of_turn>`), Phi-3 (`<|end|>`).
+ */
+export const END_OF_TURN_TOKENS: readonly string[] = ['<|im_end|>', '<|eot_id|>', '<|eom_id|>', '<end_of_turn>', '<|end|>'];
+
+/**
+ * The template of a folder without one: gentune's own chat format (the one
+ * src/training/data/chat-template.ts renders for fine-tuning), so that a
+ * GPT-2 model fine-tuned here is prompted as it was trained:
+ *
+ * ```text
+ * <|system|>\n{content}\n<|user|>\n{content}\n<|assistant|>\n{content}{eos_token}
+ * ```
+ *
+ * Each turn is `<|role|>`, a newline and the content; a system or user turn
+ * ends with a newline, an assistant turn with `eos_token` (GPT-2's
+ * `<|endoftext|>`), where generation stops. `add_generation_prompt` appends
+ * `<|assistant|>\n`. The role markers are ordinary text to a GPT-2 vocabulary.
+ */
+export const FALLBACK_CHAT_TEMPLATE =
+  "{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] }}" +
+  "{% if message['role'] == 'assistant' %}{{ eos_token }}{% else %}{{ '\\n' }}{% endif %}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}";
+
+/**
+ * A model's Jinja chat template, rendered with @huggingface/jinja the way
+ * transformers' `apply_chat_template` renders it: `messages`,
+ * `add_generation_prompt`, `tools` and `documents` (none), the special tokens
+ * by role (`bos_token`, `eos_token`, `unk_token`, `pad_token`,
+ * `additional_special_tokens`, where tokenizer_config.json sets them),
+ * `raise_exception` and `strftime_now`; blocks trimmed (`trim_blocks`,
+ * `lstrip_blocks`). Encode the rendered text with `parseSpecialTokens: true`:
+ * its `<|im_start|>` and BOS are control tokens.
+ */
+export class ChatTemplate {
+  /**
+   * Ids at which generation should stop: the end-of-turn tokens of
+   * {@link END_OF_TURN_TOKENS} that the template writes and the vocabulary
+   * has, then every EOS id.
+   */
+  readonly endOfTurnIds: readonly number[];
+  private readonly template: Template;
+  private readonly specials: Readonly<Record<string, unknown>>;
+
+  /**
+   * @param source the template text.
+   * @param file where it came from, quoted in error messages.
+   * @param specials the special-token variables (`bos_token`, ...) to render with.
+   * @param tokenizer resolves the end-of-turn spellings to ids.
+   * @throws InvalidArgument naming `file` when the template does not parse, or
+   *   fails on a plain user/assistant conversation.
+   */
+  constructor(
+    source: string,
+    readonly file: string,
+    specials: Readonly<Record<string, unknown>>,
+    tokenizer: ChatTemplateTokenizer,
+  ) {
+    try {
+      this.template = new Template(source);
+    } catch (err) {
+      throw new InvalidArgument(`${file}: \`chat_template\` does not parse: ${(err as Error).message}`, { cause: err });
+    }
+    this.specials = specials;
+    const markers = END_OF_TURN_TOKENS.filter((t) => source.includes(t)).map((t) => tokenizer.tokenToId(t));
+    const ids = [...markers.filter((id) => id !== undefined), ...(tokenizer.eosIds ?? [tokenizer.eosId])];
+    this.endOfTurnIds = [...new Set(ids)];
+    // Unknown filters and methods only show when rendered: find them now, not on a request.
+    try {
+      this.renderUnchecked([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }], { addGenerationPrompt: true });
+    } catch (err) {
+      throw new InvalidArgument(`${file}: \`chat_template\` fails on a user/assistant conversation: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * The conversation as the model's prompt text.
+   *
+   * @throws InvalidArgument naming the file when the template rejects the
+   *   messages (its `raise_exception`, e.g. roles that do not alternate) or fails on them.
+   */
+  render(messages: readonly ChatTemplateMessage[], options: ChatRenderOptions = {}): string {
+    try {
+      return this.renderUnchecked(messages, options);
+    } catch (err) {
+      // raise_exception's message is the template's own ("Conversation roles must alternate ...").
+      throw new InvalidArgument(`${this.file}: the chat template fails on these messages: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private renderUnchecked(messages: readonly ChatTemplateMessage[], options: ChatRenderOptions): string {
+    // raise_exception and strftime_now are @huggingface/jinja's globals.
+    // Caller's variables over the special tokens, as transformers merges its kwargs.
+    return this.template.render({
+      ...this.specials,
+      ...options.variables,
+      messages: messages.map((m) => ({ role: m.role, content: m.content })),
+      add_generation_prompt: options.addGenerationPrompt ?? false,
+      tools: null,
+      documents: null,
+    });
+  }
+}
+
+/**
+ * Loads the chat template of a model folder: `chat_template.jinja` when
+ * present (as transformers now saves it), else tokenizer_config.json's
+ * `chat_template` (a string, or the `default` of a named list), else
+ * {@link FALLBACK_CHAT_TEMPLATE}.
+ *
+ * @throws InvalidArgument naming the file when it is malformed, the template
+ *   does not parse, or a named list has no `default`.
+ */
+export async function loadChatTemplate(dir: string, tokenizer: ChatTemplateTokenizer): Promise<ChatTemplate> {
+  const jinjaFile = join(dir, 'chat_template.jinja');
+  const [jinja, config] = await Promise.all([readOptionalFile(jinjaFile), readTokenizerConfig(dir)]);
+  const specials = specialTokenVariables(config, tokenizer);
+  if (jinja !== undefined) return new ChatTemplate(jinja, jinjaFile, specials, tokenizer);
+  const field = config?.chatTemplate;
+  if (field === undefined) return new ChatTemplate(FALLBACK_CHAT_TEMPLATE, 'the built-in fallback chat template', specials, tokenizer);
+  if (typeof field === 'string') return new ChatTemplate(field, config!.file, specials, tokenizer);
+  const named = field.get('default');
+  if (named === undefined) {
+    throw new InvalidArgument(`${config!.file}: \`chat_template\` has no "default" template (it has ${JSON.stringify([...field.keys()])})`);
+  }
+  return new ChatTemplate(named, config!.file, specials, tokenizer);
+}
+
+/** transformers' `special_tokens_map`: the roles that are set; without a config, EOS is the tokenizer's. */
+function specialTokenVariables(config: TokenizerConfig | undefined, tokenizer: ChatTemplateTokenizer): Record<string, unknown> {
+  const vars: Record<string, unknown> = {};
+  const eos = config?.eosToken ?? tokenizer.idToToken(tokenizer.eosId);
+  if (config?.bosToken !== undefined) vars['bos_token'] = config.bosToken;
+  if (eos !== undefined) vars['eos_token'] = eos;
+  if (config?.unkToken !== undefined) vars['unk_token'] = config.unkToken;
+  if (config?.padToken !== undefined) vars['pad_token'] = config.padToken;
+  if (config !== undefined && config.additionalSpecialTokens.length > 0) vars['additional_special_tokens'] = config.additionalSpecialTokens;
+  return vars;
+}
