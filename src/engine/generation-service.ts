@@ -113,9 +113,10 @@ export class GenerationService {
       if (signal.aborted) throw signal.reason;
       this.checkQueue();
       const adapter = sequenceAdapter(lease);
+      const chat = typeof req.prompt === 'object' && !Array.isArray(req.prompt);
       const seq = new ServedSequence(
         promptIds,
-        modelSampling(req.sampling, req.logprobs),
+        { ...modelSampling(req.sampling, req.logprobs), eosIds: chat ? this.model.chat.endOfTurnIds : this.model.eosIds },
         this.model.tokenizer,
         adapter,
         this.model.config.nPositions,
@@ -131,13 +132,20 @@ export class GenerationService {
     }
   }
 
-  /** Prompt text or ids -> ids, checked against the vocabulary and limits.maxPromptTokens. */
-  private promptIds(prompt: string | number[]): number[] {
+  /** Prompt text, ids or messages -> ids, checked against the vocabulary and limits.maxPromptTokens. */
+  private promptIds(prompt: GenerateParams['prompt']): number[] {
     const { vocabSize } = this.model.config;
     let ids: number[];
     let field = 'prompt';
     if (typeof prompt === 'string') ids = this.model.tokenizer.encode(prompt);
-    else {
+    else if (!Array.isArray(prompt)) {
+      field = 'messages';
+      // The template's markup (<|im_start|>, BOS) must be control tokens, so the
+      // rendered text is encoded with special tokens parsed, as transformers'
+      // apply_chat_template does (a spelled-out <|im_end|> in a message counts too).
+      const text = this.model.chat.render(prompt.messages, { addGenerationPrompt: true });
+      ids = this.model.tokenizer.encode(text, { parseSpecialTokens: true });
+    } else {
       field = 'prompt_token_ids';
       prompt.forEach((id, i) => {
         if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {

@@ -3,11 +3,15 @@ import type { GptConfig } from './gpt-config.js';
 import { assertWeightsFit, disposeWeights, type GptWeights, parameterCount, weightsFromHost } from './gpt-weights.js';
 import { readModelFolder } from './checkpoint/hf-model-folder.js';
 import { CONFIG_FILE, readModelConfig } from './checkpoint/model-files.js';
+import { type ChatTemplate, fallbackChatTemplate, loadChatTemplate } from './tokenizer/chat-template.js';
 import { loadTokenizer } from './tokenizer/load-tokenizer.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
 
-/** A base model resident on the backend: config, weights and its tokenizer. */
+/** A base model resident on the backend: config, weights, its tokenizer and chat template. */
 export class GptModel {
+  /** Renders `messages` prompts; gentune's own template when the folder has none. */
+  readonly chat: ChatTemplate;
+
   constructor(
     readonly config: GptConfig,
     readonly weights: GptWeights,
@@ -16,7 +20,9 @@ export class GptModel {
     readonly name: string,
     /** Absolute path of the model folder, when loaded from one. */
     readonly path?: string,
+    chat?: ChatTemplate,
   ) {
+    this.chat = chat ?? fallbackChatTemplate(tokenizer);
     if (tokenizer.vocabSize > config.vocabSize) {
       throw new Error(`tokenizer has ${tokenizer.vocabSize} ids but the model only ${config.vocabSize}`);
     }
@@ -31,7 +37,13 @@ export class GptModel {
     const path = resolve(dir);
     assertWeightsFit(await readModelConfig(path), undefined, join(path, CONFIG_FILE));
     const [ckpt, tokenizer] = await Promise.all([readModelFolder(path), loadTokenizer(path)]);
-    return new GptModel(ckpt.config, weightsFromHost(ckpt.config, ckpt.tensors), tokenizer, basename(path), path);
+    const chat = await loadChatTemplate(path, tokenizer);
+    return new GptModel(ckpt.config, weightsFromHost(ckpt.config, ckpt.tensors), tokenizer, basename(path), path, chat);
+  }
+
+  /** Every id that ends a plain generation (the tokenizer's EOS ids). */
+  get eosIds(): readonly number[] {
+    return this.tokenizer.eosIds ?? [this.tokenizer.eosId];
   }
 
   /** Parameters (tied LM head counted once). */

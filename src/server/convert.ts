@@ -75,6 +75,15 @@ export function decodeSampling(
 
 const ROLES = ['system', 'user', 'assistant'] as const;
 
+/** Most messages in one Generate conversation. */
+export const MAX_CHAT_MESSAGES = 256;
+
+/** Validates chat turns: each role one of ROLES. `field` names the list (e.g. `messages`). */
+export function decodeChatMessages(field: string, messages: ChatMessage[]): DomainChatMessage[] {
+  checkMaxItems(field, messages, MAX_CHAT_MESSAGES);
+  return messages.map((m, j): DomainChatMessage => ({ role: checkOneOf(`${field}[${j}].role`, m.role, ROLES), content: m.content }));
+}
+
 /** Validates inline examples: each uses exactly one shape. `field` names the list. */
 export function decodeExamples(field: string, examples: Example[]): DomainExample[] {
   checkMaxItems(field, examples, MAX_INLINE_EXAMPLES);
@@ -90,9 +99,7 @@ export function decodeExamples(field: string, examples: Example[]): DomainExampl
       return { prompt: ex.prompt, completion: ex.completion };
     }
     if (shape.endsWith('.text')) return { text: ex.text };
-    const messages = ex.messages.map(
-      (m, j): DomainChatMessage => ({ role: checkOneOf(`${at}.messages[${j}].role`, m.role, ROLES), content: m.content }),
-    );
+    const messages = decodeChatMessages(`${at}.messages`, ex.messages);
     checkSome(`${at}.messages`, messages, (m) => m.role === 'assistant', 'a message with role "assistant"', (ms) => ms.map((m) => m.role));
     return { messages };
   });

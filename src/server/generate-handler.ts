@@ -4,7 +4,7 @@
  */
 import type { FinishReason as DomainFinishReason, GenerateChunk, GenerateParams } from '../engine/engine-api.js';
 import { FinishReason, GenerateRequest, GenerateResponse } from '../gen/gentune/v1/generate.js';
-import { decodeSampling } from './convert.js';
+import { decodeChatMessages, decodeSampling } from './convert.js';
 import { serverStream, type CallContext, type RpcDeps } from './rpc.js';
 import { checkExactlyOne, checkItemsLimit, checkRange, checkRequires, parseOptionalAdapterRef } from './validate.js';
 
@@ -22,7 +22,7 @@ const FINISH: Record<DomainFinishReason, FinishReason> = {
 export function decodeGenerateRequest(req: GenerateRequest, deps: RpcDeps, requestId: string): GenerateParams {
   const { limits } = deps.config;
   const vocabSize = deps.engine.info().model.vocabSize;
-  const input = checkExactlyOne({ prompt: req.prompt !== '', prompt_token_ids: req.promptTokenIds.length > 0 });
+  const input = checkExactlyOne({ prompt: req.prompt !== '', prompt_token_ids: req.promptTokenIds.length > 0, messages: req.messages.length > 0 });
   if (input === 'prompt_token_ids') {
     checkItemsLimit('prompt_token_ids', req.promptTokenIds, limits, 'maxPromptTokens', 'tokens');
     if (vocabSize > 0) req.promptTokenIds.forEach((id, i) => checkRange(`prompt_token_ids[${i}]`, id, { min: 0, max: vocabSize - 1 }));
@@ -31,7 +31,7 @@ export function decodeGenerateRequest(req: GenerateRequest, deps: RpcDeps, reque
   if (topLogprobs > 0) checkRequires('top_logprobs', topLogprobs, req.logprobs, '`logprobs` to be true');
   return {
     requestId,
-    prompt: input === 'prompt' ? req.prompt : req.promptTokenIds,
+    prompt: input === 'prompt' ? req.prompt : input === 'messages' ? { messages: decodeChatMessages('messages', req.messages) } : req.promptTokenIds,
     adapter: parseOptionalAdapterRef('adapter', req.adapter),
     sampling: decodeSampling(req.sampling, limits, { maxNewTokens: DEFAULT_MAX_NEW_TOKENS, temperature: 1 }, vocabSize),
     logprobs: req.logprobs,

@@ -185,7 +185,7 @@ describe('Generate', () => {
   });
 
   test('echoes x-request-id', async () => {
-    const call = h.client.raw.generate({ prompt: 'x', promptTokenIds: [], adapter: '', logprobs: false, sampling: { stop: [], maxNewTokens: 1 } });
+    const call = h.client.raw.generate({ prompt: 'x', promptTokenIds: [], messages: [], adapter: '', logprobs: false, sampling: { stop: [], maxNewTokens: 1 } });
     const [md] = await new Promise<[import('@grpc/grpc-js').Metadata]>((resolve) => call.once('metadata', (m) => resolve([m])));
     assert.match(String(md.get('x-request-id')[0]), /^[0-9a-f-]{36}$/);
     await collect(call);

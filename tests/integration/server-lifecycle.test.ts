@@ -82,6 +82,9 @@ describe('server lifecycle', () => {
       // The fixture model, as loaded from its folder.
       const { nLayer, nHead, nEmbd, nPositions, vocabSize, eosTokenId } = info.model;
       assert.deepEqual({ nLayer, nHead, nEmbd, nPositions, vocabSize, eosTokenId }, { ...pick(FIXTURE_MODEL), eosTokenId: 256 });
+      // A GPT-2 folder without a chat template: gentune's own renders `messages`.
+      const { architecture, nKvHead, eosTokenIds, hasChatTemplate } = info.model;
+      assert.deepEqual({ architecture, nKvHead, eosTokenIds, hasChatTemplate }, { architecture: 'gpt2', nKvHead: FIXTURE_MODEL.nHead, eosTokenIds: [256], hasChatTemplate: false });
       assert.ok(Number(info.model.numParameters) > 0);
       assert.equal(info.backend, TEST_BACKEND);
       assert.equal(info.limits?.maxNewTokens, 77);

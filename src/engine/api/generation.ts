@@ -1,5 +1,6 @@
 /** Engine domain types (see ../engine-api.ts): Generate: its parameters, the streamed chunks and how a generation ends. */
 import type { AdapterRef } from './adapters.js';
+import type { ChatMessage } from './datasets.js';
 
 /** Why a generation ended (proto FinishReason). */
 export type FinishReason = 'length' | 'eos' | 'stop_sequence' | 'cancelled';
@@ -33,8 +34,12 @@ export interface SamplingParams {
 export interface GenerateParams {
   /** Id for logs (from the x-request-id header, or generated). */
   requestId: string;
-  /** Prompt text, or token ids in the base vocabulary (at most limits.maxPromptTokens). */
-  prompt: string | number[];
+  /**
+   * Prompt text, token ids in the base vocabulary, or a conversation rendered
+   * with the model's chat template and its generation prompt (the rendered
+   * prompt's tokens count against limits.maxPromptTokens).
+   */
+  prompt: string | number[] | { messages: ChatMessage[] };
   /** Adapter to use; null = the bare base model. */
   adapter: AdapterRef | null;
   sampling: SamplingParams;

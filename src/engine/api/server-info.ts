@@ -9,7 +9,16 @@ export interface ModelInfo {
   nPositions: number;
   vocabSize: number;
   numParameters: number;
+  /** The first of eosTokenIds. */
   eosTokenId: number;
+  /** config.json `model_type`: gpt2, llama, mistral, qwen2 or qwen3. */
+  architecture: string;
+  /** Key/value heads per block (nHead without grouped-query attention). */
+  nKvHead: number;
+  /** Every id that ends a generation: EOS ids and the chat template's end-of-turn token. */
+  eosTokenIds: number[];
+  /** The model folder has a chat template (else gentune's own renders `messages`). */
+  hasChatTemplate: boolean;
 }
 
 /** Server limits (from config). */

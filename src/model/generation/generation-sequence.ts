@@ -39,6 +39,7 @@ export class GenerationSequence {
   private readonly decoder: TextStreamDecoder;
   private readonly stops: StopSequenceMatcher;
   private readonly context: number[];
+  private readonly eosIds: ReadonlySet<number>;
 
   constructor(
     readonly promptIds: readonly number[],
@@ -54,6 +55,7 @@ export class GenerationSequence {
     this.decoder = new TextStreamDecoder(tokenizer);
     this.stops = new StopSequenceMatcher(params.stop);
     this.context = [...promptIds];
+    this.eosIds = new Set(params.eosIds ?? [tokenizer.eosId]);
   }
 
   /** Tokens held so far (prompt + generated). */
@@ -79,7 +81,7 @@ export class GenerationSequence {
     if (raw) out.logprob = logSoftmaxAt(raw, tokenId);
     this.generated.push(tokenId);
     this.context.push(tokenId);
-    if (this.params.stopAtEos && tokenId === this.tokenizer.eosId) {
+    if (this.params.stopAtEos && this.eosIds.has(tokenId)) {
       out.text = this.stops.push(this.decoder.flush()).text + this.stops.flush();
       return this.finish(out, 'eos');
     }

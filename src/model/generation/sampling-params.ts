@@ -25,8 +25,14 @@ export interface SamplingParams {
   stop: string[];
   /** Return the log-probability of each generated token. */
   logprobs: boolean;
-  /** Stop at `<|endoftext|>` (default true). */
+  /** Stop at an end-of-sequence token (default true). */
   stopAtEos: boolean;
+  /**
+   * The ids that end the generation with `eos` when `stopAtEos`: a model's
+   * EOS ids and, for a chat prompt, its template's end-of-turn token. Default:
+   * the tokenizer's `eosId` alone.
+   */
+  eosIds?: readonly number[];
 }
 
 /** Defaults for every field; callers override what they set. */

@@ -3,6 +3,7 @@ import { Template } from '@huggingface/jinja';
 import { InvalidArgument } from '../../common/errors.js';
 import { readOptionalFile } from './json-file.js';
 import { readTokenizerConfig, type TokenizerConfig } from './tokenizer-config.js';
+import type { Tokenizer } from './tokenizer.js';
 
 /** One turn of a conversation, as chat templates take it. */
 export interface ChatTemplateMessage {
@@ -19,14 +20,8 @@ export interface ChatRenderOptions {
   variables?: Readonly<Record<string, unknown>>;
 }
 
-/** What a chat template needs from the tokenizer: its EOS ids and a spelling <-> id lookup. */
-export interface ChatTemplateTokenizer {
-  readonly eosId: number;
-  /** Every EOS id (HfTokenizer: tokenizer_config's eos_token and generation_config's eos_token_id). */
-  readonly eosIds?: readonly number[];
-  tokenToId(token: string): number | undefined;
-  idToToken(id: number): string | undefined;
-}
+/** What a chat template needs from the tokenizer: its EOS ids and a spelling <-> id lookup (without one, no end-of-turn ids). */
+export type ChatTemplateTokenizer = Pick<Tokenizer, 'eosId' | 'eosIds' | 'tokenToId' | 'idToToken'>;
 
 /**
  * Spellings that end a turn in well-known templates: ChatML (`<|im_end|>`:
@@ -71,6 +66,8 @@ export class ChatTemplate {
    * has, then every EOS id.
    */
   readonly endOfTurnIds: readonly number[];
+  /** True for {@link FALLBACK_CHAT_TEMPLATE} (the folder has no template of its own). */
+  readonly isFallback: boolean;
   private readonly template: Template;
   private readonly specials: Readonly<Record<string, unknown>>;
 
@@ -94,7 +91,8 @@ export class ChatTemplate {
       throw new InvalidArgument(`${file}: \`chat_template\` does not parse: ${(err as Error).message}`, { cause: err });
     }
     this.specials = specials;
-    const markers = END_OF_TURN_TOKENS.filter((t) => source.includes(t)).map((t) => tokenizer.tokenToId(t));
+    this.isFallback = source === FALLBACK_CHAT_TEMPLATE;
+    const markers = END_OF_TURN_TOKENS.filter((t) => source.includes(t)).map((t) => tokenizer.tokenToId?.(t));
     const ids = [...markers.filter((id) => id !== undefined), ...(tokenizer.eosIds ?? [tokenizer.eosId])];
     this.endOfTurnIds = [...new Set(ids)];
     // Unknown filters and methods only show when rendered: find them now, not on a request.
@@ -149,7 +147,7 @@ export async function loadChatTemplate(dir: string, tokenizer: ChatTemplateToken
   const specials = specialTokenVariables(config, tokenizer);
   if (jinja !== undefined) return new ChatTemplate(jinja, jinjaFile, specials, tokenizer);
   const field = config?.chatTemplate;
-  if (field === undefined) return new ChatTemplate(FALLBACK_CHAT_TEMPLATE, 'the built-in fallback chat template', specials, tokenizer);
+  if (field === undefined) return new ChatTemplate(FALLBACK_CHAT_TEMPLATE, FALLBACK_SOURCE, specials, tokenizer);
   if (typeof field === 'string') return new ChatTemplate(field, config!.file, specials, tokenizer);
   const named = field.get('default');
   if (named === undefined) {
@@ -158,10 +156,17 @@ export async function loadChatTemplate(dir: string, tokenizer: ChatTemplateToken
   return new ChatTemplate(named, config!.file, specials, tokenizer);
 }
 
+const FALLBACK_SOURCE = 'the built-in fallback chat template';
+
+/** {@link FALLBACK_CHAT_TEMPLATE} for `tokenizer`: for models built in memory, which have no folder to read one from. */
+export function fallbackChatTemplate(tokenizer: ChatTemplateTokenizer): ChatTemplate {
+  return new ChatTemplate(FALLBACK_CHAT_TEMPLATE, FALLBACK_SOURCE, specialTokenVariables(undefined, tokenizer), tokenizer);
+}
+
 /** transformers' `special_tokens_map`: the roles that are set; without a config, EOS is the tokenizer's. */
 function specialTokenVariables(config: TokenizerConfig | undefined, tokenizer: ChatTemplateTokenizer): Record<string, unknown> {
   const vars: Record<string, unknown> = {};
-  const eos = config?.eosToken ?? tokenizer.idToToken(tokenizer.eosId);
+  const eos = config?.eosToken ?? tokenizer.idToToken?.(tokenizer.eosId);
   if (config?.bosToken !== undefined) vars['bos_token'] = config.bosToken;
   if (eos !== undefined) vars['eos_token'] = eos;
   if (config?.unkToken !== undefined) vars['unk_token'] = config.unkToken;

@@ -24,4 +24,13 @@ export interface Tokenizer {
   decode(ids: readonly number[]): string;
   /** The raw bytes a token stands for (empty for special tokens). */
   tokenBytes(id: number): Uint8Array;
+  /**
+   * Every id that ends a sequence, `eosId` first (a Hugging Face folder's
+   * generation_config.json may name several). Absent: `eosId` alone.
+   */
+  readonly eosIds?: readonly number[];
+  /** The id of a vocabulary entry by its spelling (`<|im_end|>`), if the tokenizer can look it up. */
+  tokenToId?(token: string): number | undefined;
+  /** The spelling of an id's vocabulary entry, if the tokenizer can look it up. */
+  idToToken?(id: number): string | undefined;
 }

@@ -30,6 +30,8 @@ export interface HarnessOptions {
   client?: GentuneClientOptions;
   /** Initial readiness override (SpyEngine.ready). Default true. */
   ready?: boolean;
+  /** Model folder to serve; kept on close. Default: a fresh copy of the fixture model, removed on close. */
+  model?: string;
 }
 
 export interface Harness {
@@ -45,7 +47,8 @@ export interface Harness {
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'gentune-it-'));
-  const model = await makeFixtureModel();
+  const model = options.model ?? (await makeFixtureModel());
+  const removeModel = () => options.model === undefined && removeFixtureModel(model);
   const base = defaultConfig();
   const config: GentuneConfig = {
     ...base,
@@ -62,7 +65,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   try {
     engine = new SpyEngine(await createEngine(config, { log: testLog(), adapterBudgetBytes: config.adapterMemory }));
   } catch (err) {
-    removeFixtureModel(model);
+    removeModel();
     if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     throw err;
   }
@@ -80,7 +83,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       client.close();
       await server.shutdown(graceMs);
       await engine.drain(0);
-      removeFixtureModel(model);
+      removeModel();
       if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -92,6 +92,26 @@ test('EOS ends a sequence with reason eos; multi-byte characters stream whole', 
   assert.ok(seq.finished);
 });
 
+test('eosIds (a model\'s EOS ids, a chat template\'s end of turn) each end a sequence with reason eos; other ids do not', () => {
+  const pick = (seq: GenerationSequence, id: number) => {
+    const row = new Float32Array(TINY.vocabSize);
+    row[id] = 10;
+    return seq.accept(row);
+  };
+  const endOfTurn = 'q'.charCodeAt(0);
+  for (const id of [endOfTurn, model.tokenizer.eosId]) {
+    const seq = new GenerationSequence(enc('x'), greedy({ stopAtEos: true, eosIds: [endOfTurn, model.tokenizer.eosId] }), model.tokenizer);
+    const a = pick(seq, 'a'.charCodeAt(0));
+    assert.deepEqual([a.finishReason, a.text], [undefined, 'a']);
+    const end = pick(seq, id);
+    assert.equal(end.finishReason, 'eos', `id ${id}`);
+    assert.equal(end.text, '', 'the end-of-turn token is not in the text');
+  }
+  // Without eosIds only the tokenizer's EOS ends it.
+  const plain = new GenerationSequence(enc('x'), greedy({ stopAtEos: true }), model.tokenizer);
+  assert.equal(pick(plain, endOfTurn).finishReason, undefined);
+});
+
 test('logprobs are log-softmax of the raw logits of the chosen token', async () => {
   const prompt = enc('Log');
   const events = [];

@@ -85,7 +85,7 @@ test('server info: device, webgpu adapter and memory survive encode -> wire -> d
   const limits = { ...defaultConfig().limits };
   const base: ServerInfo = {
     version: '1.0.0',
-    model: { name: 'm', nLayer: 1, nHead: 1, nEmbd: 8, nPositions: 16, vocabSize: 10, numParameters: 100, eosTokenId: 9 },
+    model: { name: 'm', nLayer: 1, nHead: 1, nEmbd: 8, nPositions: 16, vocabSize: 10, numParameters: 100, eosTokenId: 9, architecture: 'llama', nKvHead: 1, eosTokenIds: [9, 7], hasChatTemplate: true },
     backend: 'webgpu',
     device: 'mesa software: llvmpipe, WebGPU via Dawn',
     gpuAdapter: { vendor: 'mesa', architecture: 'software', device: '', description: 'llvmpipe', software: true },
@@ -99,6 +99,8 @@ test('server info: device, webgpu adapter and memory survive encode -> wire -> d
   assert.deepEqual(gpu.gpuAdapter, base.gpuAdapter);
   assert.deepEqual(gpu.deviceMemory, { numTensors: 3, numDataBuffers: 3, numBytes: 1200, numBytesInGpu: 1024, numBytesAllocatedInGpu: 4096, unreliable: false });
   assert.equal(gpu.limits?.maxConcurrentJobs, limits.maxConcurrentJobs);
+  const { architecture, nKvHead, eosTokenIds, hasChatTemplate } = gpu.model!;
+  assert.deepEqual({ architecture, nKvHead, eosTokenIds, hasChatTemplate }, { architecture: 'llama', nKvHead: 1, eosTokenIds: [9, 7], hasChatTemplate: true });
 
   const wasm = GetServerInfoResponse.decode(
     GetServerInfoResponse.encode(

@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { ChatMessage } from "./datasets.js";
 
 export const protobufPackage = "gentune.v1";
 
@@ -130,16 +131,26 @@ export interface SamplingParams {
 /** Input of ModelService.Generate. */
 export interface GenerateRequest {
   /**
-   * Prompt text, UTF-8. Exactly one of `prompt` and `prompt_token_ids` must be
-   * set. Its tokenized length counts against limits.max_prompt_tokens.
+   * Prompt text, UTF-8. Exactly one of `prompt`, `prompt_token_ids` and
+   * `messages` must be set. Its tokenized length counts against
+   * limits.max_prompt_tokens.
    */
   prompt: string;
   /**
    * Pre-tokenized prompt, as ids in the base model's vocabulary
-   * (0..vocab_size-1). Exactly one of `prompt` and `prompt_token_ids` must be
-   * set. At most limits.max_prompt_tokens ids.
+   * (0..vocab_size-1). Exactly one of `prompt`, `prompt_token_ids` and
+   * `messages` must be set. At most limits.max_prompt_tokens ids.
    */
   promptTokenIds: number[];
+  /**
+   * A conversation, rendered with the model's chat template (tokenizer_config
+   * .json `chat_template`; gentune's own for models without one) and its
+   * generation prompt, so the model answers as the assistant. Generation also
+   * stops at the template's end-of-turn token (finish_reason EOS). Exactly
+   * one of `prompt`, `prompt_token_ids` and `messages` must be set; at most
+   * 256 messages; the rendered prompt counts against limits.max_prompt_tokens.
+   */
+  messages: ChatMessage[];
   /**
    * Adapter to generate with: "name" (latest version) or "name@version".
    * Names are 1..64 characters of [A-Za-z0-9._-]. Empty: the bare base model.
@@ -421,7 +432,15 @@ export const SamplingParams: MessageFns<SamplingParams> = {
 };
 
 function createBaseGenerateRequest(): GenerateRequest {
-  return { prompt: "", promptTokenIds: [], adapter: "", sampling: undefined, logprobs: false, topLogprobs: undefined };
+  return {
+    prompt: "",
+    promptTokenIds: [],
+    messages: [],
+    adapter: "",
+    sampling: undefined,
+    logprobs: false,
+    topLogprobs: undefined,
+  };
 }
 
 export const GenerateRequest: MessageFns<GenerateRequest> = {
@@ -435,6 +454,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
         writer.uint32(v);
       }
       writer.join();
+    }
+    for (const v of message.messages) {
+      ChatMessage.encode(v!, writer.uint32(58).fork()).join();
     }
     if (message.adapter !== "") {
       writer.uint32(26).string(message.adapter);
@@ -490,6 +512,14 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
 
             break;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.messages.push(ChatMessage.decode(reader, reader.uint32()));
+            continue;
+          }
           case 3: {
             if (tag !== 26) {
               break;
@@ -542,6 +572,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
         : globalThis.Array.isArray(object?.prompt_token_ids)
         ? object.prompt_token_ids.map((e: any) => globalThis.Number(e))
         : [],
+      messages: globalThis.Array.isArray(object?.messages)
+        ? object.messages.map((e: any) => ChatMessage.fromJSON(e))
+        : [],
       adapter: isSet(object.adapter) ? globalThis.String(object.adapter) : "",
       sampling: isSet(object.sampling) ? SamplingParams.fromJSON(object.sampling) : undefined,
       logprobs: isSet(object.logprobs) ? globalThis.Boolean(object.logprobs) : false,
@@ -560,6 +593,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     }
     if (message.promptTokenIds?.length) {
       obj.promptTokenIds = message.promptTokenIds.map((e) => Math.round(e));
+    }
+    if (message.messages?.length) {
+      obj.messages = message.messages.map((e) => ChatMessage.toJSON(e));
     }
     if (message.adapter !== "") {
       obj.adapter = message.adapter;
@@ -583,6 +619,7 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     const message = createBaseGenerateRequest();
     message.prompt = object.prompt ?? "";
     message.promptTokenIds = object.promptTokenIds?.map((e) => e) || [];
+    message.messages = object.messages?.map((e) => ChatMessage.fromPartial(e)) || [];
     message.adapter = object.adapter ?? "";
     message.sampling = (object.sampling !== undefined && object.sampling !== null)
       ? SamplingParams.fromPartial(object.sampling)

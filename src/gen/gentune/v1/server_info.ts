@@ -30,8 +30,28 @@ export interface ModelInfo {
   vocabSize: number;
   /** Number of parameters. */
   numParameters: number;
-  /** End-of-sequence token id. */
+  /** End-of-sequence token id (the first of eos_token_ids). */
   eosTokenId: number;
+  /**
+   * Architecture: the model folder's config.json `model_type` ("gpt2",
+   * "llama", "mistral", "qwen2" or "qwen3").
+   */
+  architecture: string;
+  /**
+   * Key/value heads per block (grouped-query attention); n_head when every
+   * head has its own.
+   */
+  nKvHead: number;
+  /**
+   * Every token id that ends a generation: the end-of-sequence ids of
+   * generation_config.json and the chat template's end-of-turn token.
+   */
+  eosTokenIds: number[];
+  /**
+   * True when the model has a chat template (GenerateRequest.messages is
+   * rendered with it; otherwise gentune's own plain template is used).
+   */
+  hasChatTemplate: boolean;
 }
 
 /**
@@ -150,7 +170,20 @@ export interface GetServerInfoResponse {
 }
 
 function createBaseModelInfo(): ModelInfo {
-  return { name: "", nLayer: 0, nHead: 0, nEmbd: 0, nPositions: 0, vocabSize: 0, numParameters: 0, eosTokenId: 0 };
+  return {
+    name: "",
+    nLayer: 0,
+    nHead: 0,
+    nEmbd: 0,
+    nPositions: 0,
+    vocabSize: 0,
+    numParameters: 0,
+    eosTokenId: 0,
+    architecture: "",
+    nKvHead: 0,
+    eosTokenIds: [],
+    hasChatTemplate: false,
+  };
 }
 
 export const ModelInfo: MessageFns<ModelInfo> = {
@@ -178,6 +211,22 @@ export const ModelInfo: MessageFns<ModelInfo> = {
     }
     if (message.eosTokenId !== 0) {
       writer.uint32(64).uint32(message.eosTokenId);
+    }
+    if (message.architecture !== "") {
+      writer.uint32(74).string(message.architecture);
+    }
+    if (message.nKvHead !== 0) {
+      writer.uint32(80).uint32(message.nKvHead);
+    }
+    if (message.eosTokenIds.length !== 0) {
+      writer.uint32(90).fork();
+      for (const v of message.eosTokenIds) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.hasChatTemplate !== false) {
+      writer.uint32(96).bool(message.hasChatTemplate);
     }
     return writer;
   },
@@ -259,6 +308,48 @@ export const ModelInfo: MessageFns<ModelInfo> = {
             message.eosTokenId = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.architecture = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.nKvHead = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag === 88) {
+              message.eosTokenIds.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 90) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.eosTokenIds.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.hasChatTemplate = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -309,6 +400,22 @@ export const ModelInfo: MessageFns<ModelInfo> = {
         : isSet(object.eos_token_id)
         ? globalThis.Number(object.eos_token_id)
         : 0,
+      architecture: isSet(object.architecture) ? globalThis.String(object.architecture) : "",
+      nKvHead: isSet(object.nKvHead)
+        ? globalThis.Number(object.nKvHead)
+        : isSet(object.n_kv_head)
+        ? globalThis.Number(object.n_kv_head)
+        : 0,
+      eosTokenIds: globalThis.Array.isArray(object?.eosTokenIds)
+        ? object.eosTokenIds.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.eos_token_ids)
+        ? object.eos_token_ids.map((e: any) => globalThis.Number(e))
+        : [],
+      hasChatTemplate: isSet(object.hasChatTemplate)
+        ? globalThis.Boolean(object.hasChatTemplate)
+        : isSet(object.has_chat_template)
+        ? globalThis.Boolean(object.has_chat_template)
+        : false,
     };
   },
 
@@ -338,6 +445,18 @@ export const ModelInfo: MessageFns<ModelInfo> = {
     if (message.eosTokenId !== 0) {
       obj.eosTokenId = Math.round(message.eosTokenId);
     }
+    if (message.architecture !== "") {
+      obj.architecture = message.architecture;
+    }
+    if (message.nKvHead !== 0) {
+      obj.nKvHead = Math.round(message.nKvHead);
+    }
+    if (message.eosTokenIds?.length) {
+      obj.eosTokenIds = message.eosTokenIds.map((e) => Math.round(e));
+    }
+    if (message.hasChatTemplate !== false) {
+      obj.hasChatTemplate = message.hasChatTemplate;
+    }
     return obj;
   },
 
@@ -354,6 +473,10 @@ export const ModelInfo: MessageFns<ModelInfo> = {
     message.vocabSize = object.vocabSize ?? 0;
     message.numParameters = object.numParameters ?? 0;
     message.eosTokenId = object.eosTokenId ?? 0;
+    message.architecture = object.architecture ?? "";
+    message.nKvHead = object.nKvHead ?? 0;
+    message.eosTokenIds = object.eosTokenIds?.map((e) => e) || [];
+    message.hasChatTemplate = object.hasChatTemplate ?? false;
     return message;
   },
 };
