@@ -13,7 +13,6 @@ import type { Adapter } from '../model/adapter.js';
 import { generate, type GenerationRequest } from '../model/generation/generate.js';
 import type { SequenceAdapter } from '../model/generation/generation-sequence.js';
 import type { GptModel } from '../model/gpt-model.js';
-import { renderChat } from '../training/data/chat-template.js';
 import type { NumberedExample } from '../training/data/sft-example.js';
 import { encodeSegments } from '../training/data/tokenize-example.js';
 import { lossTokenCount, type TokenSequence } from '../training/data/token-sequence.js';
@@ -69,7 +68,7 @@ export class EvaluationService {
       let records = await readExamples(req.data, this.datasets);
       if (req.maxExamples !== undefined) records = records.slice(0, req.maxExamples);
       if (records.length === 0) throw new InvalidArgument('the evaluation set has no examples');
-      const sequences = tokenizeExamples(records, this.model.tokenizer, maxSeqLen, true);
+      const sequences = tokenizeExamples(records, this.model.tokenizer, maxSeqLen, true, this.model.chat);
       const numTokens = sequences.reduce((n, s) => n + lossTokenCount(s), 0);
       const genMetrics = req.metrics.map((m) => GENERATION_METRICS[m]).filter((m): m is GenerationMetricName => m !== undefined);
       const prompts = genMetrics.length > 0 ? this.prompts(records, req.generation.maxNewTokens) : [];
@@ -197,7 +196,7 @@ export class EvaluationService {
         reference = example.completion;
       } else if (example.kind === 'chat') {
         const last = example.messages.length - 1;
-        const segments = renderChat(example.messages.slice(0, last), { addGenerationPrompt: true });
+        const segments = this.model.chat.segments(example.messages.slice(0, last), { addGenerationPrompt: true });
         ids = Array.from(encodeSegments(segments, tok).ids);
         reference = example.messages[last].content;
       } else {

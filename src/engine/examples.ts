@@ -6,7 +6,7 @@
 import { InvalidArgument } from '../common/errors.js';
 import type { Tokenizer } from '../model/tokenizer/tokenizer.js';
 import { parseSftExample, type NumberedExample } from '../training/data/sft-example.js';
-import { tokenizeExample, type TokenizedExample } from '../training/data/tokenize-example.js';
+import { type ChatSegmenter, tokenizeExample, type TokenizedExample } from '../training/data/tokenize-example.js';
 import type { DatasetStore } from './dataset-store.js';
 import type { DataSource, Example } from './engine-api.js';
 
@@ -45,11 +45,14 @@ export function tokenizeExamples(
   tokenizer: Tokenizer,
   maxSeqLen: number,
   completionOnly: boolean,
+  /** The model's chat template, for chat examples (default gentune's own). */
+  chat?: ChatSegmenter,
 ): TokenizedExample[] {
   return records.map((r) =>
     tokenizeExample(r, tokenizer, {
       maxSeqLen,
       completionOnly,
+      chat,
       truncation: r.example.kind === 'text' ? 'truncate_right' : 'truncate_prompt_left',
     }),
   );

@@ -30,6 +30,7 @@ import { train, type EvaluationEvent, type ProgressEvent, type StartEvent } from
 import type { DatasetStore } from '../dataset-store.js';
 import type { DataSource, FineTuneMethod, FineTuneSpec, Hyperparameters } from '../engine-api.js';
 import { readExamples, tokenizeExamples } from '../examples.js';
+import type { ChatSegmenter } from '../../training/data/tokenize-example.js';
 import { readJobCheckpoint, removeJobCheckpoint, writeJobCheckpoint } from '../job-checkpoint.js';
 
 /** Default training time between two checkpoints of a job, in milliseconds (config `checkpointIntervalMs`). */
@@ -49,6 +50,8 @@ export interface JobModel {
   config: GptConfig;
   weights: GptWeights;
   tokenizer: Tokenizer;
+  /** Renders chat examples: the model's chat template (default gentune's own). */
+  chat?: ChatSegmenter;
   /** Recorded in the adapter as its base model. */
   name: string;
 }
@@ -223,7 +226,7 @@ async function jobExamples(
   const maxSeqLen = h.maxSeqLen ?? Math.min(512, model.config.nPositions);
   const completionOnly = h.completionOnlyLoss ?? true;
   const tokenize = async (source: DataSource, field: string) =>
-    tokenizeExamples(await read(source, field), model.tokenizer, maxSeqLen, completionOnly);
+    tokenizeExamples(await read(source, field), model.tokenizer, maxSeqLen, completionOnly, model.chat);
   const trainSet = await tokenize(spec.training, 'dataset_id');
   const validation = spec.validationDatasetId === undefined
     ? undefined

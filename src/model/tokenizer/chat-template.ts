@@ -4,6 +4,7 @@ import { InvalidArgument } from '../../common/errors.js';
 import { readOptionalFile } from './json-file.js';
 import { readTokenizerConfig, type TokenizerConfig } from './tokenizer-config.js';
 import type { Tokenizer } from './tokenizer.js';
+import { type ChatMessage, renderChat, type TemplateSegment } from './chat-segments.js';
 
 /** One turn of a conversation, as chat templates take it. */
 export interface ChatTemplateMessage {
@@ -32,7 +33,7 @@ export const END_OF_TURN_TOKENS: readonly string[] = ['<|im_end|>', '<|eot_id|>'
 
 /**
  * The template of a folder without one: gentune's own chat format (the one
- * src/training/data/chat-template.ts renders for fine-tuning), so that a
+ * chat-segments.ts renders for fine-tuning), so that a
  * GPT-2 model fine-tuned here is prompted as it was trained:
  *
  * ```text
@@ -69,6 +70,8 @@ export class ChatTemplate {
   /** True for {@link FALLBACK_CHAT_TEMPLATE} (the folder has no template of its own). */
   readonly isFallback: boolean;
   private readonly template: Template;
+  /** Spellings that end an assistant turn in the rendering: the end-of-turn tokens the template writes, and EOS. */
+  private readonly endOfTurnTexts: readonly string[];
   private readonly specials: Readonly<Record<string, unknown>>;
 
   /**
@@ -95,6 +98,8 @@ export class ChatTemplate {
     const markers = END_OF_TURN_TOKENS.filter((t) => source.includes(t)).map((t) => tokenizer.tokenToId?.(t));
     const ids = [...markers.filter((id) => id !== undefined), ...(tokenizer.eosIds ?? [tokenizer.eosId])];
     this.endOfTurnIds = [...new Set(ids)];
+    const eosText = specials['eos_token'];
+    this.endOfTurnTexts = [...END_OF_TURN_TOKENS.filter((t) => source.includes(t)), ...(typeof eosText === 'string' ? [eosText] : [])];
     // Unknown filters and methods only show when rendered: find them now, not on a request.
     try {
       this.renderUnchecked([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }], { addGenerationPrompt: true });
@@ -116,6 +121,64 @@ export class ChatTemplate {
       // raise_exception's message is the template's own ("Conversation roles must alternate ...").
       throw new InvalidArgument(`${this.file}: the chat template fails on these messages: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /**
+   * The conversation as segments for training and scoring, from one
+   * rendering of the whole conversation (the text the model is trained on):
+   * each assistant message's content, through the end-of-turn token that
+   * follows it (`<|im_end|>`, `<|eot_id|>`, or EOS), is completion
+   * (`loss: true`); the rest, generation prompts included, is prompt; all of
+   * it `special` text. Contents are found in order in the rendering; a
+   * template that rewrites an earlier turn's content (Qwen3 drops a
+   * `<think>` block from past turns) is matched on what it keeps. gentune's
+   * own template gives {@link renderChat}'s segments (EOS as the id, the
+   * exact GPT-2 behaviour).
+   *
+   * @throws InvalidArgument naming the file when an assistant message's
+   *   content cannot be found in the rendering.
+   */
+  segments(messages: readonly ChatMessage[], options: Pick<ChatRenderOptions, 'addGenerationPrompt'> = {}): TemplateSegment[] {
+    if (this.isFallback) return renderChat(messages, options);
+    const text = this.render(messages, options);
+    const segments: TemplateSegment[] = [];
+    const push = (piece: string, loss: boolean) => piece !== '' && segments.push({ kind: 'text', text: piece, loss, special: true });
+    let at = 0;
+    messages.forEach((m, i) => {
+      if (m.role !== 'assistant') return;
+      const kept = m.content.includes('</think>') ? m.content.slice(m.content.lastIndexOf('</think>') + 8).replace(/^\n+/, '') : m.content;
+      let start = m.content === '' ? -1 : text.indexOf(m.content, at);
+      let end = start + m.content.length;
+      if (start < 0 && kept !== '') {
+        start = text.indexOf(kept, at);
+        end = start + kept.length;
+      }
+      if (start < 0) {
+        // An empty content: the turn is the end-of-turn token alone.
+        const marker = this.nextEndOfTurn(text, at);
+        if (m.content.trim() !== '' || marker === undefined) {
+          throw new InvalidArgument(`${this.file}: the chat template's rendering does not contain message ${i}'s content, so its assistant turn cannot be told apart for the loss`);
+        }
+        start = end = marker.index;
+      }
+      const marker = this.nextEndOfTurn(text, end);
+      if (marker) end = marker.index + marker.text.length;
+      push(text.slice(at, start), false);
+      push(text.slice(start, end), true);
+      at = end;
+    });
+    push(text.slice(at), false);
+    return segments;
+  }
+
+  /** The first end-of-turn spelling (or EOS) in `text` at or after `from`. */
+  private nextEndOfTurn(text: string, from: number): { index: number; text: string } | undefined {
+    let best: { index: number; text: string } | undefined;
+    for (const t of this.endOfTurnTexts) {
+      const index = text.indexOf(t, from);
+      if (index >= 0 && (best === undefined || index < best.index)) best = { index, text: t };
+    }
+    return best;
   }
 
   private renderUnchecked(messages: readonly ChatTemplateMessage[], options: ChatRenderOptions): string {

@@ -1,16 +1,9 @@
 import { InvalidArgument } from '../../common/errors.js';
 
-/** Who speaks a chat message. */
-export type ChatRole = 'system' | 'user' | 'assistant';
+import { CHAT_ROLES, type ChatMessage, type ChatRole } from '../../model/tokenizer/chat-segments.js';
 
-/** The roles a `messages` example may use, in the order error messages list them. */
-export const CHAT_ROLES: readonly ChatRole[] = ['system', 'user', 'assistant'];
-
-/** One turn of a chat example. */
-export interface ChatMessage {
-  role: ChatRole;
-  content: string;
-}
+// A chat example's turns are the model's chat messages.
+export { CHAT_ROLES, type ChatMessage, type ChatRole } from '../../model/tokenizer/chat-segments.js';
 
 /**
  * One supervised fine-tuning example, as a dataset line holds it:

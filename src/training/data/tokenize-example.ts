@@ -1,6 +1,6 @@
 import { InvalidArgument } from '../../common/errors.js';
 import type { Tokenizer } from '../../model/tokenizer/tokenizer.js';
-import { renderChat, type TemplateSegment } from './chat-template.js';
+import { type ChatMessage, renderChat, type TemplateSegment } from '../../model/tokenizer/chat-segments.js';
 import type { NumberedExample, SftExample } from './sft-example.js';
 import type { TokenSequence } from './token-sequence.js';
 
@@ -30,6 +30,13 @@ export interface TokenizeOptions {
   completionOnly?: boolean;
   /** Default `error`. */
   truncation?: TruncationPolicy;
+  /** Renders chat examples: the model's chat template (GptModel.chat). Default: gentune's own ({@link renderChat}). */
+  chat?: ChatSegmenter;
+}
+
+/** What renders a conversation into segments (ChatTemplate, or {@link renderChat} alone). */
+export interface ChatSegmenter {
+  segments(messages: readonly ChatMessage[], options?: { addGenerationPrompt?: boolean }): TemplateSegment[];
 }
 
 /** One example as token ids with its loss mask (convention: {@link TokenSequence}). */
@@ -56,10 +63,10 @@ export interface EncodedSegments {
  * The template segments of an example:
  * - prompt/completion: `prompt`, then `completion` (loss), then EOS (loss).
  *   The prompt is used as is: add a separator (space, newline) in the data.
- * - chat: {@link renderChat}.
+ * - chat: `chat`'s segments (the model's template; default gentune's own, {@link renderChat}).
  * - text: `text` (loss), then EOS (loss).
  */
-export function exampleSegments(example: SftExample): TemplateSegment[] {
+export function exampleSegments(example: SftExample, chat?: ChatSegmenter): TemplateSegment[] {
   switch (example.kind) {
     case 'prompt_completion':
       return [
@@ -68,7 +75,7 @@ export function exampleSegments(example: SftExample): TemplateSegment[] {
         { kind: 'eos', loss: true },
       ];
     case 'chat':
-      return renderChat(example.messages);
+      return chat ? chat.segments(example.messages) : renderChat(example.messages);
     case 'text':
       return [
         { kind: 'text', text: example.text, loss: true },
@@ -99,7 +106,7 @@ export function encodeSegments(
       inCompletion = true;
       completionStart = ids.length;
     }
-    const pieceIds = segment.kind === 'eos' ? [tokenizer.eosId] : tokenizer.encode(segment.text);
+    const pieceIds = segment.kind === 'eos' ? [tokenizer.eosId] : tokenizer.encode(segment.text, { parseSpecialTokens: segment.special ?? false });
     const weight = !completionOnly || segment.loss ? 1 : 0;
     for (const id of pieceIds) {
       ids.push(id);
@@ -125,7 +132,7 @@ export function tokenizeExample(
   const { line, example } = record;
   const maxSeqLen = checkMaxSeqLen(options.maxSeqLen);
   const truncation = checkTruncation(options.truncation ?? 'error');
-  const encoded = encodeSegments(exampleSegments(example), tokenizer, options);
+  const encoded = encodeSegments(exampleSegments(example, options.chat), tokenizer, options);
   const n = encoded.ids.length;
   if (n <= maxSeqLen) return { line, ids: encoded.ids, lossMask: encoded.lossMask, truncatedTokens: 0 };
 

@@ -9,7 +9,8 @@ import { InvalidArgument } from '../../../../src/common/errors.js';
 import { FALLBACK_CHAT_TEMPLATE, loadChatTemplate, type ChatTemplateMessage } from '../../../../src/model/tokenizer/chat-template.js';
 import type { ByteLevelBpe } from '../../../../src/model/tokenizer/byte-level-bpe.js';
 import { loadTokenizer, saveTokenizer } from '../../../../src/model/tokenizer/load-tokenizer.js';
-import { renderChat, segmentsToText } from '../../../../src/training/data/chat-template.js';
+import { renderChat, segmentsToText } from '../../../../src/model/tokenizer/chat-segments.js';
+import { encodeSegments } from '../../../../src/training/data/tokenize-example.js';
 import { requirePeer, skipWithoutPeer } from '../../../helpers/test-peer.js';
 import { byteTokenizer } from './fixtures.js';
 import { HF_MODELS, bundledTokenizer, modelFolder, tinyTokenizerJson } from './hf-fixtures.js';
@@ -213,4 +214,37 @@ test('template sources: chat_template.jinja first, a named list\'s default; bad 
   );
   assert.equal(strict.render([U]), 'ok');
   assert.throws(() => strict.render([S, U]), rejectsNaming('tokenizer_config.json', /fails on these messages: Conversations must start with a user turn/));
+});
+
+test('segments of a model template: the whole rendering, each assistant turn as the template writes it is the loss, and encoding them gives the ids of the whole text', async () => {
+  const tok = await bundledTokenizer('qwen3');
+  const chat = await loadChatTemplate(HF_MODELS.qwen3, tok);
+  const conversation = CONVERSATIONS[3] as Parameters<typeof chat.segments>[0];
+  const segments = chat.segments(conversation);
+  const text = (s: (typeof segments)[number]) => (s.kind === 'text' ? s.text : '');
+  assert.equal(segments.map(text).join(''), chat.render(conversation));
+  // Each assistant content through its end-of-turn token is the loss; the prompt before it ends with the generation prompt.
+  assert.deepEqual(segments.filter((s) => s.loss).map(text), ['Hello.<|im_end|>', 'Then the end.<|im_end|>']);
+  assert.equal(text(segments[0]), chat.render(conversation.slice(0, 1), { addGenerationPrompt: true }));
+  assert.ok(segments.filter((s) => !s.loss).every((s) => s.kind === 'text' && s.special), 'template text is parsed for special tokens');
+  // Encoded piece by piece (special tokens parsed) = the whole text encoded at once; the mask covers the assistant turns.
+  const encoded = encodeSegments(segments, tok);
+  assert.deepEqual(Array.from(encoded.ids), tok.encode(chat.render(conversation), { parseSpecialTokens: true }));
+  const imEnd = tok.tokenToId('<|im_end|>')!;
+  const trained = Array.from(encoded.ids).filter((_, i) => encoded.lossMask[i] === 1);
+  assert.equal(trained.filter((id) => id === imEnd).length, 2, 'both assistant turns end in a trained <|im_end|>');
+  assert.equal(Array.from(encoded.lossMask).filter((m) => m === 1).length, trained.length);
+  assert.deepEqual(tok.decode(trained.filter((id) => id !== imEnd)).replace(/\n/g, ''), 'Hello.Then the end.');
+});
+
+test('segments: Qwen3\'s past turns lose their <think> block and still train on what is kept; a template that drops a content is refused, naming the file', async () => {
+  const tok = await bundledTokenizer('qwen3');
+  const qwen = await loadChatTemplate(HF_MODELS.qwen3, tok);
+  const thinking = [U, { role: 'assistant', content: '<think>\nhm\n</think>\n\nFirst.' }, U, A] as Parameters<typeof qwen.segments>[0];
+  assert.deepEqual(qwen.segments(thinking).filter((s) => s.loss).map((s) => (s.kind === 'text' ? s.text : '')), ['First.<|im_end|>', 'Hello.<|im_end|>']);
+  // Writes only the roles: no assistant content appears in the rendering.
+  const rolesOnly = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '<|im_end|>' }}{% endfor %}";
+  const dir = await modelFolder(HF_MODELS.qwen3, { 'tokenizer_config.json': { ...JSON.parse(await readFile(join(HF_MODELS.qwen3, 'tokenizer_config.json'), 'utf8')), chat_template: rolesOnly } });
+  const chat = await loadChatTemplate(dir, tok);
+  assert.throws(() => chat.segments([U, A] as Parameters<typeof chat.segments>[0]), (err: unknown) => err instanceof InvalidArgument && /tokenizer_config\.json.*message 1's content/.test((err as Error).message));
 });

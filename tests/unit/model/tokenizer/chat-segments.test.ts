@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renderChat, segmentsToText } from '../../../../src/training/data/chat-template.js';
+import { renderChat, segmentsToText } from '../../../../src/model/tokenizer/chat-segments.js';
 import { encodeSegments } from '../../../../src/training/data/tokenize-example.js';
 import type { ChatMessage } from '../../../../src/training/data/sft-example.js';
-import { ByteTokenizer } from './byte-tokenizer.js';
+import { ByteTokenizer } from '../../training/data/byte-tokenizer.js';
 
 const conversation: ChatMessage[] = [
   { role: 'system', content: 'Be brief.' },

@@ -1,13 +1,25 @@
-import type { ChatMessage } from './sft-example.js';
+/** Who speaks a chat message. */
+export type ChatRole = 'system' | 'user' | 'assistant';
+
+/** The roles a conversation may use, in the order error messages list them. */
+export const CHAT_ROLES: readonly ChatRole[] = ['system', 'user', 'assistant'];
+
+/** One turn of a conversation. */
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+}
 
 /**
- * A piece of a rendered example. `text` pieces are encoded with the tokenizer
- * one by one (never across a boundary); `eos` is the tokenizer's end-of-sequence
+ * A piece of a rendered conversation or example. `text` pieces are encoded
+ * with the tokenizer one by one (never across a boundary), with the spellings
+ * of special tokens parsed as those tokens when `special` (text a chat
+ * template wrote: `<|im_start|>`); `eos` is the tokenizer's end-of-sequence
  * id itself, never the text `<|endoftext|>`. `loss` says whether the model is
  * trained to produce this piece.
  */
 export type TemplateSegment =
-  | { kind: 'text'; text: string; loss: boolean }
+  | { kind: 'text'; text: string; loss: boolean; special?: boolean }
   | { kind: 'eos'; loss: boolean };
 
 /** The header that opens each turn, by role. */
