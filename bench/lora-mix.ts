@@ -16,7 +16,7 @@ import { initLoraAdapter } from '../src/model/adapter-init.js';
 import { GPT2_SMALL, type GptConfig } from '../src/model/gpt-config.js';
 import { forward, type ForwardInput } from '../src/model/gpt.js';
 import { disposeWeights } from '../src/model/gpt-weights.js';
-import { groupedLoraDelta, LORA_TARGETS, loraDelta, type RowSegment } from '../src/model/lora.js';
+import { GPT2_LORA_TARGETS, groupedLoraDelta, loraDelta, type RowSegment } from '../src/model/lora.js';
 import { LoraStackCache, stackedLoraDelta } from '../src/model/lora-stack.js';
 import { EMBEDDED } from './lib/serve-fixtures.js';
 import { printTable, randomWeightsOnDevice } from './lib/random-model.js';
@@ -58,7 +58,7 @@ for (const name of String(opts.models).split(',')) {
   const config: GptConfig = name === 'gpt2' ? GPT2_SMALL : EMBEDDED;
   const weights = randomWeightsOnDevice(config);
   const adapters = Array.from({ length: N }, (_, i) =>
-    initLoraAdapter(config, { r, loraAlpha: 2 * r, loraDropout: 0, targetModules: [...LORA_TARGETS], useRslora: false }, { seed: 10 + i, init: false }),
+    initLoraAdapter(config, { r, loraAlpha: 2 * r, loraDropout: 0, targetModules: [...GPT2_LORA_TARGETS], useRslora: false }, { seed: 10 + i, init: false }),
   );
   // Rows sorted by adapter, as the batch decoder keeps them.
   const per = Math.ceil(B / N);
@@ -67,7 +67,7 @@ for (const name of String(opts.models).split(',')) {
   const single: RowSegment[] = [{ start: 0, count: B, lora: adapters[0].lora }];
   const d = config.nEmbd;
   const xs = { c: tf.randomNormal([B * T, d]) as tf.Tensor2D, m: tf.randomNormal([B * T, 4 * d]) as tf.Tensor2D };
-  const modules = Array.from({ length: config.nLayer }, (_, l) => LORA_TARGETS.map((t) => `${l}.${t}`)).flat();
+  const modules = Array.from({ length: config.nLayer }, (_, l) => GPT2_LORA_TARGETS.map((t) => `${l}.${t}`)).flat();
   const shape = (key: string) => ({ x: key.endsWith('mlp.c_proj') ? xs.m : xs.c, out: key.endsWith('c_attn') ? 3 * d : key.endsWith('c_fc') ? 4 * d : d });
   // The deltas of a whole step, summed into one tensor so that one readback waits for all of them.
   const step = (delta: (x: tf.Tensor2D, key: string, out: number) => tf.Tensor2D | null) => () =>

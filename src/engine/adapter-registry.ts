@@ -16,8 +16,7 @@
  */
 import type { Logger } from 'pino';
 import { NotFound } from '../common/errors.js';
-import { type Adapter, disposeAdapter } from '../model/adapter.js';
-import { loraBytes } from '../model/lora.js';
+import { type Adapter, adapterTensors, disposeAdapter } from '../model/adapter.js';
 import type { AdapterStore, AdapterStoreChange, StoredAdapterVersion } from './adapter-store.js';
 import type { AdapterInfo, AdapterRef, AdapterVersionInfo } from './engine-api.js';
 import { type EngineMetrics, noMetrics } from './engine-metrics.js';
@@ -363,10 +362,5 @@ export class AdapterRegistry {
 
 /** Bytes an adapter's tensors occupy (float32). */
 export function adapterBytes(adapter: Adapter): number {
-  if (adapter.kind === 'lora') return loraBytes(adapter.lora);
-  let n = adapter.lnF.weight.size + adapter.lnF.bias.size;
-  for (const b of adapter.blocks.values()) {
-    for (const l of [b.ln_1, b.ln_2, b.c_attn, b.attn_c_proj, b.c_fc, b.mlp_c_proj]) n += l.weight.size + l.bias.size;
-  }
-  return n * 4;
+  return 4 * adapterTensors(adapter).reduce((n, t) => n + t.size, 0);
 }

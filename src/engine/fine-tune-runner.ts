@@ -280,6 +280,6 @@ export class FineTuneRunner {
     const h = spec.hyperparameters;
     const hasValidation = spec.validationDatasetId !== undefined || (h.validationSplit ?? 0) > 0;
     // Fails now, naming the field, rather than when the job starts.
-    resolveHyperparameters(trainHyperparameters(h), trainMethod(spec.method), hasValidation);
+    resolveHyperparameters(trainHyperparameters(h), trainMethod(spec.method, config), hasValidation);
   }
 }

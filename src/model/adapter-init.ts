@@ -3,7 +3,8 @@ import { InvalidArgument } from '../common/errors.js';
 import { Rng } from '../common/rng.js';
 import type { Adapter, LoraAdapterConfig } from './adapter.js';
 import type { GptConfig } from './gpt-config.js';
-import { type BlockWeights, gpt2Config, gpt2Weights, type GptWeights, type LayerNormWeights, type Linear } from './gpt-weights.js';
+import type { DecoderBlockWeights, GptWeights } from './gpt-weights.js';
+import { checkTargets, familyModules } from './family-modules.js';
 import { type LoraModule, loraScale } from './lora.js';
 
 /**
@@ -33,28 +34,28 @@ export interface InitLoraOptions {
 }
 
 /**
- * A new LoRA adapter for a model of shape `gpt`, adapting `config.targetModules`
- * in every layer (or `options.layers`). The caller owns it (see disposeAdapter).
- * @throws InvalidArgument for a non-positive r, no targets, or a layer out of range;
- *   FailedPrecondition for a Llama-family model (GPT-2's modules only, so far).
+ * A new LoRA adapter for a model of shape `model`, adapting `config.targetModules`
+ * (modules of the model's family) in every layer (or `options.layers`). The
+ * caller owns it (see disposeAdapter).
+ * @throws InvalidArgument for a non-positive r, no targets, a target the model's
+ *   family lacks, or a layer out of range.
  */
 export function initLoraAdapter(model: GptConfig, config: LoraAdapterConfig, options: InitLoraOptions): Adapter & { kind: 'lora' } {
-  const gpt = gpt2Config(model, 'LoRA');
+  const family = familyModules(model);
   const { r } = config;
   if (!Number.isInteger(r) || r <= 0) throw new InvalidArgument(`\`r\` must be a positive integer, got ${r}`);
   if (config.targetModules.length === 0) throw new InvalidArgument('`target_modules` must name at least one module');
-  const layers = options.layers ?? Array.from({ length: gpt.nLayer }, (_, i) => i);
-  const out = layers.find((l) => !Number.isInteger(l) || l < 0 || l >= gpt.nLayer);
-  if (out !== undefined) throw new InvalidArgument(`\`layers_to_transform\`: layer ${out} is out of range [0, ${gpt.nLayer})`);
+  checkTargets(family, config.targetModules);
+  const layers = options.layers ?? Array.from({ length: model.nLayer }, (_, i) => i);
+  const out = layers.find((l) => !Number.isInteger(l) || l < 0 || l >= model.nLayer);
+  if (out !== undefined) throw new InvalidArgument(`\`layers_to_transform\`: layer ${out} is out of range [0, ${model.nLayer})`);
   const init = options.init ?? true;
   const rng = new Rng(options.seed);
   const uniform = (n: number, bound: number) => Float32Array.from({ length: n }, () => (2 * rng.next() - 1) * bound);
-  const d = gpt.nEmbd;
-  const dims = { 'attn.c_attn': [d, 3 * d], 'attn.c_proj': [d, d], 'mlp.c_fc': [d, 4 * d], 'mlp.c_proj': [4 * d, d] } as const;
   const modules = new Map<string, LoraModule>();
   for (const layer of layers) {
     for (const target of config.targetModules) {
-      const [din, dout] = dims[target];
+      const [din, dout] = family.dims(model, target);
       // Drawn in PEFT's [r, in] / [out, r] layout; our a = A^T and b = B^T hold the same numbers.
       const a = init === 'gaussian' ? Float32Array.from({ length: r * din }, () => rng.normal() / r) : uniform(r * din, 1 / Math.sqrt(din));
       const b = init === false ? uniform(dout * r, 1 / Math.sqrt(r)) : new Float32Array(dout * r);
@@ -80,29 +81,18 @@ export function initLoraAdapter(model: GptConfig, config: LoraAdapterConfig, opt
 
 /**
  * A new `last_layers` adapter: copies of the base model's top `numLayers` blocks
- * and final layer norm, to be trained in place of them. The caller owns it.
- * @throws InvalidArgument if numLayers is not in [1, n_layer]; FailedPrecondition for a Llama-family model.
+ * and final norm, to be trained in place of them. The caller owns it.
+ * @throws InvalidArgument if numLayers is not in [1, n_layer].
  */
 export function initLastLayersAdapter(model: GptWeights, numLayers: number, baseModel = ''): Adapter & { kind: 'last_layers' } {
-  const base = gpt2Weights(model, 'a last_layers adapter');
-  const n = base.blocks.length;
+  const family = familyModules(model);
+  const n = model.blocks.length;
   if (!Number.isInteger(numLayers) || numLayers < 1 || numLayers > n) {
     throw new InvalidArgument(`\`num_layers\` must be an integer in [1, ${n}], got ${numLayers}`);
   }
-  const ln = (w: LayerNormWeights): LayerNormWeights => ({ weight: tf.clone(w.weight), bias: tf.clone(w.bias) });
-  // weightT is left out: it is for frozen weights only, and these are to be trained.
-  const lin = (l: Linear): Linear => ({ weight: tf.clone(l.weight), bias: tf.clone(l.bias) });
-  const blocks = new Map<number, BlockWeights>();
-  for (let i = n - numLayers; i < n; i++) {
-    const b = base.blocks[i];
-    blocks.set(i, {
-      ln_1: ln(b.ln_1),
-      c_attn: lin(b.c_attn),
-      attn_c_proj: lin(b.attn_c_proj),
-      ln_2: ln(b.ln_2),
-      c_fc: lin(b.c_fc),
-      mlp_c_proj: lin(b.mlp_c_proj),
-    });
-  }
-  return { kind: 'last_layers', numLayers, blocks, lnF: ln(base.ln_f), baseModel };
+  // mapBlock leaves weightT out: it is for frozen weights only, and these are to be trained.
+  const clone = (t: tf.Tensor) => tf.clone(t);
+  const blocks = new Map<number, DecoderBlockWeights>();
+  for (let i = n - numLayers; i < n; i++) blocks.set(i, family.mapBlock(model.blocks[i], i, clone));
+  return { kind: 'last_layers', numLayers, blocks, lnF: family.mapFinalNorm(family.finalNormOf(model), clone), baseModel };
 }

@@ -1,11 +1,13 @@
-import type { BlockWeights, LayerNormWeights } from './gpt-weights.js';
-import { disposeLora, type LoraTarget, type LoraWeights } from './lora.js';
+import * as tf from '@tensorflow/tfjs';
+import type { DecoderBlockWeights, FinalNormWeights } from './gpt-weights.js';
+import type { LoraTarget, LoraWeights } from './lora.js';
 
 /** Settings of a LoRA adapter, PEFT's names in camelCase. */
 export interface LoraAdapterConfig {
   r: number;
   loraAlpha: number;
   loraDropout: number;
+  /** Modules of the base model's family (family-modules.ts). */
   targetModules: LoraTarget[];
   /** rsLoRA: scale alpha / sqrt(r) instead of alpha / r. */
   useRslora: boolean;
@@ -14,29 +16,27 @@ export interface LoraAdapterConfig {
 /**
  * A trained adapter resident on the backend: LoRA matrices, or (the classic
  * recipe) replacement weights for the top `numLayers` blocks and the final
- * layer norm.
+ * norm, of the base model's family.
  */
 export type Adapter =
   | { kind: 'lora'; config: LoraAdapterConfig; lora: LoraWeights; baseModel: string }
-  | { kind: 'last_layers'; numLayers: number; blocks: Map<number, BlockWeights>; lnF: LayerNormWeights; baseModel: string };
+  | { kind: 'last_layers'; numLayers: number; blocks: Map<number, DecoderBlockWeights>; lnF: FinalNormWeights; baseModel: string };
+
+/** Every tensor an adapter holds. */
+export function adapterTensors(adapter: Adapter): tf.Tensor[] {
+  if (adapter.kind === 'lora') return [...adapter.lora.modules.values()].flatMap((m) => [m.a, m.b]);
+  const out: tf.Tensor[] = [];
+  // Blocks and norms are plain records of tensors (weights, biases, gains, any weightT), nested once for the Llama family.
+  const walk = (x: unknown): void => {
+    if (x instanceof tf.Tensor) out.push(x);
+    else if (typeof x === 'object' && x !== null) Object.values(x).forEach(walk);
+  };
+  for (const b of adapter.blocks.values()) walk(b);
+  walk(adapter.lnF);
+  return out;
+}
 
 /** Frees an adapter's tensors. */
 export function disposeAdapter(adapter: Adapter): void {
-  if (adapter.kind === 'lora') {
-    disposeLora(adapter.lora);
-    return;
-  }
-  for (const b of adapter.blocks.values()) {
-    for (const n of [b.ln_1, b.ln_2]) {
-      n.weight.dispose();
-      n.bias.dispose();
-    }
-    for (const l of [b.c_attn, b.attn_c_proj, b.c_fc, b.mlp_c_proj]) {
-      l.weight.dispose();
-      l.bias.dispose();
-      l.weightT?.dispose();
-    }
-  }
-  adapter.lnF.weight.dispose();
-  adapter.lnF.bias.dispose();
+  for (const t of adapterTensors(adapter)) t.dispose();
 }

@@ -29,7 +29,8 @@ export interface DecoderParts {
 
 /**
  * A projection as the forward pass runs it: `linear`, plus the LoRA delta
- * of module `key` (`${layer}.${module}`, e.g. `3.attn.c_attn`) for the rows
- * whose adapter has one.
+ * of module `key` (`${layer}.${module}`, e.g. `3.attn.c_attn`,
+ * `3.self_attn.k_proj`: the family's LoRA targets, see family-modules.ts)
+ * for the rows whose adapter has one.
  */
 export type Project = (x: tf.Tensor2D, p: Projection, key: string) => tf.Tensor2D;

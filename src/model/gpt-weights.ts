@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { FailedPrecondition, ResourceExhausted } from '../common/errors.js';
+import { ResourceExhausted } from '../common/errors.js';
 import type { Gpt2Config, GptConfig, LlamaConfig } from './gpt-config.js';
 import { hfTensorShapes } from './gpt-config.js';
-import { disposeLlamaWeights, type LlamaWeights, llamaWeightsFromHost } from './llama-weights.js';
+import { disposeLlamaWeights, type LlamaBlockWeights, type LlamaWeights, llamaWeightsFromHost, type RmsNormWeights } from './llama-weights.js';
 
 /**
  * A projection y = x @ weight (+ bias), weight stored [in, out] as in Hugging
@@ -57,7 +57,28 @@ export interface Gpt2Weights {
 /** A model's weights: GPT-2's, or the Llama family's (llama-weights.ts); `family` tells them apart as in GptConfig. */
 export type GptWeights = Gpt2Weights | LlamaWeights;
 
-export type { LlamaWeights } from './llama-weights.js';
+/** One block of either family (a `last_layers` adapter holds its model's kind; see isLlamaBlock). */
+export type DecoderBlockWeights = BlockWeights | LlamaBlockWeights;
+
+/** The final norm of either family: GPT-2's LayerNorm `ln_f`, the Llama family's RMSNorm `norm`. */
+export type FinalNormWeights = LayerNormWeights | RmsNormWeights;
+
+/** Whether a block is the Llama family's (GPT-2's has no `self_attn`). */
+export function isLlamaBlock(block: DecoderBlockWeights): block is LlamaBlockWeights {
+  return 'self_attn' in block;
+}
+
+/** Whether a final norm is GPT-2's LayerNorm (it has a bias). */
+export function isLayerNorm(norm: FinalNormWeights): norm is LayerNormWeights {
+  return 'bias' in norm && norm.bias !== undefined;
+}
+
+/** The LM head as a plain matMul's right side, [d, vocab]: GPT-2's wte transposed, the Llama family's lmHeadT. */
+export function lmHeadTransposed(weights: GptWeights): tf.Tensor2D {
+  return weights.family === 'llama' ? weights.lmHeadT : weights.wteT;
+}
+
+export type { LlamaBlockWeights, LlamaWeights, RmsNormWeights } from './llama-weights.js';
 
 /** Host-side arrays by Hugging Face name, as checkpoints hold them. */
 export type HostTensors = Map<string, { shape: number[]; data: Float32Array }>;
@@ -78,43 +99,35 @@ export function weightsFromHost(config: GptConfig, host: HostTensors): GptWeight
   return gpt2WeightsFromHost(config, host);
 }
 
-/**
- * The weights as GPT-2's, for what only GPT-2 has so far (fine-tuning,
- * last_layers adapters, merging LoRA into the weights).
- * @throws FailedPrecondition naming `what` for a Llama-family model.
- */
-export function gpt2Weights(weights: GptWeights, what: string): Gpt2Weights {
-  if (weights.family === 'llama') throw new FailedPrecondition(`${what} is not implemented for Llama-family models yet`);
-  return weights;
-}
-
-/** The config as GPT-2's; see gpt2Weights. @throws FailedPrecondition naming `what` for a Llama-family model. */
-export function gpt2Config(config: GptConfig, what: string): Gpt2Config {
-  if (config.family === 'llama') throw new FailedPrecondition(`${what} is not implemented for Llama-family models yet (model_type ${config.modelType})`);
-  return config;
-}
-
 function gpt2WeightsFromHost(config: Gpt2Config, host: HostTensors): Gpt2Weights {
-  const t = (name: string): tf.Tensor => {
-    const h = host.get(name);
-    if (!h) throw new Error(`missing tensor \`${name}\``);
-    return tf.tensor(h.data, h.shape, 'float32');
+  const wte = hostTensor(host, 'wte.weight') as tf.Tensor2D;
+  const blocks = Array.from({ length: config.nLayer }, (_, i) => gpt2BlockFromHost(host, i));
+  return { wte, wteT: tf.transpose(wte), wpe: hostTensor(host, 'wpe.weight') as tf.Tensor2D, blocks, ln_f: layerNormFromHost(host, 'ln_f') };
+}
+
+function hostTensor(host: HostTensors, name: string): tf.Tensor {
+  const h = host.get(name);
+  if (!h) throw new Error(`missing tensor \`${name}\``);
+  return tf.tensor(h.data, h.shape, 'float32');
+}
+
+/** Uploads the LayerNorm `${prefix}.weight` / `.bias` of a GPT-2 checkpoint. */
+export function layerNormFromHost(host: HostTensors, prefix: string): LayerNormWeights {
+  return { weight: hostTensor(host, `${prefix}.weight`) as tf.Tensor1D, bias: hostTensor(host, `${prefix}.bias`) as tf.Tensor1D };
+}
+
+/** Uploads block `layer` of a GPT-2 checkpoint (tensors `h.{layer}.…`). */
+export function gpt2BlockFromHost(host: HostTensors, layer: number): BlockWeights {
+  const lin = (p: string): Linear => ({ weight: hostTensor(host, `${p}.weight`) as tf.Tensor2D, bias: hostTensor(host, `${p}.bias`) as tf.Tensor1D });
+  const p = `h.${layer}.`;
+  return {
+    ln_1: layerNormFromHost(host, `${p}ln_1`),
+    c_attn: lin(`${p}attn.c_attn`),
+    attn_c_proj: lin(`${p}attn.c_proj`),
+    ln_2: layerNormFromHost(host, `${p}ln_2`),
+    c_fc: lin(`${p}mlp.c_fc`),
+    mlp_c_proj: lin(`${p}mlp.c_proj`),
   };
-  const lin = (p: string): Linear => ({ weight: t(`${p}.weight`) as tf.Tensor2D, bias: t(`${p}.bias`) as tf.Tensor1D });
-  const ln = (p: string): LayerNormWeights => ({ weight: t(`${p}.weight`) as tf.Tensor1D, bias: t(`${p}.bias`) as tf.Tensor1D });
-  const wte = t('wte.weight') as tf.Tensor2D;
-  const blocks: BlockWeights[] = [];
-  for (let i = 0; i < config.nLayer; i++) {
-    blocks.push({
-      ln_1: ln(`h.${i}.ln_1`),
-      c_attn: lin(`h.${i}.attn.c_attn`),
-      attn_c_proj: lin(`h.${i}.attn.c_proj`),
-      ln_2: ln(`h.${i}.ln_2`),
-      c_fc: lin(`h.${i}.mlp.c_fc`),
-      mlp_c_proj: lin(`h.${i}.mlp.c_proj`),
-    });
-  }
-  return { wte, wteT: tf.transpose(wte), wpe: t('wpe.weight') as tf.Tensor2D, blocks, ln_f: ln('ln_f') };
 }
 
 /** Hugging Face name -> tensor for every weight of a GPT-2 model (wteT excluded: it is derived). */

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { GptConfig } from './gpt-config.js';
-import type { BlockWeights, GptWeights, LayerNormWeights } from './gpt-weights.js';
+import { type BlockWeights, type DecoderBlockWeights, type FinalNormWeights, type GptWeights, isLayerNorm, isLlamaBlock, type LlamaBlockWeights } from './gpt-weights.js';
 import { linear } from './layers.js';
 import { attentionHeads, causalSelfAttention, MASKED } from './attention.js';
 import { type DecodeCache, KvCache, type LayerKv } from './kv-cache.js';
@@ -29,12 +29,12 @@ export interface ForwardInput {
 export interface ForwardOptions {
   /** Generation: earlier columns are read from it and the new ones appended to it (the paged cache: GPT-2 only). */
   cache?: DecodeCache;
-  /** Rows grouped by LoRA adapter (GPT-2 only, so far); rows outside every segment use the base model. */
+  /** Rows grouped by LoRA adapter; rows outside every segment use the base model. */
   segments?: RowSegment[];
-  /** Replacement weights for some blocks (a `last_layers` adapter, GPT-2 only), by layer index. */
-  blockOverrides?: Map<number, BlockWeights>;
-  /** Replacement final layer norm (a `last_layers` adapter, GPT-2 only). */
-  lnF?: LayerNormWeights;
+  /** Replacement weights for some blocks (a `last_layers` adapter of the model's family), by layer index. */
+  blockOverrides?: Map<number, DecoderBlockWeights>;
+  /** Replacement final norm (a `last_layers` adapter): GPT-2's ln_f, the Llama family's norm. */
+  lnF?: FinalNormWeights;
   /** Training: LoRA dropout. */
   loraTraining?: LoraTrainingOptions;
   /** Keeps stacked adapter weights across calls (a decoder's batch of several adapters); see lora-stack.ts. */
@@ -118,25 +118,37 @@ export function forward(config: GptConfig, weights: GptWeights, input: ForwardIn
 }
 
 /**
- * The family's parts for this pass. The Llama family runs on generic tfjs ops
- * and the tensor KvCache for now: the paged cache, LoRA and last_layers
- * adapters, and embedding training are GPT-2's only, and refused here rather
- * than half applied.
+ * The family's parts for this pass, with a `last_layers` adapter's blocks and
+ * final norm when given (of the model's family, else an error). The Llama
+ * family runs on generic tfjs ops and the tensor KvCache for now: the paged
+ * cache and embedding training are GPT-2's only, and refused here rather than
+ * half applied.
  */
 function decoderParts(config: GptConfig, weights: GptWeights, input: ForwardInput, options: ForwardOptions, project: Project): DecoderParts {
+  const { blockOverrides, lnF } = options;
+  const foreign = (kind: string) => new Error(`a last_layers adapter's ${kind} of another family than the model's`);
   if (config.family !== 'llama') {
     if (weights.family === 'llama') throw new Error('GPT-2 config with Llama-family weights');
-    return gpt2Parts(config, weights, project, options);
+    if (blockOverrides && [...blockOverrides.values()].some(isLlamaBlock)) throw foreign('blocks');
+    if (lnF && !isLayerNorm(lnF)) throw foreign('final norm');
+    return gpt2Parts(config, weights, project, {
+      blockOverrides: blockOverrides as Map<number, BlockWeights> | undefined, // checked just above
+      lnF,
+      trainEmbeddings: options.trainEmbeddings,
+    });
   }
   if (weights.family !== 'llama') throw new Error('Llama-family config with GPT-2 weights');
   const refuse = (what: string) => {
     throw new Error(`${what} is not implemented for Llama-family models yet (model_type ${config.modelType})`);
   };
   if (options.cache instanceof PagedKvCache) refuse('the paged KV cache');
-  if (options.segments?.some((s) => s.lora)) refuse('LoRA');
-  if (options.blockOverrides || options.lnF) refuse('a last_layers adapter');
   if (options.trainEmbeddings) refuse('training the embeddings');
-  return llamaParts(config, weights, input.positions, project);
+  if (blockOverrides && ![...blockOverrides.values()].every(isLlamaBlock)) throw foreign('blocks');
+  if (lnF && isLayerNorm(lnF)) throw foreign('final norm');
+  return llamaParts(config, weights, input.positions, project, {
+    blockOverrides: blockOverrides as Map<number, LlamaBlockWeights> | undefined, // checked just above
+    norm: lnF,
+  });
 }
 
 /** The additive attention mask [batch, 1, length, past + length] on the host. */

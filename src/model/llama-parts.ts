@@ -1,10 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from './llama-config.js';
-import type { LlamaWeights } from './llama-weights.js';
+import type { LlamaBlockWeights, LlamaWeights, RmsNormWeights } from './llama-weights.js';
 import type { DecoderParts, Project } from './decoder-parts.js';
 import { rmsNorm, swiGlu } from './layers.js';
 import { matMul } from './matmul.js';
 import { applyRotary, rotaryTables } from './rotary.js';
+
+/** Options of the Llama family's parts: a `last_layers` adapter's layers and final norm. */
+export interface LlamaPartsOptions {
+  blockOverrides?: Map<number, LlamaBlockWeights>;
+  norm?: RmsNormWeights;
+}
 
 /**
  * The Llama family (modeling_llama.py; Mistral, Qwen2 and Qwen3 by config):
@@ -13,10 +19,16 @@ import { applyRotary, rotaryTables } from './rotary.js';
  * rotation, SwiGLU MLP, tied or separate LM head. `positions` are the rows'
  * position ids, for the rotary tables.
  */
-export function llamaParts(config: LlamaConfig, weights: LlamaWeights, positions: Int32Array, project: Project): DecoderParts {
+export function llamaParts(
+  config: LlamaConfig,
+  weights: LlamaWeights,
+  positions: Int32Array,
+  project: Project,
+  options: LlamaPartsOptions = {},
+): DecoderParts {
   const { nHead, nKvHead, headDim, rmsNormEps: eps } = config;
   const rope = rotaryTables(config, positions);
-  const blk = (i: number) => weights.blocks[i];
+  const blk = (i: number) => options.blockOverrides?.get(i) ?? weights.blocks[i];
   // [rows, heads * headDim] -> [rows, heads, headDim], optionally normalised per head, rotated, and back.
   const encode = (x: tf.Tensor2D, heads: number, norm: { weight: tf.Tensor1D } | undefined): tf.Tensor2D => {
     let h = tf.reshape(x, [-1, heads, headDim]) as tf.Tensor3D;
@@ -41,7 +53,7 @@ export function llamaParts(config: LlamaConfig, weights: LlamaWeights, positions
       const gated = swiGlu(project(h, m.gate_proj, `${i}.mlp.gate_proj`), project(h, m.up_proj, `${i}.mlp.up_proj`));
       return project(gated, m.down_proj, `${i}.mlp.down_proj`);
     },
-    finalNorm: (x) => rmsNorm(x, weights.norm, eps),
+    finalNorm: (x) => rmsNorm(x, options.norm ?? weights.norm, eps),
     lmHead: (x) => matMul(x, weights.lmHeadT),
   };
 }

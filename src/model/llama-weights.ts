@@ -42,41 +42,50 @@ export interface LlamaWeights {
  * than a transposeB one. The caller owns the result.
  */
 export function llamaWeightsFromHost(config: LlamaConfig, host: HostTensors): LlamaWeights {
-  const get = (name: string) => {
-    const h = host.get(name);
-    if (!h) throw new Error(`missing tensor \`${name}\``);
-    return h;
-  };
-  const vector = (name: string) => tf.tensor1d(get(name).data);
-  const transposed = (name: string) => {
-    const h = get(name);
-    return tf.tidy(() => tf.transpose(tf.tensor2d(h.data, h.shape as [number, number])));
-  };
-  const linear = (p: string): Projection => ({
-    weight: transposed(`${p}.weight`),
-    ...(host.has(`${p}.bias`) ? { bias: vector(`${p}.bias`) } : {}),
-  });
-  const norm = (p: string): RmsNormWeights => ({ weight: vector(`${p}.weight`) });
-  const blocks: LlamaBlockWeights[] = [];
-  for (let i = 0; i < config.nLayer; i++) {
-    const p = `model.layers.${i}.`;
-    blocks.push({
-      input_layernorm: norm(`${p}input_layernorm`),
-      self_attn: {
-        q_proj: linear(`${p}self_attn.q_proj`),
-        k_proj: linear(`${p}self_attn.k_proj`),
-        v_proj: linear(`${p}self_attn.v_proj`),
-        o_proj: linear(`${p}self_attn.o_proj`),
-        ...(config.qkNorm ? { q_norm: norm(`${p}self_attn.q_norm`), k_norm: norm(`${p}self_attn.k_norm`) } : {}),
-      },
-      post_attention_layernorm: norm(`${p}post_attention_layernorm`),
-      mlp: { gate_proj: linear(`${p}mlp.gate_proj`), up_proj: linear(`${p}mlp.up_proj`), down_proj: linear(`${p}mlp.down_proj`) },
-    });
-  }
-  const embed = get('model.embed_tokens.weight');
+  const blocks = Array.from({ length: config.nLayer }, (_, i) => llamaBlockFromHost(config, host, i));
+  const embed = hostArray(host, 'model.embed_tokens.weight');
   const embed_tokens = tf.tensor2d(embed.data, embed.shape as [number, number]);
-  const lmHeadT = config.tieWordEmbeddings ? tf.transpose(embed_tokens) : transposed('lm_head.weight');
-  return { family: 'llama', embed_tokens, lmHeadT, blocks, norm: norm('model.norm') };
+  const lmHeadT = config.tieWordEmbeddings ? tf.transpose(embed_tokens) : transposedFromHost(host, 'lm_head.weight');
+  return { family: 'llama', embed_tokens, lmHeadT, blocks, norm: rmsNormFromHost(host, 'model.norm') };
+}
+
+function hostArray(host: HostTensors, name: string) {
+  const h = host.get(name);
+  if (!h) throw new Error(`missing tensor \`${name}\``);
+  return h;
+}
+
+/** An nn.Linear weight [out, in] uploaded as [in, out]. */
+function transposedFromHost(host: HostTensors, name: string): tf.Tensor2D {
+  const h = hostArray(host, name);
+  return tf.tidy(() => tf.transpose(tf.tensor2d(h.data, h.shape as [number, number])));
+}
+
+/** Uploads the RMSNorm gain `${prefix}.weight`. */
+export function rmsNormFromHost(host: HostTensors, prefix: string): RmsNormWeights {
+  return { weight: tf.tensor1d(hostArray(host, `${prefix}.weight`).data) };
+}
+
+/** Uploads layer `layer` of a Llama-family checkpoint (tensors `model.layers.{layer}.…`), projections transposed. */
+export function llamaBlockFromHost(config: LlamaConfig, host: HostTensors, layer: number): LlamaBlockWeights {
+  const linear = (p: string): Projection => ({
+    weight: transposedFromHost(host, `${p}.weight`),
+    ...(host.has(`${p}.bias`) ? { bias: tf.tensor1d(hostArray(host, `${p}.bias`).data) } : {}),
+  });
+  const norm = (p: string) => rmsNormFromHost(host, p);
+  const p = `model.layers.${layer}.`;
+  return {
+    input_layernorm: norm(`${p}input_layernorm`),
+    self_attn: {
+      q_proj: linear(`${p}self_attn.q_proj`),
+      k_proj: linear(`${p}self_attn.k_proj`),
+      v_proj: linear(`${p}self_attn.v_proj`),
+      o_proj: linear(`${p}self_attn.o_proj`),
+      ...(config.qkNorm ? { q_norm: norm(`${p}self_attn.q_norm`), k_norm: norm(`${p}self_attn.k_norm`) } : {}),
+    },
+    post_attention_layernorm: norm(`${p}post_attention_layernorm`),
+    mlp: { gate_proj: linear(`${p}mlp.gate_proj`), up_proj: linear(`${p}mlp.up_proj`), down_proj: linear(`${p}mlp.down_proj`) },
+  };
 }
 
 /** Every tensor of the weights, derived ones included. */

@@ -14,9 +14,14 @@ import { matMul, recordingGradients } from './matmul.js';
  */
 export const STACKED_MAX_ROWS = 256;
 
-/** Modules of a GPT-2 block that LoRA can target (PEFT's names). */
-export const LORA_TARGETS = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'] as const;
-export type LoraTarget = (typeof LORA_TARGETS)[number];
+/** Modules of a GPT-2 block that LoRA can target, named as in GPT2Block (PEFT's names). */
+export const GPT2_LORA_TARGETS = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'] as const;
+/** Modules of a Llama-family block that LoRA can target, named as in LlamaDecoderLayer. */
+export const LLAMA_LORA_TARGETS = [
+  'self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj',
+] as const;
+/** A projection of a block, by its module name within the block; which a model has is its family's (family-modules.ts). */
+export type LoraTarget = (typeof GPT2_LORA_TARGETS)[number] | (typeof LLAMA_LORA_TARGETS)[number];
 
 /** One adapted projection. Stored for a plain forward matMul (PEFT's A is [r, in], B is [out, r]). */
 export interface LoraModule {
@@ -33,7 +38,7 @@ export interface LoraWeights {
   /** alpha / r, or alpha / sqrt(r) with rsLoRA. */
   scale: number;
   targets: LoraTarget[];
-  /** Key `${layer}.${target}`, e.g. `3.attn.c_attn`. */
+  /** Key `${layer}.${target}`, e.g. `3.attn.c_attn`, `3.self_attn.q_proj`. */
   modules: Map<string, LoraModule>;
 }
 

@@ -39,8 +39,14 @@ import {
   parseSafeUint,
 } from './validate.js';
 
-/** LoRA target modules of GPT-2 (PEFT names; "c_proj" means both projections). */
-export const TARGET_MODULES = ['c_attn', 'c_proj', 'attn.c_proj', 'c_fc', 'mlp.c_proj'] as const;
+/**
+ * LoRA target modules (PEFT names) of either family: GPT-2's ("c_proj" means both
+ * projections) and the Llama family's. The engine refuses those the served model lacks.
+ */
+export const TARGET_MODULES = [
+  'c_attn', 'c_proj', 'attn.c_proj', 'c_fc', 'mlp.c_proj',
+  'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj',
+] as const;
 
 const SCHEDULERS = new Map<number, DomainLrScheduler | undefined>([
   [LrScheduler.LR_SCHEDULER_UNSPECIFIED, undefined],

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InvalidArgument } from '../common/errors.js';
 import type { Adapter } from '../model/adapter.js';
 import type { GptConfig } from '../model/gpt-config.js';
-import { gpt2Weights, type GptWeights } from '../model/gpt-weights.js';
+import { type GptWeights, lmHeadTransposed } from '../model/gpt-weights.js';
 import { forward } from '../model/gpt.js';
 import { evaluationBatches } from './data/batcher.js';
 import type { TokenSequence } from './data/token-sequence.js';
@@ -36,7 +36,6 @@ export interface EvaluateLossOptions extends HeadLossOptions {
  * adapter) over `sequences`, teacher forcing, no gradients. Only positions
  * whose loss mask is set count, weighted by it (the SFT training loss, on
  * other data). Sums stay on the backend until one readback at the end.
- * @throws FailedPrecondition for a Llama-family model (not yet).
  */
 export async function evaluateLoss(
   config: GptConfig,
@@ -44,7 +43,7 @@ export async function evaluateLoss(
   sequences: readonly TokenSequence[],
   options: EvaluateLossOptions,
 ): Promise<LossEvaluation> {
-  const head = gpt2Weights(weights, 'loss evaluation'); // its LM-head sums take GPT-2's tied wte
+  const head = { wteT: lmHeadTransposed(weights) };
   let sums: tf.Tensor1D = tf.zeros([2]);
   let tokens = 0;
   try {

@@ -94,11 +94,14 @@ export function softmaxCrossEntropy(
   return f(logits) as tf.Scalar;
 }
 
-/** The frozen, tied LM head: logits = hidden @ wteT. */
+/**
+ * The frozen LM head: logits = hidden @ wteT. GPT-2's is tied to the token
+ * embeddings; a Llama-family model's is too, or its own lm_head.weight.
+ */
 export interface LmHead {
-  /** Token embeddings [vocab, d]. */
+  /** The head's weight [vocab, d] (GPT-2's token embeddings). */
   wte: tf.Tensor2D;
-  /** Their transpose [d, vocab]. */
+  /** Its transpose [d, vocab]. */
   wteT: tf.Tensor2D;
 }
 
@@ -184,14 +187,14 @@ export function lmHeadCrossEntropy(
  */
 export function lmHeadEvalSums(
   hidden: tf.Tensor2D,
-  head: LmHead,
+  head: Pick<LmHead, 'wteT'>,
   targets: tf.Tensor1D,
   weights: tf.Tensor1D,
   options: HeadLossOptions = {},
 ): tf.Tensor1D {
   return tf.tidy(() => {
     const [rows, d] = hidden.shape;
-    const step = chunkRows(rows, head.wte.shape[0], options);
+    const step = chunkRows(rows, head.wteT.shape[1], options);
     const parts: tf.Tensor[] = [tf.zeros([2])];
     for (let start = 0; start < rows; start += step) {
       const part = tf.tidy(() => {

@@ -10,16 +10,20 @@ import { clipByGlobalNorm } from './grad-clip.js';
 import { gatherRows, lmHeadCrossEntropy, lossRows, type HeadLossOptions, type LossRows } from './sft-loss.js';
 import type { Trainable } from './trainable.js';
 
-/** What one optimizer step needs besides its batches. */
-export interface StepContext {
+/** What a step's gradients need besides its batches. */
+export interface GradientContext {
   config: GptConfig;
   trainable: Trainable;
-  optimizer: AdamW;
-  /** Global gradient-norm clip; <= 0 turns clipping off. */
-  maxGradNorm: number;
   /** Source of LoRA dropout seeds (part of the resumable state). */
   dropoutRng: Rng;
   head?: HeadLossOptions;
+}
+
+/** What one optimizer step needs besides its batches. */
+export interface StepContext extends GradientContext {
+  optimizer: AdamW;
+  /** Global gradient-norm clip; <= 0 turns clipping off. */
+  maxGradNorm: number;
 }
 
 /** Host-side facts of a step, known before any compute. */
@@ -52,9 +56,27 @@ export function stepTokens(microBatches: readonly Batch[]): StepTokens {
  * A step without loss tokens changes nothing and returns [0, 0].
  */
 export function optimizerStep(ctx: StepContext, microBatches: readonly Batch[], lr: number): tf.Tensor1D {
+  const step = stepGradients(ctx, microBatches);
+  if (!step) return tf.zeros([2]);
+  const { grads, norm } = clipByGlobalNorm(step.grads, ctx.maxGradNorm);
+  tf.dispose(step.grads);
+  ctx.optimizer.step(grads, lr);
+  tf.dispose(grads);
+  const out = tf.stack([step.loss, norm]) as tf.Tensor1D;
+  tf.dispose([step.loss, norm]);
+  return out;
+}
+
+/**
+ * The loss of a step's micro-batches (mean per loss token over all of them,
+ * nats) and its gradient for each trainable parameter, in parameter order,
+ * before clipping; null when the step has no loss tokens. The caller frees
+ * the tensors.
+ */
+export function stepGradients(ctx: GradientContext, microBatches: readonly Batch[]): { loss: tf.Scalar; grads: tf.Tensor[] } | null {
   const selections = microBatches.map(lossRows);
   const normalizer = selections.reduce((n, s) => n + s.weightSum, 0);
-  if (normalizer === 0) return tf.zeros([2]);
+  if (normalizer === 0) return null;
   const variables = ctx.trainable.params.map((p) => p.variable);
   let sumGrads: tf.Tensor[] | undefined;
   let sumLoss: tf.Tensor | undefined;
@@ -65,13 +87,7 @@ export function optimizerStep(ctx: StepContext, microBatches: readonly Batch[], 
     sumLoss = accumulate(sumLoss, value);
     sumGrads = sumGrads ? sumGrads.map((acc, k) => accumulate(acc, ordered[k])) : ordered;
   });
-  const { grads, norm } = clipByGlobalNorm(sumGrads!, ctx.maxGradNorm);
-  tf.dispose(sumGrads!);
-  ctx.optimizer.step(grads, lr);
-  tf.dispose(grads);
-  const out = tf.stack([sumLoss!, norm]) as tf.Tensor1D;
-  tf.dispose([sumLoss!, norm]);
-  return out;
+  return { loss: sumLoss! as tf.Scalar, grads: sumGrads! };
 }
 
 /** a + b, freeing both; a may be absent. */
@@ -83,7 +99,7 @@ function accumulate(a: tf.Tensor | undefined, b: tf.Tensor): tf.Tensor {
   return sum;
 }
 
-function microBatchLoss(ctx: StepContext, batch: Batch, sel: LossRows, normalizer: number): tf.Scalar {
+function microBatchLoss(ctx: GradientContext, batch: Batch, sel: LossRows, normalizer: number): tf.Scalar {
   const { trainable } = ctx;
   const method = trainable.method;
   const loraTraining: LoraTrainingOptions | undefined =
@@ -96,5 +112,5 @@ function microBatchLoss(ctx: StepContext, batch: Batch, sel: LossRows, normalize
   });
   const picked = gatherRows(hidden, tf.tensor1d(sel.rows, 'int32'));
   const targets = tf.tensor1d(sel.targets, 'int32');
-  return lmHeadCrossEntropy(picked, trainable.weights, targets, tf.tensor1d(sel.weights), normalizer, ctx.head);
+  return lmHeadCrossEntropy(picked, trainable.head, targets, tf.tensor1d(sel.weights), normalizer, ctx.head);
 }

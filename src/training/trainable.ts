@@ -2,10 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import { InvalidArgument } from '../common/errors.js';
 import { Rng } from '../common/rng.js';
 import type { Adapter, LoraAdapterConfig } from '../model/adapter.js';
-import type { Gpt2Config, GptConfig } from '../model/gpt-config.js';
-import { type BlockWeights, type Gpt2Weights, gpt2Config, gpt2Weights, type GptWeights, type LayerNormWeights, type Linear } from '../model/gpt-weights.js';
-import { LORA_TARGETS, loraScale, type LoraModule, type LoraTarget, type LoraWeights } from '../model/lora.js';
+import type { GptConfig } from '../model/gpt-config.js';
+import type { DecoderBlockWeights, GptWeights, Projection } from '../model/gpt-weights.js';
+import { checkTargets, type FamilyModules, familyModules, targetsFromNames } from '../model/family-modules.js';
+import { loraScale, type LoraModule, type LoraTarget, type LoraWeights } from '../model/lora.js';
 import type { OptimizedParameter } from './adamw.js';
+import type { LmHead } from './sft-loss.js';
 
 /** LoRA fine-tuning (PEFT's settings). */
 export interface LoraMethod {
@@ -16,13 +18,13 @@ export interface LoraMethod {
   alpha: number;
   /** Dropout probability on the LoRA input, in [0, 1). */
   dropout: number;
-  /** Adapted projections (default ['attn.c_attn']). */
+  /** Adapted projections, modules of the model's family (default PEFT's: GPT-2's c_attn, the Llama family's q_proj and v_proj). */
   targetModules?: LoraTarget[];
   /** rsLoRA: scale alpha / sqrt(r) instead of alpha / r (default false). */
   useRslora?: boolean;
 }
 
-/** Train copies of the top `numLayers` blocks and the final layer norm; everything else is frozen. */
+/** Train copies of the top `numLayers` blocks and the final norm; everything else is frozen. */
 export interface LastLayersMethod {
   kind: 'last_layers';
   numLayers: number;
@@ -45,7 +47,9 @@ export interface Trainable {
    * tensors, plus `weightT` on every frozen projection gradients flow through
    * (the backward pass then avoids transposed matMuls, see model/matmul.ts).
    */
-  readonly weights: Gpt2Weights;
+  readonly weights: GptWeights;
+  /** The frozen LM head for the fused loss (sft-loss.ts): GPT-2's tied wte, the Llama family's head. */
+  readonly head: LmHead;
   /** The adapter over the live variables (no copy), for forward passes during training. */
   readonly live: Adapter;
   /** Number of trainable scalars. */
@@ -69,8 +73,9 @@ export interface TrainableOptions {
 }
 
 /**
- * Builds the trainable parameters of `method` over `weights` (validated against `config`).
- * @throws FailedPrecondition for a Llama-family model (GPT-2's modules only, so far).
+ * Builds the trainable parameters of `method` over `weights` (validated against `config`),
+ * for either family: what differs is the family's modules (family-modules.ts).
+ * @throws InvalidArgument for a bad rank, alpha, dropout, num_layers, or a target the family lacks.
  */
 export function createTrainable(
   config: GptConfig,
@@ -78,20 +83,20 @@ export function createTrainable(
   method: TrainMethod,
   options: TrainableOptions,
 ): Trainable {
-  const gpt2 = gpt2Config(config, 'fine-tuning');
-  const base = gpt2Weights(weights, 'fine-tuning');
-  return method.kind === 'lora' ? loraTrainable(gpt2, base, method, options) : lastLayersTrainable(gpt2, base, method, options);
+  if ((config.family === 'llama') !== (weights.family === 'llama')) throw new Error('config and weights of different families');
+  const family = familyModules(config);
+  return method.kind === 'lora' ? loraTrainable(config, weights, family, method, options) : lastLayersTrainable(config, weights, family, method, options);
 }
 
-function loraTrainable(config: Gpt2Config, weights: Gpt2Weights, method: LoraMethod, options: TrainableOptions): Trainable {
-  const targets: LoraTarget[] = method.targetModules?.length ? [...method.targetModules] : ['attn.c_attn'];
-  validateLora(method, targets);
+function loraTrainable(config: GptConfig, weights: GptWeights, family: FamilyModules, method: LoraMethod, options: TrainableOptions): Trainable {
+  const targets: LoraTarget[] = method.targetModules?.length ? [...method.targetModules] : targetsFromNames(family, []);
+  validateLora(method, targets, family);
   const rng = new Rng(options.seed);
   const params: OptimizedParameter[] = [];
   const modules = new Map<string, LoraModule>();
   for (let layer = 0; layer < config.nLayer; layer++) {
-    for (const target of LORA_TARGETS.filter((t) => targets.includes(t))) {
-      const [inDim, outDim] = projection(weights.blocks[layer], target).weight.shape;
+    for (const target of family.targets.filter((t) => targets.includes(t))) {
+      const [inDim, outDim] = family.projection(weights.blocks[layer], target).weight.shape;
       // PEFT: kaiming_uniform_(A, a=sqrt(5)) on A [r, in] is U(-1/sqrt(in), 1/sqrt(in)); B = 0.
       const bound = 1 / Math.sqrt(inDim);
       const aInit = Float32Array.from({ length: inDim * method.r }, () => (2 * rng.next() - 1) * bound);
@@ -100,7 +105,8 @@ function loraTrainable(config: Gpt2Config, weights: Gpt2Weights, method: LoraMet
       const b = tf.tidy(() => tf.variable(tf.zeros([method.r, outDim]) as tf.Tensor2D, true));
       const key = `${layer}.${target}`;
       modules.set(key, { a, b });
-      params.push({ name: `h.${key}.lora_a`, variable: a, decay: true }, { name: `h.${key}.lora_b`, variable: b, decay: true });
+      const name = `${family.layers}.${key}`;
+      params.push({ name: `${name}.lora_a`, variable: a, decay: true }, { name: `${name}.lora_b`, variable: b, decay: true });
     }
   }
   const adapterConfig: LoraAdapterConfig = {
@@ -118,10 +124,10 @@ function loraTrainable(config: Gpt2Config, weights: Gpt2Weights, method: LoraMet
     modules: m,
   });
   const baseModel = options.baseModel ?? '';
-  const { view, created } = frozenView(weights, 0);
+  const frozen = frozenView(config, weights, family, 0);
   const normalized: LoraMethod = { ...method, targetModules: [...targets], useRslora: method.useRslora ?? false };
   const live: Adapter = { kind: 'lora', config: adapterConfig, lora: lora(modules), baseModel };
-  return trainable(normalized, params, view, created, live, () => {
+  return trainable(normalized, params, frozen, live, () => {
     const copies = new Map<string, LoraModule>();
     for (const [key, m] of modules) copies.set(key, { a: tf.clone(m.a), b: tf.clone(m.b) });
     return { kind: 'lora', config: { ...adapterConfig, targetModules: [...targets] }, lora: lora(copies), baseModel };
@@ -129,8 +135,9 @@ function loraTrainable(config: Gpt2Config, weights: Gpt2Weights, method: LoraMet
 }
 
 function lastLayersTrainable(
-  config: Gpt2Config,
-  weights: Gpt2Weights,
+  config: GptConfig,
+  weights: GptWeights,
+  family: FamilyModules,
   method: LastLayersMethod,
   options: TrainableOptions,
 ): Trainable {
@@ -140,66 +147,45 @@ function lastLayersTrainable(
   }
   const params: OptimizedParameter[] = [];
   // tf.variable shares the base tensor's data; assign() swaps in new data and never writes the old.
-  const v = (t: tf.Tensor, name: string, decay: boolean): tf.Variable => {
+  // Weight decay on projection matrices only, not on biases or norm gains.
+  const v = (t: tf.Tensor, role: { name: string; matrix: boolean }): tf.Tensor => {
     const variable = tf.variable(t, true);
-    params.push({ name, variable, decay });
+    params.push({ name: role.name, variable, decay: role.matrix });
     return variable;
   };
-  const ln = (w: LayerNormWeights, name: string): LayerNormWeights => ({
-    weight: v(w.weight, `${name}.weight`, false) as tf.Variable<tf.Rank.R1>,
-    bias: v(w.bias, `${name}.bias`, false) as tf.Variable<tf.Rank.R1>,
-  });
-  const lin = (l: Linear, name: string): Linear => ({
-    weight: v(l.weight, `${name}.weight`, true) as tf.Variable<tf.Rank.R2>,
-    bias: v(l.bias, `${name}.bias`, false) as tf.Variable<tf.Rank.R1>,
-  });
-  const blocks = new Map<number, BlockWeights>();
-  for (let i = config.nLayer - n; i < config.nLayer; i++) {
-    const b = weights.blocks[i];
-    blocks.set(i, {
-      ln_1: ln(b.ln_1, `h.${i}.ln_1`),
-      c_attn: lin(b.c_attn, `h.${i}.attn.c_attn`),
-      attn_c_proj: lin(b.attn_c_proj, `h.${i}.attn.c_proj`),
-      ln_2: ln(b.ln_2, `h.${i}.ln_2`),
-      c_fc: lin(b.c_fc, `h.${i}.mlp.c_fc`),
-      mlp_c_proj: lin(b.mlp_c_proj, `h.${i}.mlp.c_proj`),
-    });
-  }
-  const lnF = ln(weights.ln_f, 'ln_f');
+  const blocks = new Map<number, DecoderBlockWeights>();
+  for (let i = config.nLayer - n; i < config.nLayer; i++) blocks.set(i, family.mapBlock(weights.blocks[i], i, v));
+  const lnF = family.mapFinalNorm(family.finalNormOf(weights), v);
   const baseModel = options.baseModel ?? '';
   // Nothing below the trained blocks needs a gradient, so no frozen block needs weightT.
-  const { view, created } = frozenView(weights, config.nLayer);
-  return trainable(method, params, view, created, { kind: 'last_layers', numLayers: n, blocks, lnF, baseModel }, () => {
-    const c = <T extends tf.Tensor>(t: T): T => tf.clone(t);
-    const copies = new Map<number, BlockWeights>();
-    for (const [i, b] of blocks) {
-      const cl = (l: Linear): Linear => ({ weight: c(l.weight), bias: c(l.bias) });
-      const cn = (w: LayerNormWeights): LayerNormWeights => ({ weight: c(w.weight), bias: c(w.bias) });
-      copies.set(i, {
-        ln_1: cn(b.ln_1),
-        c_attn: cl(b.c_attn),
-        attn_c_proj: cl(b.attn_c_proj),
-        ln_2: cn(b.ln_2),
-        c_fc: cl(b.c_fc),
-        mlp_c_proj: cl(b.mlp_c_proj),
-      });
-    }
-    return { kind: 'last_layers', numLayers: n, blocks: copies, lnF: { weight: c(lnF.weight), bias: c(lnF.bias) }, baseModel };
+  const frozen = frozenView(config, weights, family, config.nLayer);
+  return trainable(method, params, frozen, { kind: 'last_layers', numLayers: n, blocks, lnF, baseModel }, () => {
+    const c = (t: tf.Tensor) => tf.clone(t);
+    const copies = new Map<number, DecoderBlockWeights>();
+    for (const [i, b] of blocks) copies.set(i, family.mapBlock(b, i, c));
+    return { kind: 'last_layers', numLayers: n, blocks: copies, lnF: family.mapFinalNorm(lnF, c), baseModel };
   });
+}
+
+/** The frozen base as the training pass sees it, and the tensors made for it (freed with the trainable). */
+interface FrozenView {
+  weights: GptWeights;
+  head: LmHead;
+  created: tf.Tensor[];
 }
 
 function trainable(
   method: TrainMethod,
   params: OptimizedParameter[],
-  weights: Gpt2Weights,
-  created: tf.Tensor[],
+  frozen: FrozenView,
   live: Adapter,
   exportAdapter: () => Adapter,
 ): Trainable {
   return {
     method,
     params,
-    weights,
+    weights: frozen.weights,
+    head: frozen.head,
     live,
     parameterCount: params.reduce((n, p) => n + p.variable.size, 0),
     exportAdapter,
@@ -219,52 +205,39 @@ function trainable(
     },
     dispose() {
       for (const p of params) p.variable.dispose();
-      for (const t of created) t.dispose();
+      for (const t of frozen.created) t.dispose();
     },
   };
 }
 
 /**
- * The base weights with `weightT` on the four projections of blocks
- * `fromLayer` and up (where gradients pass through frozen projections).
- * Returns the view and the transposes created (existing ones are reused).
+ * The base weights with `weightT` on every projection of blocks `fromLayer`
+ * and up (where gradients pass through frozen projections), and the LM head
+ * the fused loss takes: [vocab, d] and its transpose [d, vocab]. GPT-2's and
+ * a tied Llama-family model's are the token embeddings; an untied head's
+ * [vocab, d] side is made here. Existing transposes are reused.
  */
-function frozenView(weights: Gpt2Weights, fromLayer: number): { view: Gpt2Weights; created: tf.Tensor[] } {
+function frozenView(config: GptConfig, weights: GptWeights, family: FamilyModules, fromLayer: number): FrozenView {
   const created: tf.Tensor[] = [];
-  const withT = (l: Linear): Linear => {
+  const withT = (l: Projection): Projection => {
     if (l.weightT) return l;
     const weightT = tf.transpose(l.weight) as tf.Tensor2D;
     created.push(weightT);
     return { ...l, weightT };
   };
   const blocks = weights.blocks.map((b, i) =>
-    i < fromLayer
-      ? b
-      : {
-          ...b,
-          c_attn: withT(b.c_attn),
-          attn_c_proj: withT(b.attn_c_proj),
-          c_fc: withT(b.c_fc),
-          mlp_c_proj: withT(b.mlp_c_proj),
-        },
+    i < fromLayer ? b : family.targets.reduce((block, t) => family.withProjection(block, t, withT(family.projection(block, t))), b as DecoderBlockWeights),
   );
-  return { view: { ...weights, blocks }, created };
+  const view = { ...weights, blocks } as GptWeights; // each block replaced by one of its own family (withProjection)
+  if (weights.family !== 'llama') return { weights: view, head: { wte: weights.wte, wteT: weights.wteT }, created };
+  // Tied (tie_word_embeddings): lmHeadT is embed_tokens transposed.
+  const tied = config.family === 'llama' && config.tieWordEmbeddings;
+  const wte = tied ? weights.embed_tokens : (tf.transpose(weights.lmHeadT) as tf.Tensor2D);
+  if (!tied) created.push(wte);
+  return { weights: view, head: { wte, wteT: weights.lmHeadT }, created };
 }
 
-function projection(block: BlockWeights, target: LoraTarget): Linear {
-  switch (target) {
-    case 'attn.c_attn':
-      return block.c_attn;
-    case 'attn.c_proj':
-      return block.attn_c_proj;
-    case 'mlp.c_fc':
-      return block.c_fc;
-    case 'mlp.c_proj':
-      return block.mlp_c_proj;
-  }
-}
-
-function validateLora(method: LoraMethod, targets: string[]): void {
+function validateLora(method: LoraMethod, targets: string[], family: FamilyModules): void {
   if (!Number.isInteger(method.r) || method.r < 1) throw new InvalidArgument(`\`r\` must be a positive integer, got ${method.r}`);
   if (!(method.alpha > 0) || !Number.isFinite(method.alpha)) {
     throw new InvalidArgument(`\`lora_alpha\` must be > 0, got ${method.alpha}`);
@@ -272,11 +245,7 @@ function validateLora(method: LoraMethod, targets: string[]): void {
   if (!(method.dropout >= 0 && method.dropout < 1)) {
     throw new InvalidArgument(`\`lora_dropout\` must be in [0, 1), got ${method.dropout}`);
   }
-  for (const t of targets) {
-    if (!(LORA_TARGETS as readonly string[]).includes(t)) {
-      throw new InvalidArgument(`\`target_modules\` entries must be among ${LORA_TARGETS.join(', ')}, got ${JSON.stringify(t)}`);
-    }
-  }
+  checkTargets(family, targets);
   if (new Set(targets).size !== targets.length) {
     throw new InvalidArgument(`\`target_modules\` has duplicates: ${JSON.stringify(targets)}`);
   }

@@ -126,6 +126,34 @@ export const QWEN2_LIKE = {
   vocab_size: 256,
 };
 
+/**
+ * A Qwen3 cut to a few dozen channels for finite differences: every entry of
+ * a layer's LoRA matrices costs two reference passes. It keeps what makes the
+ * projections' sizes all differ (q 32, k/v 16, o 32 -> 24, MLP 40 wide), q/k
+ * norm, grouped-query attention, biases on q/k/v/o (attention_bias) and an
+ * untied head.
+ */
+export const QWEN3_TINY = {
+  architectures: ['Qwen3ForCausalLM'],
+  attention_bias: true,
+  head_dim: 8,
+  hidden_act: 'silu',
+  hidden_size: 24,
+  intermediate_size: 40,
+  max_position_embeddings: 256,
+  model_type: 'qwen3',
+  num_attention_heads: 4,
+  num_hidden_layers: 2,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_scaling: null,
+  rope_theta: 10000,
+  sliding_window: null,
+  tie_word_embeddings: false,
+  use_sliding_window: false,
+  vocab_size: 48,
+};
+
 export type HfConfigJson = Record<string, unknown>;
 
 /** The parsed config of a test shape. */

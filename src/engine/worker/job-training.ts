@@ -14,11 +14,10 @@
  * job starts over from step 0.
  */
 import type { Logger } from 'pino';
-import { InvalidArgument } from '../../common/errors.js';
 import { disposeAdapter, type Adapter } from '../../model/adapter.js';
 import type { GptConfig } from '../../model/gpt-config.js';
 import type { GptWeights } from '../../model/gpt-weights.js';
-import type { LoraTarget } from '../../model/lora.js';
+import { familyModules, targetsFromNames } from '../../model/family-modules.js';
 import type { Tokenizer } from '../../model/tokenizer/tokenizer.js';
 import type { NumberedExample } from '../../training/data/sft-example.js';
 import { resolveValidation } from '../../training/data/split.js';
@@ -35,15 +34,6 @@ import { readJobCheckpoint, removeJobCheckpoint, writeJobCheckpoint } from '../j
 
 /** Default training time between two checkpoints of a job, in milliseconds (config `checkpointIntervalMs`). */
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 30_000;
-
-/** PEFT's target_modules names for GPT-2 -> the modules they select ("c_proj" is both projections). */
-const TARGETS: Record<string, LoraTarget[]> = {
-  c_attn: ['attn.c_attn'],
-  c_proj: ['attn.c_proj', 'mlp.c_proj'],
-  'attn.c_proj': ['attn.c_proj'],
-  c_fc: ['mlp.c_fc'],
-  'mlp.c_proj': ['mlp.c_proj'],
-};
 
 /** What a job trains over: the base model's shape, frozen weights and tokenizer. */
 export interface JobModel {
@@ -165,7 +155,7 @@ export async function trainJob(
       config: model.config,
       weights: model.weights,
       baseModel: model.name,
-      method: trainMethod(spec.method),
+      method: trainMethod(spec.method, model.config),
       train: trainSet,
       validation: validationSet,
       padId: model.tokenizer.eosId,
@@ -239,17 +229,16 @@ async function jobExamples(
   return { trainSet: split.train, validationSet: split.validation };
 }
 
-/** The engine's method (PEFT names, defaults unset) -> the trainer's. */
-export function trainMethod(m: FineTuneMethod): TrainMethod {
+/**
+ * The engine's method (PEFT names, defaults unset) -> the trainer's, for a base
+ * model of `config`'s family: target_modules are its PEFT names (GPT-2's
+ * `c_proj` is both projections), none meaning PEFT's default for it.
+ * @throws InvalidArgument naming a target module the model's family lacks.
+ */
+export function trainMethod(m: FineTuneMethod, config: GptConfig): TrainMethod {
   if (m.kind === 'last_layers') return { kind: 'last_layers', numLayers: m.numLayers };
-  const names = m.targetModules.length > 0 ? m.targetModules : ['c_attn'];
-  const targets = new Set<LoraTarget>();
-  names.forEach((n, i) => {
-    const t = TARGETS[n];
-    if (!t) throw new InvalidArgument(`\`target_modules[${i}]\` must be one of ${Object.keys(TARGETS).join(', ')}, got ${JSON.stringify(n)}`);
-    for (const x of t) targets.add(x);
-  });
-  return { kind: 'lora', r: m.r ?? 8, alpha: m.loraAlpha ?? 16, dropout: m.loraDropout ?? 0.05, targetModules: [...targets] };
+  const targetModules = targetsFromNames(familyModules(config), m.targetModules);
+  return { kind: 'lora', r: m.r ?? 8, alpha: m.loraAlpha ?? 16, dropout: m.loraDropout ?? 0.05, targetModules };
 }
 
 /** The engine's hyperparameters -> the trainer's (maxSeqLen, completion-only and the split are applied in {@link trainJob}). */

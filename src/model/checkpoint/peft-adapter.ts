@@ -1,14 +1,16 @@
 import { readFileSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgument, NotFound } from '../../common/errors.js';
 import type { Adapter, LoraAdapterConfig } from '../adapter.js';
 import { type GptConfig, hfTensorShapes } from '../gpt-config.js';
-import { blockNamed, type BlockWeights, gpt2Config, type LayerNormWeights } from '../gpt-weights.js';
-import { LORA_TARGETS, loraScale, type LoraModule, type LoraTarget } from '../lora.js';
+import { type DecoderBlockWeights, type HostTensors, isLlamaBlock } from '../gpt-weights.js';
+import { type FamilyModules, familyModules, GPT2_MODULES, LLAMA_MODULES, targetModuleNames } from '../family-modules.js';
+import { loraScale, type LoraModule, type LoraTarget } from '../lora.js';
+import { selectModules } from './peft-target-modules.js';
 import { readSafetensors, writeFileAtomic, writeSafetensors, type HostTensor } from './safetensors.js';
+import { writeFolderAtomic } from './write-folder-atomic.js';
 
 /**
  * Adapters on disk in PEFT's layout: `adapter_config.json` + `adapter_model.safetensors`.
@@ -27,12 +29,20 @@ import { readSafetensors, writeFileAtomic, writeSafetensors, type HostTensor } f
  * - tuners_utils.py `check_target_module_exists`: a list entry selects a module named
  *   it or ending in `.entry` (`c_proj` selects attn.c_proj and mlp.c_proj); a string is
  *   a regex to fully match; `layers_to_transform` then keeps those layers only.
+ * - The Llama family (LlamaForCausalLM: `model.layers.{i}.self_attn.q_proj`, ...) is the
+ *   same with nn.Linear base layers, [out, in]: keys
+ *   `base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight` [r, in] and
+ *   `lora_B.weight` [out, r], fan_in_fan_out false (its delta is scaling * B A), and
+ *   PEFT's default target_modules q_proj, v_proj. What differs per family is data
+ *   (family-modules.ts): module paths, targets, sizes.
  *
  * `last_layers` adapters are gentune's own (peft_type "LAST_LAYERS", which PEFT cannot
  * load): adapter_config.json `{peft_type, task_type: "CAUSAL_LM", num_layers,
- * base_model_name_or_path, inference_mode}`, and the top `num_layers` blocks' and
- * ln_f's tensors under `base_model.model.transformer.` + their Hugging Face names, so
- * that stripping the prefix gives names that overwrite the base checkpoint's tensors.
+ * base_model_name_or_path, inference_mode}`, and the top `num_layers` blocks' and the
+ * final norm's tensors in checkpoint layout under `base_model.model.` + their module
+ * paths (`transformer.h.11.attn.c_attn.weight`, `model.layers.11.self_attn.q_proj.weight`
+ * [out, in], `transformer.ln_f.weight`, `model.norm.weight`), so that stripping the
+ * prefix gives names that overwrite the base checkpoint's tensors.
  */
 
 /** The config file of an adapter folder. */
@@ -42,9 +52,14 @@ export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 /** peft_type of gentune's `last_layers` adapters. */
 export const LAST_LAYERS_PEFT_TYPE = 'LAST_LAYERS';
 
-const PREFIX = 'base_model.model.transformer.';
-const KEY = /^base_model\.model\.(?:transformer\.)?(h\.(\d+)\.(.+)|ln_f\.(?:weight|bias))$/;
-const LORA_PARAM = /^(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.lora_([AB])\.weight$/;
+/** What PEFT puts before the LM-head model's module paths. */
+const PEFT_PREFIX = 'base_model.model.';
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** A key of an adapter of `family`: [, name under the root, layer, module tensor under the block]; the root may be left out. */
+const keyPattern = (family: FamilyModules) =>
+  new RegExp(`^${escape(PEFT_PREFIX)}(?:${escape(family.root)})?(${family.layers}\\.(\\d+)\\.(.+)|${family.finalNorm}\\.(?:weight|bias))$`);
+/** A LoRA tensor under a block: [, target, A or B]. */
+const loraParamPattern = (family: FamilyModules) => new RegExp(`^(${family.targets.map(escape).join('|')})\\.lora_([AB])\\.weight$`);
 // Settings that would change what the adapter computes and that LoraWeights cannot express.
 const UNSUPPORTED: Record<string, string> = {
   use_dora: 'DoRA', lora_bias: 'LoRA biases', rank_pattern: 'per-module ranks', alpha_pattern: 'per-module alphas',
@@ -52,25 +67,11 @@ const UNSUPPORTED: Record<string, string> = {
   target_parameters: 'target_parameters', alora_invocation_tokens: 'aLoRA',
 };
 
-// BlockWeights fields -> Hugging Face module names within `h.{i}.`.
-const BLOCK_MODULES: Record<keyof BlockWeights, string> = {
-  ln_1: 'ln_1', c_attn: 'attn.c_attn', attn_c_proj: 'attn.c_proj', ln_2: 'ln_2', c_fc: 'mlp.c_fc', mlp_c_proj: 'mlp.c_proj',
-};
-
 type Json = Record<string, unknown>;
 const isJson = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isPosInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
 const nLayerNote = (config: GptConfig) => `(the base model has n_layer=${config.nLayer})`;
 const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
-
-/** [in, out] of an adapted projection. */
-function targetDims(config: GptConfig, target: LoraTarget): [number, number] {
-  const d = config.nEmbd;
-  const dims: Record<LoraTarget, [number, number]> = {
-    'attn.c_attn': [d, 3 * d], 'attn.c_proj': [d, d], 'mlp.c_fc': [d, 4 * d], 'mlp.c_proj': [4 * d, d],
-  };
-  return dims[target];
-}
 
 function transpose2d(data: ArrayLike<number>, rows: number, cols: number): Float32Array {
   const out = new Float32Array(rows * cols);
@@ -86,11 +87,12 @@ function transpose2d(data: ArrayLike<number>, rows: number, cols: number): Float
  * layer be written without `layers_to_transform`; without it, modules over layers
  * 0..k-1 are taken to be all layers.
  * @throws InvalidArgument if the adapter is inconsistent (its r, alpha or scale
- *   disagree, a module key is malformed, or its layers differ between targets).
+ *   disagree, a module key is malformed or not of `base`'s family, or its layers
+ *   differ between targets).
  */
 export async function saveAdapter(dir: string, adapter: Adapter, base?: GptConfig): Promise<void> {
-  if (base) gpt2Config(base, 'an adapter');
-  const { config, tensors } = adapter.kind === 'lora' ? await loraFiles(adapter, base) : await lastLayersFiles(adapter, base);
+  const family = adapterFamily(adapter, base);
+  const { config, tensors } = adapter.kind === 'lora' ? await loraFiles(adapter, family, base) : await lastLayersFiles(adapter, family, base);
   await writeFolderAtomic(dir, async (tmp) => {
     await writeSafetensors(join(tmp, ADAPTER_WEIGHTS_FILE), tensors, { metadata: { format: 'pt' } });
     await writeFileAtomic(join(tmp, ADAPTER_CONFIG_FILE), [JSON.stringify(config, null, 2) + '\n']);
@@ -102,7 +104,21 @@ interface AdapterFiles {
   tensors: Map<string, HostTensor>;
 }
 
-async function loraFiles(adapter: Adapter & { kind: 'lora' }, base?: GptConfig): Promise<AdapterFiles> {
+/** The family an adapter is for: `base`'s (which it must fit), else the one its modules or blocks are of. */
+function adapterFamily(adapter: Adapter, base?: GptConfig): FamilyModules {
+  let own: FamilyModules;
+  if (adapter.kind === 'last_layers') {
+    own = [...adapter.blocks.values()].some(isLlamaBlock) ? LLAMA_MODULES : GPT2_MODULES;
+  } else {
+    const targets = [...adapter.lora.modules.keys()].map((k) => k.slice(k.indexOf('.') + 1));
+    own = targets.some((t) => (LLAMA_MODULES.targets as readonly string[]).includes(t)) ? LLAMA_MODULES : GPT2_MODULES;
+  }
+  const family = base ? familyModules(base) : own;
+  if (family !== own) throw new InvalidArgument(`adapter: a ${own.label} adapter does not fit a ${family.label} base model`);
+  return family;
+}
+
+async function loraFiles(adapter: Adapter & { kind: 'lora' }, family: FamilyModules, base?: GptConfig): Promise<AdapterFiles> {
   const { config: c, lora } = adapter;
   const { r } = lora;
   if (c.r !== r || c.loraAlpha !== lora.alpha || Math.abs(loraScale(c.r, c.loraAlpha, c.useRslora) - lora.scale) > 1e-6 * lora.scale) {
@@ -116,14 +132,16 @@ async function loraFiles(adapter: Adapter & { kind: 'lora' }, base?: GptConfig):
   for (const [key, m] of lora.modules) {
     const [, layer, t] = /^(\d+)\.(.+)$/.exec(key) ?? [];
     const target = t as LoraTarget;
-    if (layer === undefined || !LORA_TARGETS.includes(target)) throw new InvalidArgument(`adapter: malformed module key \`${key}\``);
-    const [din, dout] = base ? targetDims(base, target) : [m.a.shape[0], m.b.shape[1]];
+    if (layer === undefined || !family.targets.includes(target)) {
+      throw new InvalidArgument(`adapter: malformed module key \`${key}\` (not a module of a ${family.label} model)`);
+    }
+    const [din, dout] = base ? family.dims(base, target) : [m.a.shape[0], m.b.shape[1]];
     if (!sameShape(m.a.shape, [din, r]) || !sameShape(m.b.shape, [r, dout])) {
       const want = `expected [${din},${r}] and [${r},${dout}]`;
       throw new InvalidArgument(`adapter: module \`${key}\` has a [${m.a.shape}] and b [${m.b.shape}], ${want}`);
     }
     layersOf.set(target, [...(layersOf.get(target) ?? []), Number(layer)]);
-    const name = `${PREFIX}h.${layer}.${target}`;
+    const name = `${PEFT_PREFIX}${family.root}${family.layers}.${layer}.${target}`;
     tensors.set(`${name}.lora_A.weight`, { shape: [r, din], data: transpose2d(await m.a.data(), din, r) });
     tensors.set(`${name}.lora_B.weight`, { shape: [dout, r], data: transpose2d(await m.b.data(), r, dout) });
   }
@@ -137,73 +155,38 @@ async function loraFiles(adapter: Adapter & { kind: 'lora' }, base?: GptConfig):
   const all = base ? layers.length === base.nLayer : layers.every((l, i) => l === i);
   // PEFT's LoraConfig fields, sorted as its save_pretrained writes them.
   const config: Json = {
-    alpha_pattern: {}, base_model_name_or_path: adapter.baseModel, bias: 'none', fan_in_fan_out: true, inference_mode: true,
-    init_lora_weights: true, layers_pattern: all ? null : 'h', layers_to_transform: all ? null : layers, lora_alpha: c.loraAlpha,
-    lora_dropout: c.loraDropout, modules_to_save: null, peft_type: 'LORA', r, rank_pattern: {}, revision: null,
-    target_modules: peftTargetNames([...layersOf.keys()]), task_type: 'CAUSAL_LM', use_dora: false, use_rslora: c.useRslora,
+    alpha_pattern: {}, base_model_name_or_path: adapter.baseModel, bias: 'none', fan_in_fan_out: family.fanInFanOut,
+    inference_mode: true, init_lora_weights: true, layers_pattern: all ? null : family.layers, layers_to_transform: all ? null : layers,
+    lora_alpha: c.loraAlpha, lora_dropout: c.loraDropout, modules_to_save: null, peft_type: 'LORA', r, rank_pattern: {}, revision: null,
+    target_modules: targetModuleNames(family, [...layersOf.keys()]), task_type: 'CAUSAL_LM', use_dora: false, use_rslora: c.useRslora,
   };
   return { config, tensors };
 }
 
-async function lastLayersFiles(adapter: Adapter & { kind: 'last_layers' }, base?: GptConfig): Promise<AdapterFiles> {
+async function lastLayersFiles(adapter: Adapter & { kind: 'last_layers' }, family: FamilyModules, base?: GptConfig): Promise<AdapterFiles> {
   const { numLayers } = adapter;
   const layers = [...adapter.blocks.keys()].sort((a, b) => a - b);
   if (layers.length !== numLayers || layers.some((l, i) => l !== layers[0] + i) || (base && layers.at(-1) !== base.nLayer - 1)) {
     throw new InvalidArgument(`adapter: num_layers=${numLayers} but it holds blocks [${layers}], which are not the top ${numLayers}`);
   }
-  const named = new Map<string, tf.Tensor>([[`${PREFIX}ln_f.weight`, adapter.lnF.weight], [`${PREFIX}ln_f.bias`, adapter.lnF.bias]]);
-  for (const [i, b] of adapter.blocks) for (const [name, t] of Object.entries(blockNamed(b))) named.set(`${PREFIX}h.${i}.${name}`, t);
+  // Checkpoint names and layout: the Llama family's projection weights go back to [out, in].
+  const named: { name: string; t: tf.Tensor; transposed: boolean }[] = [];
+  const collect = (t: tf.Tensor, role: { name: string; transposed: boolean }) => {
+    named.push({ name: `${PEFT_PREFIX}${family.root}${role.name.slice(family.checkpointRoot.length)}`, t, transposed: role.transposed });
+    return t;
+  };
+  for (const i of layers) family.mapBlock(adapter.blocks.get(i)!, i, collect);
+  family.mapFinalNorm(adapter.lnF, collect);
   const tensors = new Map<string, HostTensor>();
-  for (const [name, t] of named) tensors.set(name, { shape: t.shape.slice(), data: (await t.data()) as Float32Array });
+  for (const { name, t, transposed } of named) {
+    const data = (await t.data()) as Float32Array;
+    const [rows, cols] = t.shape;
+    tensors.set(name, transposed ? { shape: [cols, rows], data: transpose2d(data, rows, cols) } : { shape: t.shape.slice(), data });
+  }
   const config = {
     base_model_name_or_path: adapter.baseModel, inference_mode: true, num_layers: numLayers, peft_type: LAST_LAYERS_PEFT_TYPE, task_type: 'CAUSAL_LM',
   };
   return { config, tensors };
-}
-
-/** The target_modules PEFT users write for GPT-2: bare names, unless `c_proj` would select too much. */
-function peftTargetNames(targets: LoraTarget[]): string[] {
-  const has = (t: LoraTarget) => targets.includes(t);
-  const names: string[] = [];
-  if (has('attn.c_attn')) names.push('c_attn');
-  if (has('attn.c_proj') && has('mlp.c_proj')) names.push('c_proj');
-  else if (has('attn.c_proj')) names.push('attn.c_proj');
-  else if (has('mlp.c_proj')) names.push('mlp.c_proj');
-  if (has('mlp.c_fc')) names.push('c_fc');
-  return names;
-}
-
-async function writeFolderAtomic(dir: string, write: (tmp: string) => Promise<void>): Promise<void> {
-  const target = resolve(dir);
-  const parent = dirname(target);
-  const tag = `${process.pid}.${randomBytes(6).toString('hex')}`;
-  const tmp = join(parent, `.${basename(target)}.${tag}.tmp`);
-  await mkdir(parent, { recursive: true });
-  await mkdir(tmp);
-  try {
-    await write(tmp);
-    try {
-      await rename(tmp, target);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
-      // A folder cannot be renamed over a non-empty one: swap it out, then drop it.
-      const old = join(parent, `.${basename(target)}.${tag}.old`);
-      await rename(target, old);
-      try {
-        await rename(tmp, target);
-      } catch (err2) {
-        await rename(old, target);
-        throw err2;
-      }
-      await rm(old, { recursive: true, force: true });
-    }
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
-  // Persist the rename; best effort, as some platforms cannot fsync a directory.
-  await open(parent, 'r').then((d) => d.sync().finally(() => d.close())).catch(() => undefined);
 }
 
 /** Options of {@link loadAdapter}. */
@@ -223,11 +206,11 @@ export interface LoadAdapterOptions {
  * @throws NotFound if a file is missing; InvalidArgument naming the file and the
  *   field or tensor for an unknown peft_type, an unsupported setting, an unknown
  *   target module, a missing, unexpected or misshapen tensor, a rank that differs
- *   from `r`, a layer index out of range, or a tensor of a module target_modules
- *   does not select; FailedPrecondition for a Llama-family base model (not yet).
+ *   from `r`, a layer index out of range, a tensor of a module target_modules
+ *   does not select, or a target module or key the base model's family lacks
+ *   (`c_attn` on a Llama-family model, `q_proj` on GPT-2).
  */
 export async function loadAdapter(dir: string, config: GptConfig, options: LoadAdapterOptions = {}): Promise<Adapter> {
-  gpt2Config(config, 'an adapter'); // GPT-2's module names and shapes only, so far
   const configPath = join(dir, ADAPTER_CONFIG_FILE);
   const f = fields(await readJson(configPath, options.blocking ?? false), configPath);
   const peftType = f.raw.peft_type;
@@ -237,8 +220,10 @@ export async function loadAdapter(dir: string, config: GptConfig, options: LoadA
   }
   const baseModel = f.get('base_model_name_or_path', '', (v) => typeof v === 'string', 'a string');
   f.get('task_type', 'CAUSAL_LM', (v) => v === 'CAUSAL_LM', '"CAUSAL_LM"');
-  const tensors = await readAdapterTensors(dir, config, options.blocking ?? false);
-  return peftType === 'LORA' ? loraFrom(f, tensors, config, baseModel) : lastLayersFrom(f, tensors, config, baseModel);
+  const family = familyModules(config);
+  // Read once the config's fields are checked: a config for modules the model lacks is named as such, not by its keys.
+  const tensors = () => readAdapterTensors(dir, config, family, options.blocking ?? false);
+  return peftType === 'LORA' ? loraFrom(f, tensors, config, family, baseModel) : lastLayersFrom(f, tensors, config, family, baseModel);
 }
 
 /** Typed access to adapter_config.json fields; errors name the file, the field and the value. */
@@ -256,7 +241,7 @@ function fields(raw: Json, file: string) {
 }
 type Fields = ReturnType<typeof fields>;
 
-/** An adapter file's tensors by bare name (`h.0.attn.c_attn.lora_A.weight`), and how to look one up. */
+/** An adapter file's tensors by name under the model root (`h.0.attn.c_attn.lora_A.weight`, `layers.0.…`), and how to look one up. */
 interface AdapterTensors {
   file: string;
   byName: Map<string, { name: string; t: HostTensor; layer?: number; rest?: string }>;
@@ -264,7 +249,7 @@ interface AdapterTensors {
   expect(key: string, want: number[], why?: string): HostTensor;
 }
 
-async function readAdapterTensors(dir: string, config: GptConfig, blocking: boolean): Promise<AdapterTensors> {
+async function readAdapterTensors(dir: string, config: GptConfig, family: FamilyModules, blocking: boolean): Promise<AdapterTensors> {
   const file = join(dir, ADAPTER_WEIGHTS_FILE);
   let tensors: Map<string, HostTensor>;
   try {
@@ -277,19 +262,24 @@ async function readAdapterTensors(dir: string, config: GptConfig, blocking: bool
     throw err;
   }
   const byName: AdapterTensors['byName'] = new Map();
+  const key = keyPattern(family);
+  const prefix = `${PEFT_PREFIX}${family.root}`;
   for (const [name, t] of tensors) {
-    const m = KEY.exec(name);
-    if (!m) throw new InvalidArgument(`${file}: unexpected tensor \`${name}\` (want \`${PREFIX}h.{i}.…\` names)`);
+    const m = key.exec(name);
+    if (!m) {
+      const want = `want \`${prefix}${family.layers}.{i}.…\` names: it matches no module of a ${family.label} model`;
+      throw new InvalidArgument(`${file}: unexpected tensor \`${name}\` (${want})`);
+    }
     const layer = m[2] === undefined ? undefined : Number(m[2]);
     if (layer !== undefined && (layer >= config.nLayer || String(layer) !== m[2])) {
       throw new InvalidArgument(`${file}: tensor \`${name}\`: layer index ${m[2]} is out of range ${nLayerNote(config)}`);
     }
-    if (byName.has(m[1])) throw new InvalidArgument(`${file}: tensor \`${m[1]}\` appears both with and without \`transformer.\``);
+    if (byName.has(m[1])) throw new InvalidArgument(`${file}: tensor \`${m[1]}\` appears both with and without \`${family.root}\``);
     byName.set(m[1], { name, t, layer, rest: m[3] });
   }
   const expect = (key: string, want: number[], why = ''): HostTensor => {
     const e = byName.get(key);
-    if (!e) throw new InvalidArgument(`${file}: missing tensor \`${PREFIX}${key}\``);
+    if (!e) throw new InvalidArgument(`${file}: missing tensor \`${prefix}${key}\``);
     if (!sameShape(e.t.shape, want)) {
       throw new InvalidArgument(`${file}: tensor \`${e.name}\` has shape [${e.t.shape}], expected [${want}]${why}`);
     }
@@ -298,33 +288,46 @@ async function readAdapterTensors(dir: string, config: GptConfig, blocking: bool
   return { file, byName, expect };
 }
 
-function lastLayersFrom(f: Fields, tensors: AdapterTensors, config: GptConfig, baseModel: string): Adapter {
+async function lastLayersFrom(
+  f: Fields,
+  readTensors: () => Promise<AdapterTensors>,
+  config: GptConfig,
+  family: FamilyModules,
+  baseModel: string,
+): Promise<Adapter> {
   const n = config.nLayer;
   const numLayers = f.get<number>('num_layers', 0, (v) => isPosInt(v) && v <= n, `an integer in [1, ${n}] (the base model's n_layer)`);
-  const shapes = hfTensorShapes(config);
+  const tensors = await readTensors();
   const first = n - numLayers;
-  const wanted = [...shapes.keys()].filter((k) => k.startsWith('ln_f.') || Number(/^h\.(\d+)\./.exec(k)?.[1] ?? -1) >= first);
+  // The checkpoint's tensors of the top blocks and the final norm, by name under the model root.
+  const shapes = new Map<string, number[]>();
+  const blockOf = new RegExp(`^${family.layers}\\.(\\d+)\\.`);
+  for (const [name, shape] of hfTensorShapes(config)) {
+    const bare = name.slice(family.checkpointRoot.length);
+    if (!name.startsWith(family.checkpointRoot)) continue;
+    if (bare.startsWith(`${family.finalNorm}.`) || Number(blockOf.exec(bare)?.[1] ?? -1) >= first) shapes.set(bare, shape);
+  }
   for (const [key, e] of tensors.byName) {
-    if (!wanted.includes(key)) {
-      const note = `(num_layers=${numLayers} replaces blocks ${first}..${n - 1} and ln_f)`;
+    if (!shapes.has(key)) {
+      const note = `(num_layers=${numLayers} replaces blocks ${first}..${n - 1} and ${family.finalNorm})`;
       throw new InvalidArgument(`${tensors.file}: unexpected tensor \`${e.name}\` ${note}`);
     }
   }
-  for (const key of wanted) tensors.expect(key, shapes.get(key)!);
-  // Layer norms and projections alike are a weight and a bias: upload both under the module's name.
-  const up = (p: string) => {
-    const [w, b] = [tensors.byName.get(`${p}.weight`)!.t, tensors.byName.get(`${p}.bias`)!.t];
-    return { weight: tf.tensor(w.data, w.shape, 'float32'), bias: tf.tensor1d(b.data, 'float32') };
-  };
-  const blocks = new Map<number, BlockWeights>();
-  for (let i = first; i < n; i++) {
-    const block = Object.entries(BLOCK_MODULES).map(([field, hf]) => [field, up(`h.${i}.${hf}`)]);
-    blocks.set(i, Object.fromEntries(block) as BlockWeights);
-  }
-  return { kind: 'last_layers', numLayers, blocks, lnF: up('ln_f') as LayerNormWeights, baseModel };
+  // Validated: only now upload, through the loader of the family's checkpoints (which transposes nn.Linear weights).
+  const host: HostTensors = new Map();
+  for (const [key, shape] of shapes) host.set(`${family.checkpointRoot}${key}`, tensors.expect(key, shape));
+  const blocks = new Map<number, DecoderBlockWeights>();
+  for (let i = first; i < n; i++) blocks.set(i, family.blockFromHost(config, host, i));
+  return { kind: 'last_layers', numLayers, blocks, lnF: family.finalNormFromHost(host), baseModel };
 }
 
-function loraFrom(f: Fields, tensors: AdapterTensors, config: GptConfig, baseModel: string): Adapter {
+async function loraFrom(
+  f: Fields,
+  readTensors: () => Promise<AdapterTensors>,
+  config: GptConfig,
+  family: FamilyModules,
+  baseModel: string,
+): Promise<Adapter> {
   for (const [key, what] of Object.entries(UNSUPPORTED)) {
     const v = f.raw[key];
     if (!(v == null || v === false || (Array.isArray(v) && v.length === 0) || (isJson(v) && Object.keys(v).length === 0))) {
@@ -338,20 +341,20 @@ function loraFrom(f: Fields, tensors: AdapterTensors, config: GptConfig, baseMod
   const loraDropout = f.get<number>('lora_dropout', 0, (v) => typeof v === 'number' && v >= 0 && v < 1, 'a number in [0, 1)');
   const useRslora = f.get<boolean>('use_rslora', false, (v) => typeof v === 'boolean', 'true or false');
   f.get('fan_in_fan_out', true, (v) => typeof v === 'boolean', 'true or false');
-  const selected = selectModules(f.raw, config, f.file);
+  const selected = selectModules(f.raw, config, family, f.file);
+  const tensors = await readTensors();
 
   const spec = JSON.stringify(f.raw.target_modules ?? null);
+  const loraParam = loraParamPattern(family);
   for (const e of tensors.byName.values()) {
-    const m = e.rest === undefined ? null : LORA_PARAM.exec(e.rest);
+    const m = e.rest === undefined ? null : loraParam.exec(e.rest);
     if (!m) {
-      throw new InvalidArgument(
-        `${tensors.file}: unexpected tensor \`${e.name}\` ` +
-          '(a LoRA adapter holds only lora_A.weight / lora_B.weight of attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj)',
-      );
+      const holds = `a LoRA adapter of a ${family.label} model holds only lora_A.weight / lora_B.weight of ${family.targets.join(', ')}`;
+      throw new InvalidArgument(`${tensors.file}: unexpected tensor \`${e.name}\` (${holds})`);
     }
     if (!selected.has(`${e.layer}.${m[1]}`)) {
       const which = `which \`target_modules\` ${spec} in ${ADAPTER_CONFIG_FILE} does not select`;
-      throw new InvalidArgument(`${tensors.file}: tensor \`${e.name}\` adapts \`h.${e.layer}.${m[1]}\`, ${which}`);
+      throw new InvalidArgument(`${tensors.file}: tensor \`${e.name}\` adapts \`${family.layers}.${e.layer}.${m[1]}\`, ${which}`);
     }
     const rank = e.t.shape[m[2] === 'A' ? 0 : 1];
     if (e.t.shape.length === 2 && rank !== r) {
@@ -362,10 +365,10 @@ function loraFrom(f: Fields, tensors: AdapterTensors, config: GptConfig, baseMod
   const host: { key: string; target: LoraTarget; a: HostTensor; b: HostTensor }[] = [];
   for (const key of selected) {
     const target = key.slice(key.indexOf('.') + 1) as LoraTarget;
-    const [din, dout] = targetDims(config, target);
-    const why = ` for n_embd=${config.nEmbd}, r=${r}`;
-    const a = tensors.expect(`h.${key}.lora_A.weight`, [r, din], why);
-    host.push({ key, target, a, b: tensors.expect(`h.${key}.lora_B.weight`, [dout, r], why) });
+    const [din, dout] = family.dims(config, target);
+    const why = ` for ${target} of [${din}, ${dout}] (in, out), r=${r}`;
+    const a = tensors.expect(`${family.layers}.${key}.lora_A.weight`, [r, din], why);
+    host.push({ key, target, a, b: tensors.expect(`${family.layers}.${key}.lora_B.weight`, [dout, r], why) });
   }
   // Validated: only now upload, as our a = A^T [in, r] and b = B^T [r, out].
   const modules = new Map<string, LoraModule>();
@@ -373,66 +376,10 @@ function loraFrom(f: Fields, tensors: AdapterTensors, config: GptConfig, baseMod
     const [din, dout] = [a.shape[1], b.shape[0]];
     modules.set(key, { a: tf.tensor2d(transpose2d(a.data, r, din), [din, r]), b: tf.tensor2d(transpose2d(b.data, dout, r), [r, dout]) });
   }
-  const targets = LORA_TARGETS.filter((t) => host.some((p) => p.target === t));
+  const targets = family.targets.filter((t) => host.some((p) => p.target === t));
   const scale = loraScale(r, loraAlpha, useRslora);
   const loraConfig: LoraAdapterConfig = { r, loraAlpha, loraDropout, targetModules: targets, useRslora };
   return { kind: 'lora', config: loraConfig, lora: { r, alpha: loraAlpha, scale, targets, modules }, baseModel };
-}
-
-/**
- * The modules (`${layer}.${target}`) a LoRA config selects, by PEFT's rules (see the
- * file comment), over GPT2LMHeadModel's module names.
- */
-function selectModules(raw: Json, config: GptConfig, file: string): Set<string> {
-  const names: { name: string; key: string; layer: number }[] = [];
-  for (let i = 0; i < config.nLayer; i++) {
-    for (const t of LORA_TARGETS) names.push({ name: `transformer.h.${i}.${t}`, key: `${i}.${t}`, layer: i });
-  }
-  const matcher = (field: string, spec: unknown): ((name: string) => boolean) => {
-    if (typeof spec === 'string') {
-      if (spec === 'all-linear') return () => true; // every Conv1D but the LM head
-      try {
-        const re = new RegExp(`^(?:${spec})$`);
-        return (name) => re.test(name);
-      } catch (err) {
-        throw new InvalidArgument(`${file}: \`${field}\` is not a valid regular expression: ${JSON.stringify(spec)}`, { cause: err });
-      }
-    }
-    if (!Array.isArray(spec) || !spec.every((s) => typeof s === 'string')) {
-      throw new InvalidArgument(`${file}: \`${field}\` must be a list of module names or a regex string, got ${JSON.stringify(spec)}`);
-    }
-    return (name) => spec.some((s: string) => name === s || name.endsWith(`.${s}`));
-  };
-  const spec = raw.target_modules ?? ['c_attn']; // PEFT's default for gpt2
-  const target = matcher('target_modules', spec);
-  // Each list entry (or the regex) must name a module LoRA can adapt here; PEFT too
-  // refuses target modules that match nothing.
-  for (const e of typeof spec === 'string' ? [spec] : (spec as string[])) {
-    const hits = typeof spec === 'string' ? target : matcher('target_modules', [e]);
-    if (!names.some((n) => hits(n.name))) {
-      const known = '(GPT-2 LoRA targets: c_attn, c_proj, attn.c_proj, c_fc, mlp.c_proj)';
-      throw new InvalidArgument(`${file}: unknown target module ${JSON.stringify(e)} in \`target_modules\` ${known}`);
-    }
-  }
-  const exclude = raw.exclude_modules == null ? () => false : matcher('exclude_modules', raw.exclude_modules);
-  let layers: Set<number> | null = null;
-  const ltt = raw.layers_to_transform;
-  if (ltt != null && typeof spec !== 'string') {
-    const list = typeof ltt === 'number' ? [ltt] : ltt;
-    if (!Array.isArray(list) || !list.every((l) => Number.isInteger(l) && l >= 0)) {
-      throw new InvalidArgument(`${file}: \`layers_to_transform\` must be a layer index or a list of them, got ${JSON.stringify(ltt)}`);
-    }
-    const out = list.find((l) => l >= config.nLayer);
-    if (out !== undefined) throw new InvalidArgument(`${file}: \`layers_to_transform\`: layer index ${out} is out of range ${nLayerNote(config)}`);
-    const pattern = raw.layers_pattern;
-    if (!(pattern == null || pattern === 'h' || (Array.isArray(pattern) && pattern.includes('h')))) {
-      throw new InvalidArgument(`${file}: \`layers_pattern\` must be "h" for GPT-2, got ${JSON.stringify(pattern)}`);
-    }
-    layers = new Set(list as number[]);
-  }
-  const selected = new Set(names.filter((n) => target(n.name) && !exclude(n.name) && (!layers || layers.has(n.layer))).map((n) => n.key));
-  if (selected.size === 0) throw new InvalidArgument(`${file}: \`target_modules\` ${JSON.stringify(spec)} selects no module`);
-  return selected;
 }
 
 async function readJson(path: string, blocking: boolean): Promise<Json> {

@@ -1,7 +1,7 @@
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { TextStreamDecoder } from '../tokenizer/text-stream-decoder.js';
 import type { LoraWeights } from '../lora.js';
-import type { BlockWeights, LayerNormWeights } from '../gpt-weights.js';
+import type { DecoderBlockWeights, FinalNormWeights } from '../gpt-weights.js';
 import { type LogitsProcessor, logSoftmaxAt } from './logits-processors.js';
 import { GreedySampler, MultinomialSampler, type Sampler } from './sampler.js';
 import { logitsProcessors, type SamplingParams } from './sampling-params.js';
@@ -12,8 +12,8 @@ export interface SequenceAdapter {
   key: string;
   lora?: LoraWeights;
   /** A `last_layers` adapter: replacement blocks by layer index and final norm. */
-  blocks?: Map<number, BlockWeights>;
-  lnF?: LayerNormWeights;
+  blocks?: Map<number, DecoderBlockWeights>;
+  lnF?: FinalNormWeights;
 }
 
 /** What one decode step produced for one sequence. */

@@ -9,6 +9,7 @@ import { disposeAdapter } from '../../../src/model/adapter.js';
 import { initLastLayersAdapter, initLoraAdapter } from '../../../src/model/adapter-init.js';
 import { saveAdapter } from '../../../src/model/checkpoint/peft-adapter.js';
 import { GptModel } from '../../../src/model/gpt-model.js';
+import { isLlamaBlock } from '../../../src/model/gpt-weights.js';
 import { TINY } from '../../helpers/tiny-model.js';
 import { byteTokenizer } from '../../helpers/byte-tokenizer.js';
 import { collect, genParams, greedy, silentLog, summary, tempDir, testConfig, tinyModelWithTokenizer } from './engine-fixture.js';
@@ -24,6 +25,7 @@ async function seedAdapters(dataDir: string): Promise<void> {
   await saveAdapter(join(dataDir, 'adapters', 'lora', '1'), lora, TINY);
   const top = initLastLayersAdapter(model.weights, 1, model.name);
   const block = top.blocks.get(1)!;
+  assert.ok(!isLlamaBlock(block));
   const scaled = tf.mul(block.c_fc.weight, 4) as tf.Tensor2D;
   block.c_fc.weight.dispose();
   block.c_fc.weight = scaled;

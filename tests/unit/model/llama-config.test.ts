@@ -4,12 +4,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { FailedPrecondition, InvalidArgument, ResourceExhausted } from '../../../src/common/errors.js';
+import { InvalidArgument, NotFound, ResourceExhausted } from '../../../src/common/errors.js';
 import { configFromHf, hfTensorShapes, type LlamaConfig } from '../../../src/model/gpt-config.js';
 import { assertWeightsFit, parameterCount, residentWeightBytes, WASM_HEAP_BYTES } from '../../../src/model/gpt-weights.js';
 import { ropeInverseFrequencies } from '../../../src/model/rotary.js';
 import { GptModel } from '../../../src/model/gpt-model.js';
 import { createKvCache, KvCache, pagedCacheApplies } from '../../../src/model/kv-cache.js';
+import { disposeAdapter } from '../../../src/model/adapter.js';
 import { initLastLayersAdapter, initLoraAdapter } from '../../../src/model/adapter-init.js';
 import { createTrainable } from '../../../src/training/trainable.js';
 import { loadAdapter } from '../../../src/model/checkpoint/peft-adapter.js';
@@ -139,7 +140,7 @@ test('a model too large for the wasm heap fails at load with its size and the li
   assert.doesNotThrow(() => assertWeightsFit(llamaConfig(SMOLLM2_LIKE)));
 });
 
-test('GPT-2-only paths refuse a Llama-family model: the paged cache falls back to tensors; fine-tuning, LoRA, last_layers and adapter files say not yet', async () => {
+test('the paged cache falls back to tensors for a Llama-family model; fine-tuning, LoRA, last_layers and adapter files take it', async () => {
   const config = llamaConfig(QWEN2_LIKE);
   assert.equal(pagedCacheApplies(config), false);
   const cache = createKvCache(config, 2);
@@ -147,12 +148,11 @@ test('GPT-2-only paths refuse a Llama-family model: the paged cache falls back t
   cache.dispose();
   const before = tf.memory().numTensors;
   const weights = weightsFromHost(config, llamaTensors(QWEN2_LIKE, 1));
-  const notYet = (what: string) => (err: unknown) => err instanceof FailedPrecondition && err.message.startsWith(`${what} is not implemented for Llama-family models yet`);
-  assert.throws(() => createTrainable(config, weights, { kind: 'lora', r: 2, alpha: 4, dropout: 0 }, { seed: 1 }), notYet('fine-tuning'));
-  assert.throws(() => initLastLayersAdapter(weights, 1), notYet('a last_layers adapter'));
-  const lora = { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ['attn.c_attn' as const], useRslora: false };
-  assert.throws(() => initLoraAdapter(config, lora, { seed: 1 }), notYet('LoRA'));
-  await assert.rejects(loadAdapter('/nonexistent', config), notYet('an adapter'));
+  createTrainable(config, weights, { kind: 'lora', r: 2, alpha: 4, dropout: 0 }, { seed: 1 }).dispose();
+  disposeAdapter(initLastLayersAdapter(weights, 1));
+  const lora = { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ['self_attn.q_proj' as const], useRslora: false };
+  disposeAdapter(initLoraAdapter(config, lora, { seed: 1 }));
+  await assert.rejects(loadAdapter('/nonexistent', config), NotFound);
   disposeWeights(weights);
   assert.equal(tf.memory().numTensors, before);
 });

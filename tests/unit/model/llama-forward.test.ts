@@ -156,9 +156,7 @@ test('forward refuses what the Llama family does not have yet instead of half ap
   const { config, weights } = models.get(QWEN3_LIKE)!;
   const before = tf.memory().numTensors;
   const input = rowInput([1, 2, 3]);
-  const lora = { r: 1, alpha: 1, scale: 1, targets: [], modules: new Map() };
-  assert.throws(() => forward(config, weights, input, { segments: [{ start: 0, count: 1, lora }] }), /LoRA is not implemented for Llama-family models/);
-  assert.throws(() => forward(config, weights, input, { blockOverrides: new Map() }), /last_layers adapter is not implemented/);
+  assert.throws(() => forward(config, weights, input, { trainEmbeddings: true }), /training the embeddings is not implemented for Llama-family models/);
   assert.throws(() => createKvCache(config, 1, 'paged'), /paged KV cache does not hold Llama-family models/);
   assert.equal(tf.memory().numTensors, before);
 });

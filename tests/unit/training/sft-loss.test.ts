@@ -95,7 +95,7 @@ test('evaluation sums: weighted loss and weighted argmax hits, over several chun
   });
   const t = tf.tensor1d(targets, 'int32');
   const w = tf.tensor1d(weights);
-  const sums = lmHeadEvalSums(hidden, { wte, wteT }, t, w, { chunkElements: 2 * vocab });
+  const sums = lmHeadEvalSums(hidden, { wteT }, t, w, { chunkElements: 2 * vocab });
   const [lossSum, correct] = await sums.data();
   assert.ok(Math.abs(lossSum - loss) < 1e-4, `${lossSum} vs ${loss}`);
   assert.equal(correct, hits);

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../../src/common/rng.js';
 import { disposeAdapter } from '../../../src/model/adapter.js';
 import { forward } from '../../../src/model/gpt.js';
-import { disposeWeights, namedWeights, type Gpt2Weights } from '../../../src/model/gpt-weights.js';
+import { disposeWeights, type Gpt2Weights, isLayerNorm, namedWeights } from '../../../src/model/gpt-weights.js';
 import { AdamW } from '../../../src/training/adamw.js';
 import { adapterForwardOptions, forwardInputOf } from '../../../src/training/batch-input.js';
 import { collate } from '../../../src/training/data/collate.js';
@@ -63,7 +63,7 @@ for (const method of [LORA_ALL, { kind: 'last_layers', numLayers: 2 } as TrainMe
         output: 'hidden',
       });
       const picked = gatherRows(hidden, tf.tensor1d(sel.rows, 'int32'));
-      return lmHeadCrossEntropy(picked, trainable.weights, tf.tensor1d(sel.targets, 'int32'), tf.tensor1d(sel.weights), sel.weightSum);
+      return lmHeadCrossEntropy(picked, trainable.head, tf.tensor1d(sel.targets, 'int32'), tf.tensor1d(sel.weights), sel.weightSum);
     });
     // Plain: logits for every position from the untouched base weights, tf's cross-entropy, padding weighted 0.
     const plain = await gradsOf(trainable, () => {
@@ -147,7 +147,7 @@ for (const method of [LORA_ALL, { kind: 'last_layers', numLayers: 2 } as TrainMe
     const live = await trainable.params[trainable.params.length - 1].variable.data();
     optimizer.dispose();
     trainable.dispose();
-    const exported = adapter.kind === 'lora' ? [...adapter.lora.modules.values()].at(-1)!.b : adapter.lnF.bias;
+    const exported = adapter.kind === 'lora' ? [...adapter.lora.modules.values()].at(-1)!.b : isLayerNorm(adapter.lnF) ? adapter.lnF.bias : assert.fail();
     assert.deepEqual(await exported.data(), live);
     disposeAdapter(adapter);
     assert.equal(tf.memory().numTensors, count);

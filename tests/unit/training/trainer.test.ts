@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../../src/common/rng.js';
 import { disposeAdapter, type Adapter } from '../../../src/model/adapter.js';
-import { disposeWeights, type GptWeights } from '../../../src/model/gpt-weights.js';
+import { disposeWeights, type GptWeights, isLlamaBlock } from '../../../src/model/gpt-weights.js';
 import { tokenizeExample } from '../../../src/training/data/tokenize-example.js';
 import type { TokenSequence } from '../../../src/training/data/token-sequence.js';
 import { evaluateLoss } from '../../../src/training/evaluate-loss.js';
@@ -68,7 +68,7 @@ async function adapterValues(adapter: Adapter): Promise<Float32Array> {
     adapter.kind === 'lora'
       ? [...adapter.lora.modules.values()].flatMap((m) => [m.a, m.b])
       : [...adapter.blocks.values()]
-          .flatMap((b) => [b.c_attn.weight, b.c_attn.bias, b.ln_1.weight, b.mlp_c_proj.weight])
+          .flatMap((b) => (isLlamaBlock(b) ? assert.fail('a GPT-2 block') : [b.c_attn.weight, b.c_attn.bias, b.ln_1.weight, b.mlp_c_proj.weight]))
           .concat([adapter.lnF.weight]);
   const parts = await readTensors(tensors);
   disposeAdapter(adapter);

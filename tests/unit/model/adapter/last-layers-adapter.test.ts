@@ -9,7 +9,7 @@ import { initLastLayersAdapter } from '../../../../src/model/adapter-init.js';
 import { loadAdapter, saveAdapter } from '../../../../src/model/checkpoint/peft-adapter.js';
 import { readGpt2Folder } from '../../../../src/model/checkpoint/hf-gpt2-folder.js';
 import { forward } from '../../../../src/model/gpt.js';
-import { blockNamed, disposeWeights, type GptWeights, weightsFromHost } from '../../../../src/model/gpt-weights.js';
+import { blockNamed, disposeWeights, type GptWeights, isLayerNorm, isLlamaBlock, weightsFromHost } from '../../../../src/model/gpt-weights.js';
 import { referenceLogits } from '../../../reference/numpy-reference.js';
 import { testBackend, TINY, tinyModelFolder, tinyWeights } from '../../../helpers/tiny-model.js';
 import { inspectAdapter, maxAbsDiff, peftLogits, rowInput, take } from './peft-reference.js';
@@ -55,8 +55,10 @@ test('a last_layers adapter round-trips exactly and its forward matches numpy wi
   assert.equal(loaded.numLayers, 1);
   assert.equal(loaded.baseModel, 'tiny-gpt2');
   assert.deepEqual([...loaded.blocks.keys()], [1]);
-  const want = blockNamed(adapter.blocks.get(1)!);
-  for (const [name, t] of Object.entries(blockNamed(loaded.blocks.get(1)!))) {
+  const [saved, read] = [adapter.blocks.get(1)!, loaded.blocks.get(1)!];
+  assert.ok(!isLlamaBlock(saved) && !isLlamaBlock(read) && isLayerNorm(loaded.lnF) && isLayerNorm(adapter.lnF));
+  const want = blockNamed(saved);
+  for (const [name, t] of Object.entries(blockNamed(read))) {
     assert.deepEqual(t.shape, want[name].shape, name);
     assert.deepEqual(await t.data(), await want[name].data(), name);
   }
