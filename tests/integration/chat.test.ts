@@ -6,7 +6,9 @@
  * template exactly as the reference does (Python Jinja2, set up as
  * transformers sets it up, then the official Rust `tokenizers`): the same
  * prompt ids, so the same greedy tokens as a `prompt_token_ids` request of
- * those ids.
+ * those ids. FineTune trains a LoRA adapter on every Llama projection from
+ * chat examples (loss on the assistant turns as the template writes them);
+ * Evaluate scores it beside the base model and Generate serves it.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,11 +18,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { status as Code } from '@grpc/grpc-js';
 import { Tokenizer as RustTokenizer } from 'tokenizers';
+import { Metric } from '../../src/gen/gentune/v1/evaluate.js';
+import { JobState } from '../../src/gen/gentune/v1/fine_tune.js';
 import { FinishReason } from '../../src/gen/gentune/v1/generate.js';
 import { llamaModelFolder, QWEN3_LIKE } from '../helpers/llama-model.js';
 import { requirePeer, skipWithoutPeer } from '../helpers/test-peer.js';
 import { HF_MODELS } from '../unit/model/tokenizer/hf-fixtures.js';
-import { rejectsWith, startHarness, type Harness } from './helpers/harness.js';
+import { collect, rejectsWith, startHarness, type Harness } from './helpers/harness.js';
 
 const PYTHON = '/usr/bin/python3';
 const REFERENCE = fileURLToPath(new URL('../reference/chat_template_reference.py', import.meta.url));
@@ -82,6 +86,35 @@ describe('chat on a Qwen3-shaped model with its real tokenizer', { skip: skipWit
     assert.deepEqual(chat.tokenIds, byIds.tokenIds);
     assert.ok(chat.tokenIds.length > 0);
     assert.ok([FinishReason.FINISH_REASON_LENGTH, FinishReason.FINISH_REASON_EOS].includes(chat.finishReason));
+  });
+
+  test('FineTune trains a LoRA adapter on q/k/v/o/gate/up/down from chat examples; Evaluate shows it beside the base; Generate serves it', async () => {
+    const examples = [
+      { messages: [{ role: 'user', content: 'Say yes.' }, { role: 'assistant', content: 'Yes.' }] },
+      { messages: [{ role: 'user', content: 'Say no.' }, { role: 'assistant', content: 'No.' }] },
+    ];
+    const events = await collect(
+      h.client.fineTune({
+        adapter: 'qwen-chat',
+        examples,
+        method: { $case: 'lora', value: { r: 4, loraAlpha: 8, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] } },
+        hyperparameters: { maxSteps: 8, batchSize: 2, learningRate: 5e-3, seed: '1' },
+      }),
+    );
+    const job = await h.client.getFineTuneJob(events[0]!.jobId);
+    assert.equal(job.state, JobState.JOB_STATE_SUCCEEDED, job.error);
+    const res = await h.client.evaluate({ examples, adapters: ['qwen-chat'], includeBaseModel: true, metrics: [Metric.METRIC_LOSS] });
+    const [base, tuned] = res.results;
+    assert.ok(tuned!.metrics!.loss! < base!.metrics!.loss!, `loss ${base!.metrics!.loss} -> ${tuned!.metrics!.loss}`);
+    const out = await h.client.generateText({ messages: [examples[0]!.messages[0]!], adapter: 'qwen-chat', sampling: { maxNewTokens: 4, temperature: 0 } });
+    assert.equal(out.adapter, 'qwen-chat@1');
+    assert.ok(out.tokenIds.length > 0);
+    // A GPT-2 module name is refused on this model, naming it.
+    await rejectsWith(
+      collect(h.client.fineTune({ adapter: 'wrong', examples, method: { $case: 'lora', value: { r: 2, targetModules: ['c_attn'] } }, hyperparameters: { maxSteps: 1 } })),
+      Code.INVALID_ARGUMENT,
+      /c_attn/,
+    );
   });
 
   test('bad messages are INVALID_ARGUMENT naming the field', async () => {
