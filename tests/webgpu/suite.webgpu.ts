@@ -15,7 +15,9 @@ import { forward, type ForwardInput } from '../../src/model/gpt.js';
 import { KvCache } from '../../src/model/kv-cache.js';
 import { disposeWeights, weightsFromHost } from '../../src/model/gpt-weights.js';
 import { readGpt2Folder } from '../../src/model/checkpoint/hf-gpt2-folder.js';
-import { referenceLogits } from '../reference/numpy-reference.js';
+import { llamaReferenceLogits, referenceLogits } from '../reference/numpy-reference.js';
+import { readModelFolder } from '../../src/model/checkpoint/hf-model-folder.js';
+import { llamaModelFolder, LLAMA3_LIKE, QWEN3_LIKE } from '../helpers/llama-model.js';
 import { testBackend, TINY, tinyModelFolder, tinyWeights } from '../helpers/tiny-model.js';
 import { loraSteps, type LoraStepsResult } from './lora-steps.js';
 
@@ -76,6 +78,31 @@ test('logits agree with the independent numpy GPT-2 to 1e-4 (gelu_new and gelu)'
     disposeWeights(weights);
     const diff = maxAbsDiff(ours, ref);
     assert.ok(diff < 1e-4, `${activationFunction}: max |webgpu - numpy| = ${diff}`);
+  }
+});
+
+test('Llama-family logits (Qwen3: head_dim, q/k norm; Llama 3: untied head, llama3 rope) agree with the numpy reference to 1e-4, full and KV-cache decode', async () => {
+  for (const [name, json] of [['qwen3', QWEN3_LIKE], ['llama3', LLAMA3_LIKE]] as const) {
+    const dir = await llamaModelFolder(json, 5);
+    const ckpt = await readModelFolder(dir);
+    const weights = weightsFromHost(ckpt.config, ckpt.tensors);
+    const ids = [3, 41, 7, 200, 19, 88, 150, 2, 64, 9].map((id) => id % ckpt.config.vocabSize);
+    const full = forward(ckpt.config, weights, rowInput(ids));
+    const ours = await full.data();
+    full.dispose();
+    const cache = new KvCache(1);
+    const parts: Float32Array[] = [];
+    for (let t = 0; t < ids.length; t++) {
+      const step = forward(ckpt.config, weights, rowInput([ids[t]], t), { cache });
+      parts.push((await step.data()) as Float32Array);
+      step.dispose();
+    }
+    cache.dispose();
+    disposeWeights(weights);
+    const [ref] = await llamaReferenceLogits(dir, [ids]);
+    assert.ok(maxAbsDiff(ours, ref!.flat()) < 1e-4, `${name}: max |webgpu - numpy| = ${maxAbsDiff(ours, ref!.flat())}`);
+    const decoded = Float32Array.from(parts.flatMap((p) => Array.from(p)));
+    assert.ok(maxAbsDiff(decoded, ours) < 1e-4, `${name}: max |cached - full| = ${maxAbsDiff(decoded, ours)}`);
   }
 });
 
