@@ -22,7 +22,7 @@ export function infoCommand(): Command {
         process.stdout.write(
           [
             `gentune ${info.version} at ${opts.addr}: ${health}${info.ready ? '' : ' (model loading)'}`,
-            `model    ${m?.name} (${m?.nLayer} layers, ${m?.nHead} heads, n_embd ${m?.nEmbd}, context ${m?.nPositions}, vocab ${m?.vocabSize}, ${m?.numParameters} parameters)`,
+            `model    ${m?.name} (${m?.architecture}, ${m?.nLayer} layers, ${m?.nHead} heads${m && m.nKvHead !== m.nHead ? ` / ${m.nKvHead} key-value` : ''}, n_embd ${m?.nEmbd}, context ${m?.nPositions}, vocab ${m?.vocabSize}, ${m?.numParameters} parameters${m?.hasChatTemplate ? ', chat template' : ''})`,
             `backend  ${info.backend} (${info.device || '-'})`,
             `memory   ${mem?.numTensors ?? 0} tensors, ${fmtBytes(mem?.numBytes ?? 0)}${gpu}`,
             `limits   ${l?.maxConcurrentStreams} streams, prompt ${l?.maxPromptTokens} tokens, max_new_tokens ${l?.maxNewTokens}, ` +
