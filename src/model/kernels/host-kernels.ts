@@ -132,6 +132,16 @@ export function hostLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tenso
   return tf.engine().runKernel(LAYER_NORM, { x, gamma, beta }, { eps }) as tf.Tensor2D;
 }
 
+/**
+ * Largest input (elements) for which RMSNorm runs as {@link hostRmsNorm}: a
+ * JS loop beats the 6 generic kernels' dispatch on a few rows, but not their
+ * vectorised arithmetic on many (wasm, SmolLM2's width 576: 8-14 us against
+ * 21-25 at 1-4 rows, even at 6-8, 51-80 against 24-26 at 16 rows, 540
+ * against 105 at 128). The two agree exactly on wasm, so the choice does not
+ * change the result there.
+ */
+export const HOST_RMS_NORM_MAX_ELEMENTS = 4096;
+
 /** RMSNorm of `x` [..., d] with gain [d] in one kernel (host backends, inference only). */
 export function hostRmsNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor1D, eps: number): T {
   return tf.engine().runKernel(RMS_NORM, { x, gamma }, { eps }) as T;

@@ -5,6 +5,7 @@ import { rmsNorm } from '../../../../src/model/layers.js';
 import { applyRotary, rotaryTables } from '../../../../src/model/rotary.js';
 import { forward } from '../../../../src/model/gpt.js';
 import { onHostBackend } from '../../../../src/model/kernels/host-memory.js';
+import { HOST_RMS_NORM_MAX_ELEMENTS, hostRmsNorm } from '../../../../src/model/kernels/host-kernels.js';
 import { disposeWeights, weightsFromHost } from '../../../../src/model/gpt-weights.js';
 import { Rng } from '../../../../src/common/rng.js';
 import { testBackend } from '../../../helpers/tiny-model.js';
@@ -58,20 +59,21 @@ const normal = (shape: number[], seed: number, scale = 1, offset = 0) => {
   return tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => offset + scale * rng.normal()), shape);
 };
 
-test('RMSNorm is one kernel on host backends and equals the generic ops to 1e-6', async (t) => {
+test('the RMSNorm kernel equals the generic ops to 1e-6, and rmsNorm runs it (one kernel) on up to HOST_RMS_NORM_MAX_ELEMENTS', async (t) => {
   if (!onHostBackend()) return t.skip('host backends only');
   const before = tf.memory().numTensors;
-  // Model rows (SmolLM2's width), per-head rows (Qwen3's q_norm over head_dim), large and small values.
+  // Model rows (SmolLM2's width), per-head rows (Qwen3's q_norm over head_dim), large and small values, both sides of the size limit.
   for (const [shape, eps, scale] of [[[1, 576], 1e-5, 1], [[16, 576], 1e-5, 3], [[5, 4, 64], 1e-6, 0.01], [[3, 7, 128], 1e-6, 20]] as [number[], number, number][]) {
     const x = normal(shape, shape[0], scale);
     const w = { weight: normal([shape[shape.length - 1]], 9, 0.1, 1) as tf.Tensor1D };
-    const host = rmsNorm(x, w, eps);
+    const host = hostRmsNorm(x, w.weight, eps);
     const ref = generic(() => rmsNorm(x, w, eps));
     const diff = await maxDiff(host, ref);
     assert.ok(diff < 1e-6, `[${shape}], eps ${eps}, scale ${scale}: max |host - generic| / max(1, |generic|) = ${diff}`);
     assert.ok(Math.max(...Array.from(await ref.data(), Math.abs)) > 0.5, 'outputs of order 1');
     const names = await kernels(() => rmsNorm(x, w, eps));
-    assert.deepEqual([...names.keys()], ['GentuneRmsNorm']);
+    if (x.size <= HOST_RMS_NORM_MAX_ELEMENTS) assert.deepEqual([...names.keys()], ['GentuneRmsNorm'], `[${shape}]`);
+    else assert.ok(!names.has('GentuneRmsNorm') && names.has('Rsqrt'), `[${shape}]: the generic ops`);
     for (const tensor of [x, w.weight, host, ref]) tensor.dispose();
   }
   assert.equal(tf.memory().numTensors, before);
@@ -102,7 +104,7 @@ test('the rotary embedding is one kernel on host backends and equals the generic
   assert.equal(tf.memory().numTensors, before);
 });
 
-test('a Llama-family forward pass on a host backend runs them in every block (and none of the ops they replace)', async (t) => {
+test('a Llama-family forward pass on a host backend runs them in every block (and none of the ops they replace), and plain matMuls', async (t) => {
   if (!onHostBackend()) return t.skip('host backends only');
   for (const json of [SMOLLM2_LIKE, QWEN3_LIKE]) {
     const config = llamaConfig(json);
@@ -111,10 +113,14 @@ test('a Llama-family forward pass on a host backend runs them in every block (an
     const input = { batch: 1, length: ids.length, ids, positions: Int32Array.from(ids, (_, i) => i), valid: new Uint8Array(ids.length).fill(1) };
     const names = await kernels(() => forward(config, weights, input));
     const L = config.nLayer;
-    // Two norms per block and the final one; Qwen3 adds one per query and key projection.
+    // Two norms per block and the final one; Qwen3 adds one per query and key projection (4 tokens: under the size limit).
     assert.equal(names.get('GentuneRmsNorm'), 2 * L + 1 + (config.qkNorm ? 2 * L : 0), config.modelType);
     assert.equal(names.get('GentuneRotary'), 2 * L, config.modelType);
     for (const replaced of ['Rsqrt', 'Square', 'Mean', 'SplitV', 'Neg', 'Concat']) assert.equal(names.get(replaced), undefined, `${config.modelType}: ${replaced}`);
+    // Bias-free projections (these shapes have none) are plain matMuls, without the fused op's wrapper:
+    // 7 a block, 2 for attention without a cache, and the LM head.
+    assert.equal(names.get('BatchMatMul'), 9 * L + 1, config.modelType);
+    assert.equal(names.get('_FusedMatMul'), undefined, config.modelType);
     disposeWeights(weights);
   }
 });
