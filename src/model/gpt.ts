@@ -27,7 +27,7 @@ export interface ForwardInput {
 }
 
 export interface ForwardOptions {
-  /** Generation: earlier columns are read from it and the new ones appended to it (the paged cache: GPT-2 only). */
+  /** Generation: earlier columns are read from it and the new ones appended to it. */
   cache?: DecodeCache;
   /** Rows grouped by LoRA adapter; rows outside every segment use the base model. */
   segments?: RowSegment[];
@@ -77,8 +77,7 @@ export function forward(config: GptConfig, weights: GptWeights, input: ForwardIn
     const block = (i: number, x: tf.Tensor2D): tf.Tensor2D => {
       const qkv = parts.qkv(i, parts.attnNorm(i, x));
       let y: tf.Tensor2D;
-      // The paged cache reads GPT-2's fused c_attn rows (decoderParts refuses it for the Llama family).
-      if (paged && 'fused' in qkv) y = paged.attend(i, qkv.fused, input);
+      if (paged) y = paged.attend(i, qkv, input);
       else {
         const attn = causalSelfAttention(qkv, batch, length, heads, cache?.layers[i], biasT!);
         y = attn.y;
@@ -119,10 +118,9 @@ export function forward(config: GptConfig, weights: GptWeights, input: ForwardIn
 
 /**
  * The family's parts for this pass, with a `last_layers` adapter's blocks and
- * final norm when given (of the model's family, else an error). The Llama
- * family runs on generic tfjs ops and the tensor KvCache for now: the paged
- * cache and embedding training are GPT-2's only, and refused here rather than
- * half applied.
+ * final norm when given (of the model's family, else an error). Embedding
+ * training is GPT-2's only for now, and refused here for the Llama family
+ * rather than half applied.
  */
 function decoderParts(config: GptConfig, weights: GptWeights, input: ForwardInput, options: ForwardOptions, project: Project): DecoderParts {
   const { blockOverrides, lnF } = options;
@@ -141,7 +139,6 @@ function decoderParts(config: GptConfig, weights: GptWeights, input: ForwardInpu
   const refuse = (what: string) => {
     throw new Error(`${what} is not implemented for Llama-family models yet (model_type ${config.modelType})`);
   };
-  if (options.cache instanceof PagedKvCache) refuse('the paged KV cache');
   if (options.trainEmbeddings) refuse('training the embeddings');
   if (blockOverrides && ![...blockOverrides.values()].every(isLlamaBlock)) throw foreign('blocks');
   if (lnF && isLayerNorm(lnF)) throw foreign('final norm');

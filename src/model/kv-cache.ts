@@ -3,6 +3,7 @@ import type { GptConfig } from './gpt-config.js';
 import { KvArena, kvArenaFor } from './kernels/kv-arena.js';
 import { onHostBackend } from './kernels/host-memory.js';
 import { PagedKvCache } from './paged-kv-cache.js';
+import { attentionHeads } from './attention.js';
 
 /** Keys (stored transposed) and values of one layer for every row of a batch. */
 export interface LayerKv {
@@ -162,21 +163,21 @@ export type KvCacheKind = 'auto' | 'paged' | 'tensor';
 export type DecodeCache = KvCache | PagedKvCache;
 
 /**
- * Whether `auto` picks the paged cache for this model on the current backend.
- * Its kernel reads GPT-2's fused c_attn rows (one key/value head per query
- * head, no rotary positions), so Llama-family models keep the tensor cache.
+ * Whether `auto` picks the paged cache for this model on the current backend:
+ * on host backends, for heads of a multiple of 8 floats (GPT-2's and the
+ * Llama family's alike: the kernel reads grouped-query heads and keys
+ * cached after their rotary positions).
  */
 export function pagedCacheApplies(config: GptConfig): boolean {
-  return config.family !== 'llama' && onHostBackend() && KvArena.supports(config.nEmbd, config.nHead);
+  return onHostBackend() && KvArena.supports(attentionHeads(config));
 }
 
 /** An empty cache of `batch` rows of the given kind. */
 export function createKvCache(config: GptConfig, batch: number, kind: KvCacheKind = 'auto'): DecodeCache {
   const paged = kind === 'paged' || (kind === 'auto' && pagedCacheApplies(config));
   if (!paged) return new KvCache(batch);
-  if (config.family === 'llama') throw new Error(`the paged KV cache does not hold Llama-family models yet (model_type ${config.modelType}): use \`auto\` or \`tensor\``);
   if (!onHostBackend()) throw new Error(`the paged KV cache needs a host-memory backend (wasm, cpu), not ${tf.getBackend()}`);
-  return PagedKvCache.empty(kvArenaFor(config.nEmbd, config.nHead, config.nPositions), config.nLayer, batch);
+  return PagedKvCache.empty(kvArenaFor(attentionHeads(config), config.nPositions), config.nLayer, batch);
 }
 
 /** Concatenates caches of one kind row-wise; the inputs stay valid (dispose them). */

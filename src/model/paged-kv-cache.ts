@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type KvArena, PAGE_TOKENS } from './kernels/kv-arena.js';
 import { HOST_BACKENDS, HostMemory } from './kernels/host-memory.js';
+import type { QkvProjection } from './attention.js';
 
 /** Kernel name of the paged attention (host backends). */
 const KERNEL = 'GentunePagedAttention';
@@ -74,29 +75,49 @@ export class PagedKvCache {
   /**
    * Attention of layer `layer` for the new tokens of a forward pass: appends
    * their keys and values to each row's pages and returns the attention
-   * output [batch * length, d] (zeros for padding). `qkv` is the layer's
-   * c_attn output [batch * length, 3d]. One kernel, working on the tensors in
-   * place (host backends only). Call {@link commit} once after the last layer.
+   * output [batch * length, nHead * headDim] (zeros for padding). `qkv` is
+   * the layer's projection: GPT-2's fused c_attn output [batch * length, 3d],
+   * or separate q [batch * length, nHead * headDim] and k, v [batch *
+   * length, nKvHead * headDim] with positions already encoded (the Llama
+   * family's rotary keys are cached rotated). One kernel, working on the
+   * tensors in place (host backends only). Call {@link commit} once after
+   * the last layer.
    */
-  attend(layer: number, qkv: tf.Tensor2D, input: PagedInput): tf.Tensor2D {
-    const d = this.arena.d;
-    if (qkv.shape[1] !== 3 * d) throw new Error(`qkv has ${qkv.shape[1]} columns, the cache expects ${3 * d}`);
+  attend(layer: number, qkv: QkvProjection, input: PagedInput): tf.Tensor2D {
+    const { queryWidth, kvWidth } = this.arena;
+    const rows = input.batch * input.length;
+    const expect = (what: string, t: tf.Tensor2D, width: number) => {
+      if (t.shape[0] !== rows || t.shape[1] !== width) throw new Error(`${what} is [${t.shape}], the cache expects [${rows},${width}]`);
+    };
+    if ('fused' in qkv) {
+      if (queryWidth !== kvWidth) throw new Error('a fused qkv projection has as many key/value heads as query heads');
+      expect('qkv', qkv.fused, 3 * queryWidth);
+    } else {
+      expect('q', qkv.q, queryWidth);
+      expect('k', qkv.k, kvWidth);
+      expect('v', qkv.v, kvWidth);
+    }
     for (let b = 0; b < input.batch; b++) {
       let n = this.seqs[b].length;
       for (let i = 0; i < input.length; i++) n += input.valid[b * input.length + i];
       if (n > this.arena.maxTokens) throw new Error(`a row exceeds the context of ${this.arena.maxTokens} tokens`);
     }
     if (layer === 0) this.ownRows();
-    return tf.engine().runKernel(KERNEL, { qkv }, { cache: this, layer, input } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+    const inputs: tf.NamedTensorMap = 'fused' in qkv ? { qkv: qkv.fused } : { q: qkv.q, k: qkv.k, v: qkv.v };
+    return tf.engine().runKernel(KERNEL, inputs, { cache: this, layer, input } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
   }
 
   /** The kernel's body: output allocated first, then the views (see HostMemory). */
-  private attendInPlace(host: HostMemory, qkv: tf.TensorInfo, layer: number, input: PagedInput): tf.TensorInfo {
-    const d = this.arena.d;
-    const info = host.output([input.batch * input.length, d]);
+  private attendInPlace(host: HostMemory, inputs: tf.NamedTensorInfoMap, layer: number, input: PagedInput): tf.TensorInfo {
+    const { queryWidth: qw, kvWidth: kw } = this.arena;
+    const info = host.output([input.batch * input.length, qw]);
     const out = host.view(info) as Float32Array;
     out.fill(0);
-    const values = host.view(qkv) as Float32Array;
+    // Row r's query, key and value: in GPT-2's fused rows [q | k | v] of 3 * qw floats, or in three tensors.
+    const fused = inputs.qkv && (host.view(inputs.qkv) as Float32Array);
+    const [q, k, v] = fused ? [fused, fused, fused] : [inputs.q!, inputs.k!, inputs.v!].map((t) => host.view(t) as Float32Array);
+    const [qStride, kvStride] = fused ? [3 * qw, 3 * qw] : [qw, kw];
+    const [kAt, vAt] = fused ? [qw, 2 * qw] : [0, 0];
     for (let b = 0; b < input.batch; b++) {
       const seq = this.seqs[b];
       const pages = seq.pages[layer];
@@ -105,7 +126,7 @@ export class PagedKvCache {
         const r = b * input.length + i;
         if (!input.valid[r]) continue;
         if (pages.length * PAGE_TOKENS <= t) pages.push(this.arena.allocPage());
-        this.arena.appendAndAttend(pages, t, values, r * 3 * d, out, r * d);
+        this.arena.appendAndAttend(pages, t, q, r * qStride, k, r * kvStride + kAt, v, r * kvStride + vAt, out, r * qw);
         t++;
       }
     }
@@ -116,7 +137,7 @@ export class PagedKvCache {
   static {
     const kernelFunc = ({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }) => {
       const { cache, layer, input } = attrs as unknown as { cache: PagedKvCache; layer: number; input: PagedInput };
-      return cache.attendInPlace(new HostMemory(backend), inputs.qkv!, layer, input);
+      return cache.attendInPlace(new HostMemory(backend), inputs, layer, input);
     };
     for (const backendName of HOST_BACKENDS) tf.registerKernel({ kernelName: KERNEL, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }

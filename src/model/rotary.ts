@@ -1,5 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from './llama-config.js';
+import { recordingGradients } from './matmul.js';
+import { hostRotary } from './kernels/host-kernels.js';
+import { onHostBackend } from './kernels/host-memory.js';
 
 /**
  * Rotary position embeddings in Hugging Face's rotate-half convention
@@ -63,6 +66,8 @@ export function rotaryTables(config: LlamaConfig, positions: Int32Array): Rotary
 
 /** x * cos + rotateHalf(x) * sin, for x [rows, heads, headDim]. */
 export function applyRotary(x: tf.Tensor3D, tables: RotaryTables): tf.Tensor3D {
+  // Inference on wasm/cpu: one kernel instead of 7 (see host-kernels.ts).
+  if (!recordingGradients() && onHostBackend()) return hostRotary(x, tables.cos, tables.sin);
   return tf.tidy(() => {
     const [x1, x2] = tf.split(x, 2, -1);
     const rotated = tf.concat([tf.neg(x2), x1], -1); // rotate_half

@@ -13,6 +13,7 @@ import { GentuneError } from '../../../src/common/errors.js';
 import { createEngine } from '../../../src/engine/create-engine.js';
 import type { Engine } from '../../../src/engine/engine-api.js';
 import { kvArenaFor } from '../../../src/model/kernels/kv-arena.js';
+import { attentionHeads } from '../../../src/model/attention.js';
 import { onHostBackend } from '../../../src/model/kernels/host-memory.js';
 import { TINY } from '../../helpers/tiny-model.js';
 import { collect, genParams, greedy, silentLog, tempDir, testConfig, tinyModelWithTokenizer } from './engine-fixture.js';
@@ -38,7 +39,7 @@ test('a wasm trap fails the running requests with UNAVAILABLE, refuses new ones 
   assert.equal(engine.isReady(), true);
   assert.ok((await collect(engine, genParams('Hello', { sampling: greedy(4) }))).length > 0);
   // A page table past the end of the arena's memory: the attention kernel traps reading it.
-  const arena = kvArenaFor(TINY.nEmbd, TINY.nHead, TINY.nPositions) as unknown as { tableOff: number };
+  const arena = kvArenaFor(attentionHeads(TINY), TINY.nPositions) as unknown as { tableOff: number };
   arena.tableOff = 0x7ff00000;
   const runs = ['Call me Ishmael', 'Some years ago'].map((p) => collect(engine, genParams(p, { sampling: greedy(6) })));
   for (const run of runs) await assert.rejects(run, unavailable(/model backend failed \(memory access out of bounds\); restart the server/));

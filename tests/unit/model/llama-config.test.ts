@@ -9,7 +9,6 @@ import { configFromHf, hfTensorShapes, type LlamaConfig } from '../../../src/mod
 import { assertWeightsFit, parameterCount, residentWeightBytes, WASM_HEAP_BYTES } from '../../../src/model/gpt-weights.js';
 import { ropeInverseFrequencies } from '../../../src/model/rotary.js';
 import { GptModel } from '../../../src/model/gpt-model.js';
-import { createKvCache, KvCache, pagedCacheApplies } from '../../../src/model/kv-cache.js';
 import { disposeAdapter } from '../../../src/model/adapter.js';
 import { initLastLayersAdapter, initLoraAdapter } from '../../../src/model/adapter-init.js';
 import { createTrainable } from '../../../src/training/trainable.js';
@@ -140,12 +139,8 @@ test('a model too large for the wasm heap fails at load with its size and the li
   assert.doesNotThrow(() => assertWeightsFit(llamaConfig(SMOLLM2_LIKE)));
 });
 
-test('the paged cache falls back to tensors for a Llama-family model; fine-tuning, LoRA, last_layers and adapter files take it', async () => {
+test('fine-tuning, LoRA, last_layers and adapter files take a Llama-family model', async () => {
   const config = llamaConfig(QWEN2_LIKE);
-  assert.equal(pagedCacheApplies(config), false);
-  const cache = createKvCache(config, 2);
-  assert.ok(cache instanceof KvCache, '`auto` keeps the tensor cache');
-  cache.dispose();
   const before = tf.memory().numTensors;
   const weights = weightsFromHost(config, llamaTensors(QWEN2_LIKE, 1));
   createTrainable(config, weights, { kind: 'lora', r: 2, alpha: 4, dropout: 0 }, { seed: 1 }).dispose();

@@ -6,6 +6,7 @@ import { forward, type ForwardInput } from '../../../src/model/gpt.js';
 import { createKvCache, type DecodeCache, KvCache, type KvCacheKind, pagedCacheApplies } from '../../../src/model/kv-cache.js';
 import { PagedKvCache } from '../../../src/model/paged-kv-cache.js';
 import { kvArenaFor, PAGE_TOKENS } from '../../../src/model/kernels/kv-arena.js';
+import { attentionHeads } from '../../../src/model/attention.js';
 import { disposeWeights, type GptWeights } from '../../../src/model/gpt-weights.js';
 import { testBackend, TINY, tinyWeights } from '../../helpers/tiny-model.js';
 
@@ -13,7 +14,7 @@ before(async () => {
   await testBackend();
 });
 
-const arena = () => kvArenaFor(TINY.nEmbd, TINY.nHead, TINY.nPositions);
+const arena = () => kvArenaFor(attentionHeads(TINY), TINY.nPositions);
 
 /** Rows of different lengths, left-padded to the longest, starting at `starts[b]`. */
 function batchInput(rows: number[][], starts: number[] = rows.map(() => 0)): ForwardInput {

@@ -124,13 +124,15 @@ for (const [i, [label, json]] of SHAPES.entries()) {
     const full = await take(forward(config, weights, leftPadded([long]), all(1)));
     assert.ok(tailDiff(full, refLong, V) < TOL, `full forward: ${tailDiff(full, refLong, V)}`);
 
-    const cache = createKvCache(config, 1);
-    assert.ok(cache instanceof KvCache);
-    const steps = [await take(forward(config, weights, leftPadded([long.slice(0, 5)]), { ...all(1), cache }))];
-    for (let t = 5; t < long.length; t++) steps.push(await take(forward(config, weights, stepInput([long[t]], [t]), { ...all(1), cache })));
-    cache.dispose();
-    const decoded = Float32Array.from(steps.flatMap((s) => Array.from(s)));
-    assert.ok(tailDiff(decoded, refLong, V) < TOL, `KV decode: ${tailDiff(decoded, refLong, V)}`);
+    // Both caches: the tensor cache and the paged one (the host backends' default).
+    for (const kind of ['tensor', 'paged'] as const) {
+      const cache = createKvCache(config, 1, kind);
+      const steps = [await take(forward(config, weights, leftPadded([long.slice(0, 5)]), { ...all(1), cache }))];
+      for (let t = 5; t < long.length; t++) steps.push(await take(forward(config, weights, stepInput([long[t]], [t]), { ...all(1), cache })));
+      cache.dispose();
+      const decoded = Float32Array.from(steps.flatMap((s) => Array.from(s)));
+      assert.ok(tailDiff(decoded, refLong, V) < TOL, `KV decode (${kind}): ${tailDiff(decoded, refLong, V)}`);
+    }
 
     const batchCache = new KvCache(2);
     const padded = await take(forward(config, weights, leftPadded([long, short]), { ...all(2), cache: batchCache }));
