@@ -136,7 +136,7 @@ describe('Generate', () => {
   });
 
   const bad: [string, Record<string, unknown>, RegExp][] = [
-    ['no prompt', {}, /exactly one of `prompt` and `prompt_token_ids` must be set, got none/],
+    ['no prompt', {}, /exactly one of `prompt`, `prompt_token_ids`, `messages` must be set, got none/],
     ['both prompts', { prompt: 'x', promptTokenIds: [1] }, /got `prompt` and `prompt_token_ids`/],
     ['negative temperature', { prompt: 'x', sampling: { temperature: -1 } }, /^`temperature` must be >= 0 and <= 100, got -1$/],
     ['NaN temperature', { prompt: 'x', sampling: { temperature: NaN } }, /`temperature` must be a finite number, got NaN/],
