@@ -96,7 +96,8 @@ if (opts.one) {
     const line = r.stdout.split('\n').find((l) => l.startsWith('FIT '));
     rows.push(line ? (JSON.parse(line.slice(4)) as Fit) : { model: name, parameters: 0, 'weights GiB': 0, fits: `no: the process ended with ${r.status ?? r.signal}: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}` });
   }
-  printTable(rows as unknown as Record<string, string | number>[]);
   mkdirSync(dirname(opts.out), { recursive: true });
   writeFileSync(opts.out, JSON.stringify({ date: new Date().toISOString(), threads: opts.threads, rows }, null, 2));
+  const columns = ['model', 'parameters', 'weights GiB', 'load s', 'decode tok/s', 'peak RSS MiB', 'fits'] as const;
+  printTable(rows.map((r) => Object.fromEntries(columns.map((c) => [c, r[c] ?? '-']))));
 }

@@ -6,8 +6,10 @@
  *                          [--backend wasm] [--threads 1] [--out bench/results/train.json]
  *
  * Configs: a = d256 x 4 layers, vocab 2048; b = d128 x 4 layers, vocab 50257;
- * c = GPT-2 small's shape (d768 x 12 layers, vocab 50257). Methods: LoRA r=8
- * (alpha 16, dropout 0.05, attn.c_attn) and last_layers=2. Each case runs in a
+ * c = GPT-2 small's shape (d768 x 12 layers, vocab 50257); s = SmolLM2-135M's
+ * shape (Llama family: d576 x 30 layers, 9/3 heads, vocab 49152). Methods:
+ * LoRA r=8 (alpha 16, dropout 0.05; attn.c_attn, or q_proj + v_proj for the
+ * Llama family) and last_layers=2. Each case runs in a
  * child process (so peak RSS is its own) through `train()` itself: one warmup
  * step, then `--steps` timed steps, reported at the median step (and the
  * fastest, the one least disturbed on a shared machine). Tokens/s counts every input token (batch x
@@ -32,16 +34,19 @@ import { Rng } from '../src/common/rng.js';
 import { initBackend, type BackendName } from '../src/model/backend.js';
 import { disposeAdapter } from '../src/model/adapter.js';
 import { randomGpt2Tensors } from '../src/model/checkpoint/hf-gpt2-folder.js';
-import { GPT2_SMALL, type Gpt2Config } from '../src/model/gpt-config.js';
+import { GPT2_SMALL, type GptConfig } from '../src/model/gpt-config.js';
+import { randomLlamaTensors } from '../src/model/checkpoint/hf-llama-folder.js';
+import { llamaConfig, SMOLLM2_LIKE } from '../tests/helpers/llama-model.js';
 import { disposeWeights, weightsFromHost } from '../src/model/gpt-weights.js';
 import type { TokenSequence } from '../src/training/data/token-sequence.js';
 import { train } from '../src/training/trainer.js';
 import type { TrainMethod } from '../src/training/trainable.js';
 
-const CONFIGS: Record<string, { label: string; config: Gpt2Config }> = {
+const CONFIGS: Record<string, { label: string; config: GptConfig }> = {
   a: { label: 'd256 L4 V2048', config: { ...GPT2_SMALL, nEmbd: 256, nLayer: 4, nHead: 4, nPositions: 256, vocabSize: 2048 } },
   b: { label: 'd128 L4 V50257', config: { ...GPT2_SMALL, nEmbd: 128, nLayer: 4, nHead: 4, nPositions: 256 } },
   c: { label: 'GPT-2 small', config: GPT2_SMALL },
+  s: { label: 'SmolLM2-135M', config: llamaConfig({ ...SMOLLM2_LIKE, num_hidden_layers: 30, vocab_size: 49152, max_position_embeddings: 2048 }) },
 };
 
 const METHODS: Record<string, { label: string; method: TrainMethod }> = {
@@ -86,6 +91,12 @@ interface CaseResult {
   tensorsAfter: number;
 }
 
+/** LoRA on the family's attention projections (GPT-2's fused c_attn; PEFT's Llama default q_proj, v_proj). */
+function familyMethod(method: TrainMethod, config: GptConfig): TrainMethod {
+  if (method.kind !== 'lora' || config.family !== 'llama') return method;
+  return { ...method, targetModules: ['self_attn.q_proj', 'self_attn.v_proj'] };
+}
+
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -97,7 +108,7 @@ function flag(name: string, fallback: string): string {
 }
 
 /** `count` random sequences of `seqLen` tokens, the first `1 - lossFraction` of each a prompt. */
-function sequences(config: Gpt2Config, count: number, seqLen: number, lossFraction: number, seed: number): TokenSequence[] {
+function sequences(config: GptConfig, count: number, seqLen: number, lossFraction: number, seed: number): TokenSequence[] {
   const rng = new Rng(seed);
   const promptLen = Math.min(seqLen - 1, Math.round(seqLen * (1 - lossFraction)));
   return Array.from({ length: count }, () => {
@@ -115,7 +126,7 @@ async function runCase(configKey: string, methodKey: string, lossFraction: numbe
   const accumulation = Number(flag('accum', '1'));
   const seqLen = Number(flag('seq', '128'));
   const { label, config } = CONFIGS[configKey];
-  const weights = weightsFromHost(config, randomGpt2Tensors(config, 1));
+  const weights = config.family === 'llama' ? weightsFromHost(config, randomLlamaTensors(config, 1)) : weightsFromHost(config, randomGpt2Tensors(config, 1));
   const data = sequences(config, batch * accumulation * (steps + 1), seqLen, lossFraction, 2);
   const before = tf.memory().numTensors;
   const stepEnds: number[] = [];
@@ -128,7 +139,7 @@ async function runCase(configKey: string, methodKey: string, lossFraction: numbe
   const result = await train({
     config,
     weights,
-    method: METHODS[methodKey].method,
+    method: familyMethod(METHODS[methodKey].method, config),
     train: data,
     padId: config.vocabSize - 1,
     hyperparameters: {
