@@ -15,7 +15,9 @@ import { forward, type ForwardInput } from '../../src/model/gpt.js';
 import { KvCache } from '../../src/model/kv-cache.js';
 import { disposeWeights, weightsFromHost } from '../../src/model/gpt-weights.js';
 import { readGpt2Folder } from '../../src/model/checkpoint/hf-gpt2-folder.js';
-import { llamaReferenceLogits, referenceLogits } from '../reference/numpy-reference.js';
+import { llamaReferenceLogits, makeLlamaPeftAdapter, referenceLogits } from '../reference/numpy-reference.js';
+import { loadAdapter } from '../../src/model/checkpoint/peft-adapter.js';
+import { disposeAdapter } from '../../src/model/adapter.js';
 import { readModelFolder } from '../../src/model/checkpoint/hf-model-folder.js';
 import { llamaModelFolder, LLAMA3_LIKE, QWEN3_LIKE } from '../helpers/llama-model.js';
 import { testBackend, TINY, tinyModelFolder, tinyWeights } from '../helpers/tiny-model.js';
@@ -104,6 +106,26 @@ test('Llama-family logits (Qwen3: head_dim, q/k norm; Llama 3: untied head, llam
     const decoded = Float32Array.from(parts.flatMap((p) => Array.from(p)));
     assert.ok(maxAbsDiff(decoded, ours) < 1e-4, `${name}: max |cached - full| = ${maxAbsDiff(decoded, ours)}`);
   }
+});
+
+test('a Llama-family PEFT LoRA adapter on all seven projections (Qwen3 shape) agrees with the numpy reference to 1e-4', async () => {
+  const dir = await llamaModelFolder(QWEN3_LIKE, 6);
+  const adapterDir = `${dir}/adapter`;
+  await makeLlamaPeftAdapter(dir, adapterDir, { r: 4, lora_alpha: 8, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], seed: 9 });
+  const ckpt = await readModelFolder(dir);
+  const weights = weightsFromHost(ckpt.config, ckpt.tensors);
+  const adapter = await loadAdapter(adapterDir, ckpt.config);
+  if (adapter.kind !== 'lora') throw new Error('expected a LoRA adapter');
+  const ids = [5, 17, 200, 33, 9, 120, 64, 1].map((id) => id % ckpt.config.vocabSize);
+  const logits = forward(ckpt.config, weights, rowInput(ids), { segments: [{ start: 0, count: 1, lora: adapter.lora }] });
+  const ours = await logits.data();
+  logits.dispose();
+  disposeAdapter(adapter);
+  disposeWeights(weights);
+  const [ref] = await llamaReferenceLogits(dir, [ids], adapterDir);
+  const [plain] = await llamaReferenceLogits(dir, [ids]);
+  assert.ok(maxAbsDiff(plain!.flat(), ref!.flat()) > 1e-2, 'the adapter changes the logits');
+  assert.ok(maxAbsDiff(ours, ref!.flat()) < 1e-4, `max |webgpu - numpy| = ${maxAbsDiff(ours, ref!.flat())}`);
 });
 
 test('KV-cache decode gives the same logits as a full forward pass', async () => {
