@@ -32,7 +32,7 @@ function serveCommand(): Command {
 /** Builds the program (exported for tests). */
 export function program(): Command {
   return new Command('gentune')
-    .description('fine-tune, evaluate and serve GPT-2-family models over gRPC')
+    .description('fine-tune, evaluate and serve GPT-2 and Llama-family models over gRPC')
     .showHelpAfterError()
     .addCommand(serveCommand())
     .addCommand(generateCommand())

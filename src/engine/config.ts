@@ -81,7 +81,7 @@ export interface GentuneConfig {
   metricsPort: number;
   /** Datasets, adapters and job logs live here. */
   dataDir: string;
-  /** Base model folder (Hugging Face GPT-2 layout). */
+  /** Base model folder in Hugging Face layout (GPT-2 or Llama family). */
   model: string;
   backend: BackendName;
   /** Threads of the wasm backend in the serving worker (`auto`: by model size, see wasm-thread-count.ts); ignored by other backends. */
@@ -173,7 +173,7 @@ const SETTINGS: Setting[] = [
   { key: 'port', flag: '--port <port>', description: 'gRPC port (0 = any free port)', default: '50051', expect: 'an integer in 0..65535', schema: int(0, 65535) },
   { key: 'metricsPort', flag: '--metrics-port <port>', description: 'HTTP metrics/health port', default: '9464', expect: 'an integer in 0..65535', schema: int(0, 65535) },
   { key: 'dataDir', flag: '--data-dir <dir>', description: 'datasets, adapters and job logs', default: './data', expect: 'a directory path', schema: text },
-  { key: 'model', flag: '--model <dir>', description: 'base model folder (Hugging Face GPT-2 layout)', default: 'models/gentune-mini', expect: 'a directory path', schema: text },
+  { key: 'model', flag: '--model <dir>', description: 'base model folder in Hugging Face layout (GPT-2 or Llama family)', default: 'models/gentune-mini', expect: 'a directory path', schema: text },
   { key: 'backend', flag: '--backend <name>', description: `TensorFlow.js backend: ${BACKENDS.join('|')}`, default: 'auto', expect: `one of ${BACKENDS.join(', ')}`, schema: choice(BACKENDS) },
   { key: 'wasmThreads', flag: '--wasm-threads <n>', description: 'wasm backend threads in the serving worker (auto: 1 below 20M parameters, else up to 4)', default: 'auto', expect: 'auto or an integer in 1..64', schema: z.union([z.string().trim().pipe(z.literal('auto')), int(1, 64)]) },
   { key: 'logLevel', flag: '--log-level <level>', description: `log level: ${LOG_LEVELS.join('|')}`, default: 'info', expect: `one of ${LOG_LEVELS.join(', ')}`, schema: choice(LOG_LEVELS) },

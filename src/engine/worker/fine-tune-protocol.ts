@@ -17,7 +17,7 @@ export interface FineTuneWorkerInput {
   spec: FineTuneSpec;
   /** The backend the serving engine chose (never 'auto': both threads use the same one). */
   backend: BackendName;
-  /** Base model folder (Hugging Face GPT-2 layout), absolute. */
+  /** Base model folder in Hugging Face layout (GPT-2 or Llama family), absolute. */
   modelDir: string;
   /** JSONL file of every stored dataset the job reads, by id. */
   datasetFiles: Record<string, string>;

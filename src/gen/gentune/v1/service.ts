@@ -59,7 +59,7 @@ export const protobufPackage = "gentune.v1";
 export const protobufFileName = "gentune/v1/service.proto";
 
 /**
- * gentune's public API: serve, fine-tune and evaluate a GPT-2-family model
+ * gentune's public API: serve, fine-tune and evaluate a GPT-2 or Llama-family model
  * with hot-swapped adapters.
  *
  * Errors use the standard gRPC codes; messages name the field and the value:
