@@ -22,20 +22,8 @@ import { BatchDecoder } from '../src/model/generation/batch-decoder.js';
 import { GenerationSequence } from '../src/model/generation/generation-sequence.js';
 import { DEFAULT_SAMPLING } from '../src/model/generation/sampling-params.js';
 import { autoWasmThreads } from '../src/model/wasm-thread-count.js';
+import { LLAMA_SHAPES as SHAPES } from './lib/bench-models.js';
 import { printTable, silentTokenizer } from './lib/random-model.js';
-
-const llama = (o: Record<string, unknown>) => ({ model_type: 'llama', hidden_act: 'silu', rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 2048, ...o });
-
-/** The published shapes (config.json fields that set the size), by model. */
-const SHAPES: Record<string, Record<string, unknown>> = {
-  'smollm2-135m': llama({ hidden_size: 576, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3, intermediate_size: 1536, vocab_size: 49152, tie_word_embeddings: true, rope_theta: 100000, max_position_embeddings: 8192 }),
-  'smollm2-360m': llama({ hidden_size: 960, num_hidden_layers: 32, num_attention_heads: 15, num_key_value_heads: 5, intermediate_size: 2560, vocab_size: 49152, tie_word_embeddings: true, rope_theta: 100000, max_position_embeddings: 8192 }),
-  'qwen2.5-0.5b': { model_type: 'qwen2', hidden_act: 'silu', hidden_size: 896, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, intermediate_size: 4864, vocab_size: 151936, tie_word_embeddings: true, rms_norm_eps: 1e-6, rope_theta: 1000000, max_position_embeddings: 32768, use_sliding_window: false },
-  'qwen3-0.6b': { model_type: 'qwen3', hidden_act: 'silu', hidden_size: 1024, head_dim: 128, num_hidden_layers: 28, num_attention_heads: 16, num_key_value_heads: 8, intermediate_size: 3072, vocab_size: 151936, tie_word_embeddings: true, rms_norm_eps: 1e-6, rope_theta: 1000000, max_position_embeddings: 40960, use_sliding_window: false },
-  'tinyllama-1.1b': llama({ hidden_size: 2048, num_hidden_layers: 22, num_attention_heads: 32, num_key_value_heads: 4, intermediate_size: 5632, vocab_size: 32000, tie_word_embeddings: false }),
-  'llama-3.2-1b': llama({ hidden_size: 2048, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 64, intermediate_size: 8192, vocab_size: 128256, tie_word_embeddings: true, rope_theta: 500000, max_position_embeddings: 131072, rope_scaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } }),
-  'mistral-7b-v0.3': { model_type: 'mistral', hidden_act: 'silu', hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, intermediate_size: 14336, vocab_size: 32768, tie_word_embeddings: false, rms_norm_eps: 1e-5, rope_theta: 1000000, max_position_embeddings: 32768, sliding_window: null },
-};
 
 const opts = new Command()
   .option('--models <list>', 'shapes to try', Object.keys(SHAPES).join(','))

@@ -36,7 +36,7 @@ import { disposeAdapter } from '../src/model/adapter.js';
 import { randomGpt2Tensors } from '../src/model/checkpoint/hf-gpt2-folder.js';
 import { GPT2_SMALL, type GptConfig } from '../src/model/gpt-config.js';
 import { randomLlamaTensors } from '../src/model/checkpoint/hf-llama-folder.js';
-import { llamaConfig, SMOLLM2_LIKE } from '../tests/helpers/llama-model.js';
+import { llamaConfig, SMOLLM2_135M } from './lib/bench-models.js';
 import { disposeWeights, weightsFromHost } from '../src/model/gpt-weights.js';
 import type { TokenSequence } from '../src/training/data/token-sequence.js';
 import { train } from '../src/training/trainer.js';
@@ -46,7 +46,7 @@ const CONFIGS: Record<string, { label: string; config: GptConfig }> = {
   a: { label: 'd256 L4 V2048', config: { ...GPT2_SMALL, nEmbd: 256, nLayer: 4, nHead: 4, nPositions: 256, vocabSize: 2048 } },
   b: { label: 'd128 L4 V50257', config: { ...GPT2_SMALL, nEmbd: 128, nLayer: 4, nHead: 4, nPositions: 256 } },
   c: { label: 'GPT-2 small', config: GPT2_SMALL },
-  s: { label: 'SmolLM2-135M', config: llamaConfig({ ...SMOLLM2_LIKE, num_hidden_layers: 30, vocab_size: 49152, max_position_embeddings: 2048 }) },
+  s: { label: 'SmolLM2-135M', config: llamaConfig(SMOLLM2_135M) },
 };
 
 const METHODS: Record<string, { label: string; method: TrainMethod }> = {

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import type { QkvProjection } from './attention.js';
+import type { QkvProjection } from './attention-heads.js';
 import type { Projection } from './gpt-weights.js';
 
 /**

@@ -1,17 +1,8 @@
 import { InvalidArgument } from '../common/errors.js';
+import type { DecoderShape } from './decoder-shape.js';
 import { LLAMA_MODEL_TYPES, type LlamaConfig, llamaConfigFromHf, type LlamaModelType, llamaTensorShapes } from './llama-config.js';
 
-/** What every decoder here has, under GPT-2's names. */
-export interface DecoderShape {
-  /** Model width (channels): `n_embd`, Llama's `hidden_size`. */
-  nEmbd: number;
-  nLayer: number;
-  /** Attention (query) heads. */
-  nHead: number;
-  /** Context length in tokens: `n_positions`, Llama's `max_position_embeddings`. */
-  nPositions: number;
-  vocabSize: number;
-}
+export type { DecoderShape } from './decoder-shape.js';
 
 /** Shape of a GPT-2-family model. Field meanings follow Hugging Face's GPT2Config. */
 export interface Gpt2Config extends DecoderShape {

@@ -2,23 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { ResourceExhausted } from '../common/errors.js';
 import type { Gpt2Config, GptConfig, LlamaConfig } from './gpt-config.js';
 import { hfTensorShapes } from './gpt-config.js';
+import type { HostTensors, Projection } from './projection.js';
 import { disposeLlamaWeights, type LlamaBlockWeights, type LlamaWeights, llamaWeightsFromHost, type RmsNormWeights } from './llama-weights.js';
-
-/**
- * A projection y = x @ weight (+ bias), weight stored [in, out] as in Hugging
- * Face GPT-2's Conv1D (nn.Linear's [out, in] weights are transposed at load:
- * a plain matMul is far faster on wasm than a transposeB one).
- */
-export interface Projection {
-  weight: tf.Tensor2D;
-  bias?: tf.Tensor1D;
-  /**
-   * weight transposed ([out, in]), present only on frozen weights during
-   * training: it lets the backward pass avoid a transposeB matMul, which is
-   * about 10x slower than a plain one on the wasm backend.
-   */
-  weightT?: tf.Tensor2D;
-}
 
 /** A projection with a bias, as all of GPT-2's are. */
 export interface Linear extends Projection {
@@ -79,9 +64,8 @@ export function lmHeadTransposed(weights: GptWeights): tf.Tensor2D {
 }
 
 export type { LlamaBlockWeights, LlamaWeights, RmsNormWeights } from './llama-weights.js';
+export type { HostTensors, Projection } from './projection.js';
 
-/** Host-side arrays by Hugging Face name, as checkpoints hold them. */
-export type HostTensors = Map<string, { shape: number[]; data: Float32Array }>;
 
 /** The wasm backend's heap: WebAssembly memory is 32-bit addressed (4 GiB). */
 export const WASM_HEAP_BYTES = 4 * 1024 ** 3;

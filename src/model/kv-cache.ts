@@ -3,7 +3,7 @@ import type { GptConfig } from './gpt-config.js';
 import { KvArena, kvArenaFor } from './kernels/kv-arena.js';
 import { onHostBackend } from './kernels/host-memory.js';
 import { PagedKvCache } from './paged-kv-cache.js';
-import { attentionHeads } from './attention.js';
+import { attentionHeads } from './attention-heads.js';
 
 /** Keys (stored transposed) and values of one layer for every row of a batch. */
 export interface LayerKv {

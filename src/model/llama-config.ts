@@ -1,5 +1,5 @@
 import { InvalidArgument } from '../common/errors.js';
-import type { DecoderShape } from './gpt-config.js';
+import type { DecoderShape } from './decoder-shape.js';
 
 /** `model_type`s that are one decoder here: Llama's blocks with a few switches (see LlamaConfig). */
 export const LLAMA_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3'] as const;

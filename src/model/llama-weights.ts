@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from './llama-config.js';
-import type { HostTensors, Projection } from './gpt-weights.js';
+import type { HostTensors, Projection } from './projection.js';
 
 /** An RMSNorm's gain. */
 export interface RmsNormWeights {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type KvArena, PAGE_TOKENS } from './kernels/kv-arena.js';
 import { HOST_BACKENDS, HostMemory } from './kernels/host-memory.js';
-import type { QkvProjection } from './attention.js';
+import type { QkvProjection } from './attention-heads.js';
 
 /** Kernel name of the paged attention (host backends). */
 const KERNEL = 'GentunePagedAttention';

@@ -1,9 +1,11 @@
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configFromHf, type LlamaConfig } from '../../src/model/gpt-config.js';
-import { randomLlamaTensors } from '../../src/model/checkpoint/hf-llama-folder.js';
-import { type HostTensor, type SafetensorsDtype, writeSafetensors } from '../../src/model/checkpoint/safetensors.js';
+import { randomLlamaTensors, writeLlamaFolder, type WriteLlamaFolderOptions } from '../../src/model/checkpoint/hf-llama-folder.js';
+
+export { writeLlamaFolder, type WriteLlamaFolderOptions } from '../../src/model/checkpoint/hf-llama-folder.js';
+import type { HostTensor } from '../../src/model/checkpoint/safetensors.js';
 
 /**
  * Llama-family test shapes: real models' config.json cut small (fewer
@@ -171,35 +173,6 @@ export function llamaConfig(json: HfConfigJson): LlamaConfig {
 export function llamaTensors(json: HfConfigJson, seed: number): Map<string, HostTensor> {
   const config = llamaConfig(json);
   return randomLlamaTensors(config, seed, 1 / Math.sqrt(config.nEmbd));
-}
-
-/** Options of {@link writeLlamaFolder}. */
-export interface WriteLlamaFolderOptions {
-  dtype?: SafetensorsDtype;
-  /** Split the tensors round-robin into this many shards with a model.safetensors.index.json (default 1: one file). */
-  shards?: number;
-}
-
-/** Writes config.json and the tensors (one file, or shards and their index) into `dir` (created). */
-export async function writeLlamaFolder(dir: string, json: HfConfigJson, tensors: Map<string, HostTensor>, options: WriteLlamaFolderOptions = {}): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'config.json'), JSON.stringify(json, null, 2));
-  const dtype = options.dtype ?? 'F32';
-  const n = options.shards ?? 1;
-  if (n === 1) {
-    await writeSafetensors(join(dir, 'model.safetensors'), tensors, { dtype, metadata: { format: 'pt' } });
-    return;
-  }
-  const names = [...tensors.keys()];
-  const weightMap: Record<string, string> = {};
-  for (let s = 0; s < n; s++) {
-    const file = `model-${String(s + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
-    const part = new Map(names.filter((_, i) => i % n === s).map((name) => [name, tensors.get(name)!]));
-    for (const name of part.keys()) weightMap[name] = file;
-    await writeSafetensors(join(dir, file), part, { dtype, metadata: { format: 'pt' } });
-  }
-  const totalSize = [...tensors.values()].reduce((b, t) => b + t.data.length * (dtype === 'F32' ? 4 : 2), 0);
-  await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
 }
 
 /** A fresh temp dir holding a seeded random folder of `json`'s shape; returns the path. */

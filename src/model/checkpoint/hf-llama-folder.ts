@@ -1,9 +1,10 @@
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgument } from '../../common/errors.js';
 import { Rng } from '../../common/rng.js';
 import { type LlamaConfig, llamaTensorShapes } from '../llama-config.js';
 import { CONFIG_FILE, matchTensorShapes, readCheckpointTensors, readModelConfig } from './model-files.js';
-import type { HostTensor } from './safetensors.js';
+import { type HostTensor, type SafetensorsDtype, writeSafetensors } from './safetensors.js';
 
 /**
  * A Llama-family model folder in Hugging Face's layout: `config.json`
@@ -78,4 +79,33 @@ export function randomLlamaTensors(config: LlamaConfig, seed: number, std = 0.02
     out.set(name, { shape: [...shape], data });
   }
   return out;
+}
+
+/** Options of {@link writeLlamaFolder}. */
+export interface WriteLlamaFolderOptions {
+  dtype?: SafetensorsDtype;
+  /** Split the tensors round-robin into this many shards with a model.safetensors.index.json (default 1: one file). */
+  shards?: number;
+}
+
+/** Writes a folder {@link readLlamaFolder} reads: `json` as config.json and the tensors (one file, or shards and their index) into `dir` (created). */
+export async function writeLlamaFolder(dir: string, json: Record<string, unknown>, tensors: Map<string, HostTensor>, options: WriteLlamaFolderOptions = {}): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'config.json'), JSON.stringify(json, null, 2));
+  const dtype = options.dtype ?? 'F32';
+  const n = options.shards ?? 1;
+  if (n === 1) {
+    await writeSafetensors(join(dir, 'model.safetensors'), tensors, { dtype, metadata: { format: 'pt' } });
+    return;
+  }
+  const names = [...tensors.keys()];
+  const weightMap: Record<string, string> = {};
+  for (let s = 0; s < n; s++) {
+    const file = `model-${String(s + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
+    const part = new Map(names.filter((_, i) => i % n === s).map((name) => [name, tensors.get(name)!]));
+    for (const name of part.keys()) weightMap[name] = file;
+    await writeSafetensors(join(dir, file), part, { dtype, metadata: { format: 'pt' } });
+  }
+  const totalSize = [...tensors.values()].reduce((b, t) => b + t.data.length * (dtype === 'F32' ? 4 : 2), 0);
+  await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
 }

@@ -1,6 +1,6 @@
 import { ATTENTION_WASM } from './attention-wasm.js';
 import { growMemory, instantiateKernel } from './wasm-kernel.js';
-import type { AttentionHeads } from '../attention.js';
+import type { AttentionHeads } from '../attention-heads.js';
 
 /** Tokens per KV page. */
 export const PAGE_TOKENS = 16;

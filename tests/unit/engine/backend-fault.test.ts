@@ -13,7 +13,7 @@ import { GentuneError } from '../../../src/common/errors.js';
 import { createEngine } from '../../../src/engine/create-engine.js';
 import type { Engine } from '../../../src/engine/engine-api.js';
 import { kvArenaFor } from '../../../src/model/kernels/kv-arena.js';
-import { attentionHeads } from '../../../src/model/attention.js';
+import { attentionHeads } from '../../../src/model/attention-heads.js';
 import { onHostBackend } from '../../../src/model/kernels/host-memory.js';
 import { TINY } from '../../helpers/tiny-model.js';
 import { collect, genParams, greedy, silentLog, tempDir, testConfig, tinyModelWithTokenizer } from './engine-fixture.js';

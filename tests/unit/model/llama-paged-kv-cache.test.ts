@@ -5,7 +5,7 @@ import { forward, type ForwardInput } from '../../../src/model/gpt.js';
 import { concatKvCaches, createKvCache, type DecodeCache, type KvCacheKind, pagedCacheApplies } from '../../../src/model/kv-cache.js';
 import { PagedKvCache } from '../../../src/model/paged-kv-cache.js';
 import { kvArenaFor, PAGE_TOKENS } from '../../../src/model/kernels/kv-arena.js';
-import { attentionHeads } from '../../../src/model/attention.js';
+import { attentionHeads } from '../../../src/model/attention-heads.js';
 import { disposeWeights, type LlamaWeights, weightsFromHost } from '../../../src/model/gpt-weights.js';
 import type { LlamaConfig } from '../../../src/model/gpt-config.js';
 import { BatchDecoder } from '../../../src/model/generation/batch-decoder.js';

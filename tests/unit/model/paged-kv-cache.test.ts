@@ -6,7 +6,7 @@ import { forward, type ForwardInput } from '../../../src/model/gpt.js';
 import { createKvCache, type DecodeCache, KvCache, type KvCacheKind, pagedCacheApplies } from '../../../src/model/kv-cache.js';
 import { PagedKvCache } from '../../../src/model/paged-kv-cache.js';
 import { kvArenaFor, PAGE_TOKENS } from '../../../src/model/kernels/kv-arena.js';
-import { attentionHeads } from '../../../src/model/attention.js';
+import { attentionHeads } from '../../../src/model/attention-heads.js';
 import { disposeWeights, type GptWeights } from '../../../src/model/gpt-weights.js';
 import { testBackend, TINY, tinyWeights } from '../../helpers/tiny-model.js';
 
