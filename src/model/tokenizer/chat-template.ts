@@ -146,7 +146,8 @@ export class ChatTemplate {
     let at = 0;
     messages.forEach((m, i) => {
       if (m.role !== 'assistant') return;
-      const kept = m.content.includes('</think>') ? m.content.slice(m.content.lastIndexOf('</think>') + 8).replace(/^\n+/, '') : m.content;
+      const think = m.content.lastIndexOf(THINK_END);
+      const kept = think < 0 ? m.content : m.content.slice(think + THINK_END.length).replace(/^\n+/, '');
       let start = m.content === '' ? -1 : text.indexOf(m.content, at);
       let end = start + m.content.length;
       if (start < 0 && kept !== '') {
@@ -220,6 +221,9 @@ export async function loadChatTemplate(dir: string, tokenizer: ChatTemplateToken
 }
 
 const FALLBACK_SOURCE = 'the built-in fallback chat template';
+
+/** Where a reasoning block ends: Qwen3's template keeps only what follows it in past turns. */
+const THINK_END = '</think>';
 
 /** {@link FALLBACK_CHAT_TEMPLATE} for `tokenizer`: for models built in memory, which have no folder to read one from. */
 export function fallbackChatTemplate(tokenizer: ChatTemplateTokenizer): ChatTemplate {

@@ -42,7 +42,7 @@ export function greedy(maxNewTokens = 8, over: Partial<SamplingParams> = {}): Sa
 }
 
 /** A GenerateParams with defaults for everything but the prompt. */
-export function genParams(prompt: string | number[], over: Partial<GenerateParams> = {}): GenerateParams {
+export function genParams(prompt: GenerateParams['prompt'], over: Partial<GenerateParams> = {}): GenerateParams {
   return { requestId: 'test', prompt, adapter: null, sampling: greedy(), logprobs: false, topLogprobs: 0, ...over };
 }
 
