@@ -79,6 +79,8 @@ export interface GentuneConfig {
   port: number;
   /** Port of the HTTP /metrics, /healthz, /readyz endpoint; 0 picks a free one. */
   metricsPort: number;
+  /** Port of the OpenAI-compatible HTTP API (src/http); 0 = off (unlike `port`: an API nobody asked for stays closed). */
+  httpPort: number;
   /** Datasets, adapters and job logs live here. */
   dataDir: string;
   /** Base model folder in Hugging Face layout (GPT-2 or Llama family). */
@@ -121,7 +123,7 @@ export interface GentuneConfig {
 }
 
 type Key =
-  | 'host' | 'port' | 'metricsPort' | 'dataDir' | 'model' | 'backend' | 'wasmThreads' | 'logLevel' | 'logPrompts'
+  | 'host' | 'port' | 'metricsPort' | 'httpPort' | 'dataDir' | 'model' | 'backend' | 'wasmThreads' | 'logLevel' | 'logPrompts'
   | keyof LimitsConfig | 'adapterMemory' | 'maxAdapters' | 'preload' | 'adapterRescanMs' | 'graceMs' | 'checkpointIntervalMs'
   | 'tokenFile' | 'tlsCert' | 'tlsKey' | 'tlsClientCa';
 
@@ -172,6 +174,7 @@ const SETTINGS: Setting[] = [
   { key: 'host', flag: '--host <host>', description: 'interface to bind', default: '127.0.0.1', expect: 'a host name or address', schema: text },
   { key: 'port', flag: '--port <port>', description: 'gRPC port (0 = any free port)', default: '50051', expect: 'an integer in 0..65535', schema: int(0, 65535) },
   { key: 'metricsPort', flag: '--metrics-port <port>', description: 'HTTP metrics/health port', default: '9464', expect: 'an integer in 0..65535', schema: int(0, 65535) },
+  { key: 'httpPort', flag: '--http-port <port>', description: 'OpenAI-compatible HTTP API port (0 = off)', default: '8000', expect: 'an integer in 0..65535', schema: int(0, 65535) },
   { key: 'dataDir', flag: '--data-dir <dir>', description: 'datasets, adapters and job logs', default: './data', expect: 'a directory path', schema: text },
   { key: 'model', flag: '--model <dir>', description: 'base model folder in Hugging Face layout (GPT-2 or Llama family)', default: 'models/gentune-mini', expect: 'a directory path', schema: text },
   { key: 'backend', flag: '--backend <name>', description: `TensorFlow.js backend: ${BACKENDS.join('|')}`, default: 'auto', expect: `one of ${BACKENDS.join(', ')}`, schema: choice(BACKENDS) },
@@ -250,6 +253,7 @@ export function resolveConfig(
     host: get('host'),
     port: get('port'),
     metricsPort: get('metricsPort'),
+    httpPort: get('httpPort'),
     dataDir: get('dataDir'),
     model: get('model'),
     backend: get('backend'),

@@ -65,8 +65,18 @@ export class Authorizer {
    * @throws Unauthenticated (no or unknown token), PermissionDenied (role too low).
    */
   authorize(method: string, metadata: Metadata): Principal | undefined {
+    return this.authorizeBearer(method, metadata.get('authorization'), 'metadata');
+  }
+
+  /**
+   * Authorizes a call from its `authorization` values: gRPC metadata entries
+   * or an HTTP header (src/http, which names `method` after the ModelService
+   * RPC its route does: "Generate" for chat completions).
+   * @param where how the caller sends it, for messages ("metadata", "header").
+   */
+  authorizeBearer(method: string, values: readonly unknown[], where: 'metadata' | 'header'): Principal | undefined {
     if (!this.enabled) return undefined;
-    const principal = this.identify(metadata);
+    const principal = this.identify(values, where);
     const needed = requiredRole(method);
     if (!roleAllows(principal.role, needed)) {
       throw new PermissionDenied(`\`${method}\` needs the ${needed} role; the token \`${principal.name}\` has ${principal.role}`);
@@ -74,13 +84,12 @@ export class Authorizer {
     return principal;
   }
 
-  private identify(metadata: Metadata): Principal {
-    const values = metadata.get('authorization');
+  private identify(values: readonly unknown[], where: 'metadata' | 'header'): Principal {
     if (values.length === 0) {
-      throw new Unauthenticated('missing bearer token: send `authorization: Bearer <token>` metadata');
+      throw new Unauthenticated(`missing bearer token: send \`authorization: Bearer <token>\` ${where}`);
     }
     const match = values.length === 1 && typeof values[0] === 'string' ? BEARER.exec(values[0]) : null;
-    if (!match) throw new Unauthenticated('malformed `authorization` metadata: expected one `Bearer <token>`');
+    if (!match) throw new Unauthenticated(`malformed \`authorization\` ${where}: expected one \`Bearer <token>\``);
     const digest = sha256(match[1]!);
     let found: Principal | undefined;
     for (const c of this.credentials) {

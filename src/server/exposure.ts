@@ -19,13 +19,14 @@ export function isLoopbackHost(host: string): boolean {
 /**
  * What is wrong with serving on `host` so protected; [] when nothing is.
  * Mutual TLS counts as access control (only holders of a client certificate get in).
+ * @param server what listens, for the message ("the OpenAI HTTP API").
  */
-export function exposureWarnings(host: string, auth: boolean, transport: TransportSecurity): string[] {
+export function exposureWarnings(host: string, auth: boolean, transport: TransportSecurity, server = 'the gRPC server'): string[] {
   if (isLoopbackHost(host)) return [];
   const warnings: string[] = [];
   if (!auth && transport !== 'mtls') {
     warnings.push(
-      `the gRPC server listens on ${host}, reachable from other machines, with NO access control: ` +
+      `${server} listens on ${host}, reachable from other machines, with NO access control: ` +
         'anyone who can reach it may fine-tune, upload and delete. Set --token-file or GENTUNE_ADMIN_TOKEN/GENTUNE_USER_TOKEN (and TLS).',
     );
   }

@@ -10,6 +10,9 @@ import type { EngineOptions } from '../engine/create-engine.js';
 import type { Engine } from '../engine/engine-api.js';
 import { startHttpEndpoint } from '../observability/http-endpoint.js';
 import { GentuneMetrics } from '../observability/metrics.js';
+import { startOpenAiServer } from '../http/openai-server.js';
+import { Authorizer } from './auth.js';
+import { CallTracker } from './call-tracker.js';
 import { startServer } from './server.js';
 
 /** Makes the engine: src/engine/create-engine.ts's `createEngine` (type-only import: TensorFlow.js loads when the caller imports it). */
@@ -44,12 +47,17 @@ export async function serve(config: GentuneConfig, createEngine: EngineFactory):
   const http = await startHttpEndpoint({ host: config.host, port: config.metricsPort, metrics, ready: () => !draining && engine?.isReady() === true, log });
   try {
     engine = await createEngine(config, { log, adapterBudgetBytes: config.adapterMemory, metrics: metrics.engine });
-    const server = await startServer(engine, config, { log, metrics: metrics.rpc });
+    // One tracker and one set of tokens for both front doors: the stream limit and draining cover gRPC and HTTP together.
+    const tracker = new CallTracker();
+    const auth = await Authorizer.fromConfig(config.security);
+    const shared = { log, metrics: metrics.rpc, tracker };
+    const server = await startServer(engine, config, { ...shared, auth });
+    const openai = config.httpPort === 0 ? undefined : await startOpenAiServer(engine, config, { ...shared, auth: auth.enabled ? auth : undefined });
 
     log.info({ signal: await signal }, 'draining');
     draining = true;
     const deadline = Date.now() + config.graceMs;
-    await server.shutdown(config.graceMs);
+    await Promise.all([server.shutdown(config.graceMs), openai?.shutdown(config.graceMs)]);
     await engine.drain(Math.max(0, deadline - Date.now()));
   } finally {
     await http.close();

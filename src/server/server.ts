@@ -35,6 +35,10 @@ export interface StartServerOptions {
   log?: Logger;
   /** Per-call metrics (src/observability's GentuneMetrics.rpc). */
   metrics?: RpcMetrics;
+  /** Shared with the OpenAI HTTP API (src/http), so that limits and draining cover both; default a fresh one. */
+  tracker?: CallTracker;
+  /** Shared with the OpenAI HTTP API; default read from config.security here. */
+  auth?: Authorizer;
 }
 
 /** A running server. */
@@ -78,14 +82,14 @@ export async function startServer(
 ): Promise<RunningServer> {
   const log = options.log ?? pino({ level: config.logLevel });
   // Both read their files now, so that a bad token file or certificate fails the start.
-  const auth = await Authorizer.fromConfig(config.security);
+  const auth = options.auth ?? (await Authorizer.fromConfig(config.security));
   const credentials = serverCredentials(config.security);
   const transport = transportSecurity(config.security);
   for (const warning of exposureWarnings(config.host, auth.enabled, transport)) {
     log.warn(warning);
     process.stderr.write(`\n*** WARNING: ${warning}\n\n`);
   }
-  const tracker = new CallTracker();
+  const tracker = options.tracker ?? new CallTracker();
   const deps: RpcDeps = { engine, config, log, tracker, metrics: options.metrics, auth: auth.enabled ? auth : undefined };
   // --max-message-bytes: grpc-js refuses a larger message itself, with
   // RESOURCE_EXHAUSTED "Received message larger than max (<size> vs. <limit>)".

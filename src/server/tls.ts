@@ -1,59 +1,21 @@
 /**
- * Server transport credentials from the PEM files named by --tls-cert,
- * --tls-key and --tls-client-ca: plaintext when none is set, TLS with cert and
- * key, mutual TLS (client certificates required and verified against the CA
- * bundle) with --tls-client-ca too. The files are checked here so that a bad
- * one fails the start with a message naming the flag, not grpc-js's.
+ * gRPC server transport credentials from the PEM files named by --tls-cert,
+ * --tls-key and --tls-client-ca (read and checked by tls-files.ts): plaintext
+ * when none is set, TLS with cert and key, mutual TLS (client certificates
+ * required and verified against the CA bundle) with --tls-client-ca too.
  */
-import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { ServerCredentials } from '@grpc/grpc-js';
-import { InvalidArgument } from '../common/errors.js';
 import type { SecurityConfig } from '../engine/config.js';
+import { readTlsFiles } from './tls-files.js';
 
-/** Transport security of the gRPC port. */
-export type TransportSecurity = 'plaintext' | 'tls' | 'mtls';
-
-/** Which transport security `security` asks for. */
-export function transportSecurity(security: SecurityConfig): TransportSecurity {
-  if (security.tlsCert === '') return 'plaintext';
-  return security.tlsClientCa === '' ? 'tls' : 'mtls';
-}
-
-function readPem(flag: string, path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new InvalidArgument(`\`${flag}\` ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
-  }
-}
-
-function parse<T>(flag: string, path: string, what: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    throw new InvalidArgument(`\`${flag}\` ${path}: not a PEM ${what}`, { cause: err });
-  }
-}
+export { transportSecurity, type TransportSecurity } from './tls-files.js';
 
 /**
  * The credentials to bind with.
  * @throws InvalidArgument when a file is unreadable, not PEM, or the key does not match the certificate.
  */
 export function serverCredentials(security: SecurityConfig): ServerCredentials {
-  const mode = transportSecurity(security);
-  if (mode === 'plaintext') return ServerCredentials.createInsecure();
-  const cert = readPem('--tls-cert', security.tlsCert);
-  const key = readPem('--tls-key', security.tlsKey);
-  const leaf = parse('--tls-cert', security.tlsCert, 'certificate', () => new X509Certificate(cert));
-  const privateKey = parse('--tls-key', security.tlsKey, 'private key', () => createPrivateKey(key));
-  if (!leaf.checkPrivateKey(privateKey)) {
-    throw new InvalidArgument(`\`--tls-key\` ${security.tlsKey} does not match the certificate in \`--tls-cert\` ${security.tlsCert}`);
-  }
-  let clientCa: Buffer | null = null;
-  if (mode === 'mtls') {
-    clientCa = readPem('--tls-client-ca', security.tlsClientCa);
-    parse('--tls-client-ca', security.tlsClientCa, 'certificate', () => new X509Certificate(clientCa!));
-  }
-  return ServerCredentials.createSsl(clientCa, [{ cert_chain: cert, private_key: key }], mode === 'mtls');
+  const files = readTlsFiles(security);
+  if (files === null) return ServerCredentials.createInsecure();
+  return ServerCredentials.createSsl(files.clientCa, [{ cert_chain: files.cert, private_key: files.key }], files.clientCa !== null);
 }

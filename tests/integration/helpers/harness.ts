@@ -12,6 +12,10 @@ import { pino } from 'pino';
 import { GentuneClient, type GentuneClientOptions } from '../../../src/client/gentune-client.js';
 import { defaultConfig, type GentuneConfig, type LimitsConfig } from '../../../src/engine/config.js';
 import { createEngine } from '../../../src/engine/create-engine.js';
+import { startOpenAiServer, type RunningOpenAiServer } from '../../../src/http/openai-server.js';
+import type { RpcMetrics } from '../../../src/observability/rpc-metrics.js';
+import { Authorizer } from '../../../src/server/auth.js';
+import { CallTracker } from '../../../src/server/call-tracker.js';
 import { startServer, type RunningServer } from '../../../src/server/server.js';
 import { makeFixtureModel, removeFixtureModel, TEST_BACKEND } from './fixture-model.js';
 import { SpyEngine } from './spy-engine.js';
@@ -32,6 +36,12 @@ export interface HarnessOptions {
   ready?: boolean;
   /** Model folder to serve; kept on close. Default: a fresh copy of the fixture model, removed on close. */
   model?: string;
+  /** Also start the OpenAI HTTP API on 127.0.0.1:0, sharing the gRPC server's tracker and tokens. Default false. */
+  http?: boolean;
+  /** Per-call metrics of both servers (GentuneMetrics.rpc); default none. */
+  metrics?: RpcMetrics;
+  /** Settings of config.security (tokens, TLS files); default none. */
+  security?: Partial<GentuneConfig['security']>;
 }
 
 export interface Harness {
@@ -41,6 +51,10 @@ export interface Harness {
   client: GentuneClient;
   /** "127.0.0.1:<port>". */
   address: string;
+  /** The OpenAI HTTP API, when options.http. */
+  http?: RunningOpenAiServer;
+  /** "http://127.0.0.1:<port>/v1", the SDK's baseURL, when options.http ('' otherwise). */
+  openaiBaseUrl: string;
   /** Shuts the server down (grace 0 unless given), drains the engine, closes the client and removes the temp folders. */
   close(graceMs?: number): Promise<void>;
 }
@@ -60,6 +74,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     logLevel: 'silent',
     graceMs: options.graceMs ?? base.graceMs,
     limits: { ...base.limits, ...options.limits },
+    security: { ...base.security, ...options.security },
   };
   let engine: SpyEngine;
   try {
@@ -70,7 +85,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     throw err;
   }
   engine.ready = options.ready ?? true;
-  const server = await startServer(engine, config, { log: testLog() });
+  const tracker = new CallTracker();
+  const auth = await Authorizer.fromConfig(config.security);
+  const server = await startServer(engine, config, { log: testLog(), tracker, auth, metrics: options.metrics });
+  const http = options.http ? await startOpenAiServer(engine, config, { log: testLog(), tracker, auth: auth.enabled ? auth : undefined, metrics: options.metrics, port: 0 }) : undefined;
   const address = `127.0.0.1:${server.port}`;
   const client = new GentuneClient(address, { defaultTimeoutMs: 10_000, ...options.client });
   return {
@@ -79,9 +97,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     server,
     client,
     address,
+    http,
+    openaiBaseUrl: http ? `${http.url}/v1` : '',
     async close(graceMs = 0) {
       client.close();
-      await server.shutdown(graceMs);
+      await Promise.all([server.shutdown(graceMs), http?.shutdown(graceMs)]);
       await engine.drain(0);
       removeModel();
       if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });

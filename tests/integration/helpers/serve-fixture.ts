@@ -14,7 +14,7 @@ import { serve } from '../../../src/server/main.js';
 import { TEST_BACKEND } from './fixture-model.js';
 
 const [model, dataDir, graceMs] = process.argv.slice(2);
-const config = resolveConfig({ host: '127.0.0.1', port: '0', metricsPort: '0', logLevel: 'info', backend: TEST_BACKEND, model, dataDir, graceMs });
+const config = resolveConfig({ host: '127.0.0.1', port: '0', metricsPort: '0', httpPort: '0', logLevel: 'info', backend: TEST_BACKEND, model, dataDir, graceMs });
 await serve(config, (c, options) => {
   options.log?.info({ adapterBudgetBytes: options.adapterBudgetBytes }, 'engine options');
   return createEngine(c, options);

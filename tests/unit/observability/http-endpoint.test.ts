@@ -38,7 +38,7 @@ test('/metrics serves the registry in the Prometheus text format', async () => {
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const body = await res.text();
     assert.match(body, /^# TYPE gentune_rpc_requests_total counter$/m);
-    assert.match(body, /^gentune_rpc_requests_total\{method="GetServerInfo",code="OK"\} 1$/m);
+    assert.match(body, /^gentune_rpc_requests_total\{api="grpc",method="GetServerInfo",code="OK"\} 1$/m);
   });
 });
 

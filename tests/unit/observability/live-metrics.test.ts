@@ -39,9 +39,9 @@ test('promtool check metrics passes on the live exposition', { skip: skipWithout
 
 test('the traffic shows: RPCs by code, tokens, TTFT, per-adapter series, the job, tfjs and backend', () => {
   const has = (pattern: RegExp) => assert.match(exposition, pattern);
-  has(/^gentune_rpc_requests_total\{method="Generate",code="OK"\} 2$/m);
-  has(/^gentune_rpc_requests_total\{method="Generate",code="NOT_FOUND"\} 1$/m);
-  has(/^gentune_rpc_requests_total\{method="FineTune",code="OK"\} 1$/m);
+  has(/^gentune_rpc_requests_total\{api="grpc",method="Generate",code="OK"\} 2$/m);
+  has(/^gentune_rpc_requests_total\{api="grpc",method="Generate",code="NOT_FOUND"\} 1$/m);
+  has(/^gentune_rpc_requests_total\{api="grpc",method="FineTune",code="OK"\} 1$/m);
   assert.equal(sample(exposition, 'gentune_generation_generated_tokens_total'), 16, '2 generations of 8 tokens');
   assert.equal(sample(exposition, 'gentune_generation_time_to_first_token_seconds_count'), 2);
   assert.equal(sample(exposition, 'gentune_generation_inter_token_latency_seconds_count'), 14);

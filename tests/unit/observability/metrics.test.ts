@@ -61,16 +61,19 @@ test('process metrics: prefixed defaults, minus the _total gauges promtool rejec
   assert.ok(!bare.has('gentune_process_cpu_seconds_total'));
 });
 
-test('RPC calls are counted by method and code, and timed by method', async () => {
+test('RPC calls are counted by api, method and code, and timed by api and method', async () => {
   const m = new GentuneMetrics({ processMetrics: false });
   m.rpc.onCall('Generate', 'OK', 0.2);
   m.rpc.onCall('Generate', 'OK', 0.4);
   m.rpc.onCall('Generate', 'UNAVAILABLE', 0);
-  assert.equal(await value(m, 'gentune_rpc_requests_total', { method: 'Generate', code: 'OK' }), 2);
-  assert.equal(await value(m, 'gentune_rpc_requests_total', { method: 'Generate', code: 'UNAVAILABLE' }), 1);
-  assert.equal(await value(m, 'gentune_rpc_duration_seconds_count', { method: 'Generate' }), 3);
-  assert.ok(Math.abs((await value(m, 'gentune_rpc_duration_seconds_sum', { method: 'Generate' }))! - 0.6) < 1e-9);
-  assert.equal(await value(m, 'gentune_rpc_duration_seconds_bucket', { method: 'Generate', le: '0.25' }), 2);
+  m.rpc.onCall('chat.completions', 'OK', 0.1, 'openai');
+  const grpc = { api: 'grpc', method: 'Generate' };
+  assert.equal(await value(m, 'gentune_rpc_requests_total', { ...grpc, code: 'OK' }), 2);
+  assert.equal(await value(m, 'gentune_rpc_requests_total', { ...grpc, code: 'UNAVAILABLE' }), 1);
+  assert.equal(await value(m, 'gentune_rpc_requests_total', { api: 'openai', method: 'chat.completions', code: 'OK' }), 1);
+  assert.equal(await value(m, 'gentune_rpc_duration_seconds_count', grpc), 3);
+  assert.ok(Math.abs((await value(m, 'gentune_rpc_duration_seconds_sum', grpc))! - 0.6) < 1e-9);
+  assert.equal(await value(m, 'gentune_rpc_duration_seconds_bucket', { ...grpc, le: '0.25' }), 2);
 });
 
 test('generation events: tokens, latencies in seconds, batch sizes, finish reasons', async () => {
