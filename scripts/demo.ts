@@ -73,7 +73,7 @@ if (!addr) {
   dataDir = mkdtempSync(join(tmpdir(), 'gentune-demo-'));
   addr = `127.0.0.1:${port}`;
   console.log(`starting gentune on ${addr} (data dir ${dataDir}) ...`);
-  server = spawn(process.execPath, ['bin/gentune.js', 'serve', '--port', String(port), '--metrics-port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  server = spawn(process.execPath, ['bin/gentune.js', 'serve', '--port', String(port), '--metrics-port', '0', '--http-port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 const client = new GentuneClient(addr);
 try {

@@ -103,7 +103,7 @@ export async function startOpenAiServer(engine: Engine, config: GentuneConfig, o
   const bound = (app.server.address() as AddressInfo).port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${tls ? 'https' : 'http'}://${host}:${bound}`;
-  log.info({ url, transport, tokens: options.auth ? options.auth.counts() : 'off' }, 'OpenAI HTTP API listening');
+  log.info({ address: `${host}:${bound}`, url, transport, tokens: options.auth ? options.auth.counts() : 'off' }, 'OpenAI HTTP API listening');
 
   let closing: Promise<void> | undefined;
   const shutdown = (graceMs = config.graceMs): Promise<void> => {

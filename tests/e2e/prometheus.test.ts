@@ -98,6 +98,8 @@ let server: Child | undefined;
 let prometheus: Child | undefined;
 let client: GentuneClient | undefined;
 let promUrl: string;
+/** The OpenAI HTTP API's base URL. */
+let openaiUrl: string;
 
 /** Instant query through Prometheus' HTTP API; throws on a query error. */
 async function query(expr: string): Promise<Sample[]> {
@@ -121,14 +123,18 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gentune-e2e-'));
   const model = await tinyModelFolder(TINY, 7);
   await saveTokenizer(model, byteTokenizer());
+  // --http-port 0 turns the API off, so it gets a port found free here.
+  const httpPort = await freePort();
+  openaiUrl = `http://127.0.0.1:${httpPort}/v1`;
   server = start(process.execPath, [
     join(ROOT, 'bin/gentune.js'), 'serve',
-    '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0',
+    '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--http-port', String(httpPort),
     '--model', model, '--data-dir', join(dir, 'data'),
     '--backend', process.env.GENTUNE_TEST_BACKEND ?? 'wasm',
     '--log-level', 'info', '--max-batch-size', '4', '--grace-ms', '3000',
   ]);
   const grpcAddress = await until('the gRPC server', async () => announced(server!, 'gRPC server listening'), 90_000);
+  await until('the OpenAI HTTP API', async () => announced(server!, 'OpenAI HTTP API listening'), 30_000);
   const metricsAddress = announced(server, 'metrics endpoint listening');
   assert.ok(metricsAddress, 'the metrics endpoint starts before the gRPC server');
   client = new GentuneClient(grpcAddress, { defaultTimeoutMs: 30_000 });
@@ -172,6 +178,14 @@ test('Prometheus sees the generated-token rate and TTFT quantiles of a streamed 
   }
   const tokensSeen = await until('48 tokens counted', valueOf('gentune_generation_generated_tokens_total', (v) => v === 48));
   assert.equal(tokensSeen, 48);
+});
+
+test('Prometheus tells the OpenAI HTTP API\'s calls (api="openai") from gRPC\'s (api="grpc")', { skip }, async () => {
+  const res = await fetch(`${openaiUrl}/models`);
+  assert.equal(res.status, 200);
+  const openai = await until('an OpenAI call counted', valueOf('sum(gentune_rpc_requests_total{api="openai", method="models.list", code="OK"})', (v) => v >= 1));
+  assert.equal(openai, 1);
+  assert.ok(await until('gRPC calls counted', valueOf('sum(gentune_rpc_requests_total{api="grpc"})', (v) => v >= 1)));
 });
 
 test('Prometheus sees the fine-tune job step forward', { skip }, async () => {

@@ -140,7 +140,7 @@ test('the Deployment: gRPC probes, draining, data volume, ports and resources ag
     for (const probe of [c.livenessProbe, c.readinessProbe, c.startupProbe]) {
       assert.deepEqual(probe?.grpc, { port: config.port, service: '' }, 'native gRPC probe of grpc.health.v1, service ""');
     }
-    assert.deepEqual(c.ports.map((p) => [p.name, p.containerPort]), [['grpc', config.port], ['metrics', config.metricsPort]]);
+    assert.deepEqual(c.ports.map((p) => [p.name, p.containerPort]), [['grpc', config.port], ['metrics', config.metricsPort], ['http', config.httpPort]]);
     // Draining: the pod gets preStop + the server's grace period + teardown before SIGKILL.
     const preStop = c.lifecycle?.preStop?.exec?.command;
     assert.deepEqual(preStop?.slice(0, 1), ['sleep']);
@@ -177,6 +177,7 @@ test('Services, ServiceMonitor, PodDisruptionBudget and NetworkPolicy select the
       assert.ok(selects(s.spec.selector, podLabels), `${s.metadata.name} selects the pods`);
       assert.ok(s.spec.ports.some((p) => p.name === 'grpc' && p.port === 50051 && p.targetPort === 'grpc'));
     }
+    assert.ok(clusterIp.spec.ports.some((p) => p.name === 'http' && p.port === 8000 && p.targetPort === 'http'), 'the OpenAI HTTP API is reachable through the Service');
     const monitor = one<K8sObject & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; path: string }[] } }>(objects, 'ServiceMonitor');
     const monitored = services.filter((s) => selects(monitor.spec.selector.matchLabels, s.metadata.labels));
     assert.deepEqual(monitored.map((s) => s.metadata.name), [clusterIp.metadata.name], 'one Service is scraped (not the headless one too)');
@@ -189,7 +190,7 @@ test('Services, ServiceMonitor, PodDisruptionBudget and NetworkPolicy select the
     const policy = one<K8sObject & { spec: { podSelector: { matchLabels: Record<string, string> }; ingress: { ports: { port: number }[] }[] } }>(objects, 'NetworkPolicy');
     assert.ok(selects(policy.spec.podSelector.matchLabels, podLabels));
     const open = policy.spec.ingress.flatMap((r) => r.ports.map((p) => p.port)).sort();
-    assert.deepEqual(open, [50051, 9464].sort());
+    assert.deepEqual(open, [50051, 8000, 9464].sort());
   }
 });
 
@@ -250,7 +251,7 @@ test('the Dockerfiles: base images, npm ci, the copied folders, the GPU check', 
     assert.doesNotMatch(file, /--omit=dev/, 'tsx runs the sources: dev dependencies are not optional here');
     for (const dir of ['bin/', 'proto/', 'models/', 'src/']) assert.match(file, new RegExp(`^COPY ${dir} ${dir}$`, 'm'));
     assert.match(file, /^COPY package\.json package-lock\.json \.\/$/m);
-    assert.match(file, /EXPOSE 50051 9464/);
+    assert.match(file, /EXPOSE 50051 8000 9464/);
   }
   assert.match(cpu, /GENTUNE_BACKEND=wasm/);
   assert.match(gpu, /node -e "require\('@tensorflow\/tfjs-node-gpu'\)"/);
