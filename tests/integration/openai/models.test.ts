@@ -80,3 +80,19 @@ test('HTTP calls are counted with api="openai" beside gRPC\'s api="grpc"', async
     await m.close();
   }
 });
+
+test('503 while the base model loads and while draining, as on gRPC', async () => {
+  const loading = await startHarness({ http: true, ready: false });
+  try {
+    const res = await fetch(`${loading.openaiBaseUrl}/models`);
+    assert.equal(res.status, 503);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /not ready: the base model is loading/);
+    loading.engine.ready = true;
+    assert.equal((await fetch(`${loading.openaiBaseUrl}/models`)).status, 200);
+    loading.http!.shutdown(5_000).catch(() => undefined);
+    // Draining refuses new calls at once, on both doors (one shared tracker).
+    await assert.rejects(loading.client.getServerInfo(), (err: { code?: number }) => err.code === 14);
+  } finally {
+    await loading.close();
+  }
+});
