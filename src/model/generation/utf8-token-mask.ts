@@ -7,6 +7,12 @@
  * model picks them often. This mask allows only tokens whose bytes continue
  * valid UTF-8 from the sequence's current decoder state (RFC 3629, table 3-7
  * of the Unicode standard).
+ *
+ * It also refuses raw control characters (bytes 00..1F). JSON never allows
+ * them inside strings (RFC 8259 section 7), and the one-line layout of
+ * grammar-cache.ts puts no tab or newline between tokens, so no valid output
+ * contains one; but xgrammar 0.1.27 compiles `maxLength` / `minLength` to
+ * `[^"\\\r\n]{0,n}`, which lets them through, and JSON.parse then fails.
  */
 
 /**
@@ -31,6 +37,7 @@ export function utf8Step(s: number, b: number): number {
     if (b < lo || b > hi) return -1;
     return need === 1 ? 0 : need === 2 ? 1 : 2;
   }
+  if (b < 0x20) return -1; // a raw control character: never valid in our JSON
   if (b < 0x80) return 0;
   if (b >= 0xc2 && b <= 0xdf) return 1;
   if (b === 0xe0) return 3;
@@ -51,7 +58,7 @@ export function utf8After(s: number, bytes: Uint8Array): number {
   return s;
 }
 
-/** Per decoder state, the bitmask (xgrammar's layout: bit i of word i>>5) of tokens that keep UTF-8 valid. */
+/** Per decoder state, the bitmask (xgrammar's layout: bit i of word i>>5) of tokens that keep UTF-8 valid and control-free. */
 export class Utf8TokenMask {
   private readonly masks: (Int32Array | undefined)[] = new Array(STATES.length);
 
