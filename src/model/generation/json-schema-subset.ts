@@ -67,7 +67,7 @@ function matchesType(v: unknown, types: readonly JsonType[]): boolean {
  * Throws InvalidArgument unless `schema` uses only the supported subset:
  * `type` (a name or a list of names), `enum`, `const`, `anyOf`; objects with
  * `properties`, `required` (names from `properties`), `additionalProperties`
- * (a boolean); arrays with `items` (one schema), `minItems`, `maxItems`;
+ * (false only; absent means false: objects get no keys beyond `properties`); arrays with `items` (one schema), `minItems`, `maxItems`;
  * strings with `minLength`, `maxLength`; numbers and integers with `minimum`,
  * `maximum`; and the annotations `title`, `description`, `$comment`,
  * `examples`, `default` (ignored). `$schema` is allowed at the root.
@@ -148,8 +148,11 @@ function checkObject(node: Record<string, unknown>, path: string, depth: number)
       }
     });
   }
+  // Only false: xgrammar compiles `true` to "any string key", which can spell a
+  // listed key again with a value of the wrong type ({"a": 1, "a": "x"}), so
+  // the output would not validate. Absent means false here (no extra keys).
   const extra = node['additionalProperties'];
-  if (extra !== undefined && typeof extra !== 'boolean') fail(`\`${path}.additionalProperties\` must be true or false (a schema there is not supported)`);
+  if (extra !== undefined && extra !== false) fail(`\`${path}.additionalProperties\` must be false (extra properties are not supported), got ${JSON.stringify(extra)}`);
 }
 
 function checkArray(node: Record<string, unknown>, path: string, depth: number): void {

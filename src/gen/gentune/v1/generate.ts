@@ -171,14 +171,14 @@ export interface ResponseFormat_JsonSchema {
    * The JSON Schema, as JSON text (UTF-8); required. Supported keywords:
    * `type` (a name or a list of names), `enum`, `const`, `anyOf`; for
    * objects `properties`, `required` (names from `properties`) and
-   * `additionalProperties` (true or false); for arrays `items` (one
+   * `additionalProperties` (false only); for arrays `items` (one
    * schema), `minItems`, `maxItems`; for strings `minLength`, `maxLength`;
    * for numbers and integers `minimum`, `maximum`; the annotations `title`,
    * `description`, `$comment`, `examples` and `default` (ignored); `$schema`
    * at the root. Any other keyword (`pattern`, `format`, `$ref`, ...) is
-   * INVALID_ARGUMENT naming its path. Unless `additionalProperties` is
-   * true, objects get no properties beyond those listed. At most 65536
-   * characters, 32 levels deep.
+   * INVALID_ARGUMENT naming its path. Objects get no properties beyond
+   * those listed (absent `additionalProperties` means false). At most
+   * 65536 characters, 32 levels deep.
    */
   schema: string;
   /**
