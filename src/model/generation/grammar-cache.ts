@@ -2,8 +2,11 @@
  * Per model: xgrammar's view of the vocabulary (TokenizerInfo) and its
  * GrammarCompiler, built on the first constrained request (a few hundred
  * milliseconds for a 150k vocabulary), and the compiled grammars of recent
- * response formats, keyed by schema text (compiling one takes ~100 ms; a
- * matcher per request from a cached grammar is cheap).
+ * response formats, keyed by schema text. Compiling takes tens of
+ * milliseconds, but about a second per bounded string (`maxLength` 40 on
+ * GPT-2's vocabulary: xgrammar precomputes token masks for every repetition
+ * state), and it runs synchronously on the serving thread; a matcher per
+ * request from a cached grammar is cheap.
  */
 import type { CompiledGrammar, GrammarCompiler, TokenizerInfo } from '@mlc-ai/web-xgrammar';
 import { InvalidArgument } from '../../common/errors.js';
