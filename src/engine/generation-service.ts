@@ -7,6 +7,8 @@ import type { Logger } from 'pino';
 import { InvalidArgument, ResourceExhausted, Unavailable } from '../common/errors.js';
 import type { GptModel } from '../model/gpt-model.js';
 import type { SequenceAdapter } from '../model/generation/generation-sequence.js';
+import { sequenceGrammar } from '../model/generation/generate.js';
+import type { GrammarConstraint } from '../model/generation/grammar-constraint.js';
 import type { SamplingParams as ModelSampling } from '../model/generation/sampling-params.js';
 import type { AdapterLease, AdapterRegistry } from './adapter-registry.js';
 import type { LimitsConfig } from './config.js';
@@ -107,6 +109,7 @@ export class GenerationService {
     this.checkContext(promptIds.length, req.sampling);
     this.checkQueue();
     let lease: AdapterLease | undefined;
+    let grammar: GrammarConstraint | undefined;
     if (req.adapter?.version === undefined && req.adapter && this.hooks.refreshAdapter) await this.hooks.refreshAdapter(req.adapter.name);
     if (req.adapter) lease = await this.registry.acquire(req.adapter, 'adapter');
     try {
@@ -114,19 +117,16 @@ export class GenerationService {
       this.checkQueue();
       const adapter = sequenceAdapter(lease);
       const chat = typeof req.prompt === 'object' && !Array.isArray(req.prompt);
-      const seq = new ServedSequence(
-        promptIds,
-        { ...modelSampling(req.sampling, req.logprobs), eosIds: chat ? this.model.chat.endOfTurnIds : this.model.eosIds },
-        this.model.tokenizer,
-        adapter,
-        this.model.config.nPositions,
-        req.logprobs ? req.topLogprobs : 0,
-      );
+      const params = { ...modelSampling(req.sampling, req.logprobs), eosIds: chat ? this.model.chat.endOfTurnIds : this.model.eosIds };
+      grammar = await sequenceGrammar(this.model, params);
+      if (signal.aborted) throw signal.reason;
+      const seq = new ServedSequence(promptIds, params, this.model.tokenizer, adapter, this.model.config.nPositions, req.logprobs ? req.topLogprobs : 0, grammar);
       const lane = adapter.blocks ? `last_layers:${adapter.key}` : SHARED_LANE;
       const served = new ServedRequest(req.requestId, seq, signal, lane, lease, this.model.tokenizer, req.logprobs);
       this.loop.submit(served);
       return served;
     } catch (err) {
+      grammar?.dispose();
       lease?.release();
       throw err;
     }
@@ -198,5 +198,6 @@ export function modelSampling(s: SamplingParams, logprobs: boolean): ModelSampli
     stop: s.stop,
     logprobs,
     stopAtEos: true,
+    responseFormat: s.responseFormat,
   };
 }

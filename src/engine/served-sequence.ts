@@ -7,6 +7,7 @@ import { ChunkChannel } from './chunk-channel.js';
 import type { GenerateChunk, TokenLogprob, TopLogprob } from './engine-api.js';
 import { GenerationSequence, type SequenceAdapter, type TokenOutput } from '../model/generation/generation-sequence.js';
 import type { SamplingParams } from '../model/generation/sampling-params.js';
+import type { GrammarConstraint } from '../model/generation/grammar-constraint.js';
 import type { Tokenizer } from '../model/tokenizer/tokenizer.js';
 
 /** A GenerationSequence that also records the most likely alternatives of each step. */
@@ -21,8 +22,9 @@ export class ServedSequence extends GenerationSequence {
     adapter: SequenceAdapter,
     maxPositions: number,
     private readonly topN: number,
+    grammar?: GrammarConstraint,
   ) {
-    super(promptIds, params, tok, adapter, maxPositions);
+    super(promptIds, params, tok, adapter, maxPositions, grammar);
   }
 
   override accept(logits: Float32Array): TokenOutput {
@@ -100,6 +102,7 @@ export class ServedRequest {
   /** Ends the stream with an error (the decode step failed). */
   fail(err: unknown): void {
     this.finished = true;
+    this.seq.release();
     this.out.fail(err);
     this.lease?.release();
   }

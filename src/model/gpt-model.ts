@@ -6,11 +6,13 @@ import { CONFIG_FILE, readModelConfig } from './checkpoint/model-files.js';
 import { type ChatTemplate, fallbackChatTemplate, loadChatTemplate } from './tokenizer/chat-template.js';
 import { loadTokenizer } from './tokenizer/load-tokenizer.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
+import { GrammarCache } from './generation/grammar-cache.js';
 
 /** A base model resident on the backend: config, weights, its tokenizer and chat template. */
 export class GptModel {
   /** Renders `messages` prompts; gentune's own template when the folder has none. */
   readonly chat: ChatTemplate;
+  private grammarCache: GrammarCache | undefined;
 
   constructor(
     readonly config: GptConfig,
@@ -46,6 +48,15 @@ export class GptModel {
     return this.tokenizer.eosIds ?? [this.tokenizer.eosId];
   }
 
+  /**
+   * Structured output's compiled grammars and xgrammar's view of the
+   * vocabulary; created on first use (xgrammar itself loads then).
+   */
+  get grammars(): GrammarCache {
+    this.grammarCache ??= new GrammarCache(this.tokenizer, this.config.vocabSize);
+    return this.grammarCache;
+  }
+
   /** Parameters (tied LM head counted once). */
   get parameters(): number {
     return parameterCount(this.config);
@@ -54,5 +65,7 @@ export class GptModel {
   /** Frees the weights. */
   dispose(): void {
     disposeWeights(this.weights);
+    void this.grammarCache?.dispose();
+    this.grammarCache = undefined;
   }
 }

@@ -9,12 +9,15 @@ import type {
   DataSource,
   Example as DomainExample,
   ChatMessage as DomainChatMessage,
+  ResponseFormat as DomainResponseFormat,
   SamplingParams as DomainSampling,
 } from '../engine/engine-api.js';
+import { InvalidArgument } from '../common/errors.js';
+import { checkJsonSchemaSubset, MAX_SCHEMA_CHARS } from '../engine/response-format.js';
 import type { LimitsConfig } from '../engine/config.js';
 import { Adapter, AdapterMethod, AdapterResidency } from '../gen/gentune/v1/adapters.js';
 import { ChatMessage, Example } from '../gen/gentune/v1/datasets.js';
-import type { SamplingParams } from '../gen/gentune/v1/generate.js';
+import type { ResponseFormat, SamplingParams } from '../gen/gentune/v1/generate.js';
 import {
   checkExactlyOne,
   checkId,
@@ -26,6 +29,7 @@ import {
   checkRequired,
   checkSome,
   parseSafeUint,
+  quote,
 } from './validate.js';
 
 /** Epoch milliseconds -> the Date ts-proto uses for google.protobuf.Timestamp. */
@@ -48,12 +52,14 @@ export const MAX_INLINE_EXAMPLES = 10_000;
 /**
  * Validates sampling settings and fills in defaults.
  * @param vocabSize upper bound of top_k; 0 when not known yet.
+ * @param field the request's name for the message (`sampling`, `generation`), in response_format's messages.
  */
 export function decodeSampling(
   p: SamplingParams | undefined,
   limits: LimitsConfig,
   defaults: SamplingDefaults,
   vocabSize: number,
+  field = 'sampling',
 ): DomainSampling {
   const max = limits.maxNewTokens;
   const stop = p?.stop ?? [];
@@ -70,7 +76,30 @@ export function decodeSampling(
     repetitionPenalty: checkRange('repetition_penalty', p?.repetitionPenalty ?? 1, { min: 0, max: 10, minExclusive: true }),
     seed: p?.seed === undefined ? undefined : parseSafeUint('seed', p.seed),
     stop,
+    responseFormat: decodeResponseFormat(p?.responseFormat, `${field}.response_format`),
   };
+}
+
+/**
+ * Proto ResponseFormat -> the engine's; undefined when unset (free text). The
+ * schema text must parse as JSON and stay within the supported subset.
+ */
+export function decodeResponseFormat(f: ResponseFormat | undefined, field: string): DomainResponseFormat | undefined {
+  const format = f?.format;
+  if (!format) return undefined;
+  if (format.$case === 'jsonObject') return { type: 'json_object' };
+  const js = format.value;
+  const at = `${field}.json_schema.schema`;
+  checkRequired(at, js.schema);
+  if (js.schema.length > MAX_SCHEMA_CHARS) throw new InvalidArgument(`\`${at}\` must be at most ${MAX_SCHEMA_CHARS} characters, got ${js.schema.length}`);
+  let schema: unknown;
+  try {
+    schema = JSON.parse(js.schema);
+  } catch (err) {
+    throw new InvalidArgument(`\`${at}\` must be JSON text (a JSON Schema): ${(err as Error).message}, got ${quote(js.schema)}`);
+  }
+  checkJsonSchemaSubset(schema, at);
+  return { type: 'json_schema', schema: schema as Record<string, unknown>, ...(js.name ? { name: js.name } : {}), strict: js.strict };
 }
 
 const ROLES = ['system', 'user', 'assistant'] as const;

@@ -49,6 +49,7 @@ export function decodeEvaluateRequest(req: EvaluateRequest, deps: RpcDeps, reque
       deps.config.limits,
       { maxNewTokens: DEFAULT_EVAL_MAX_NEW_TOKENS, temperature: 0 },
       model.vocabSize,
+      'generation',
     ),
     maxExamples: req.maxExamples === undefined ? undefined : checkRange('max_examples', req.maxExamples, { min: 1, max: 100_000 }),
     maxSeqLen: req.maxSeqLen === undefined ? undefined : checkRange('max_seq_len', req.maxSeqLen, { min: 8, max: nPositions }),

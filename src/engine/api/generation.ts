@@ -2,6 +2,20 @@
 import type { AdapterRef } from './adapters.js';
 import type { ChatMessage } from './datasets.js';
 
+/**
+ * The shape the output must take (OpenAI's `response_format`, proto
+ * ResponseFormat). `json_object`: any JSON object; `json_schema`: JSON that
+ * validates against `schema` (the subset of
+ * src/model/generation/json-schema-subset.ts; check it with
+ * `checkResponseFormat`). Both are enforced while decoding, so the output
+ * parses unless it was cut short (finish reason `length`: then it is a valid
+ * prefix). `name` and `strict` are informational.
+ */
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | { type: 'json_schema'; schema: Record<string, unknown>; name?: string; strict?: boolean };
+
 /** Why a generation ended (proto FinishReason). */
 export type FinishReason = 'length' | 'eos' | 'stop_sequence' | 'cancelled';
 
@@ -28,6 +42,8 @@ export interface SamplingParams {
   seed?: number;
   /** Stop sequences (at most 4, 1..64 characters each); not included in the output. */
   stop: string[];
+  /** Structured output; absent = free text. Plain data: it crosses the worker boundary by structured clone. */
+  responseFormat?: ResponseFormat;
 }
 
 /** Input of {@link Engine.generate}. */

@@ -250,10 +250,20 @@ async function forwardAndSample(
     logits.dispose();
     return null;
   }
-  const data = (await logits.data()) as Float32Array;
-  logits.dispose();
+  // Grammar masks are computed while the logits are read back (on a GPU backend the two overlap).
+  let data: Float32Array;
+  try {
+    [data] = (await Promise.all([logits.data(), prepareGrammars(rows)])) as [Float32Array, void];
+  } finally {
+    logits.dispose();
+  }
   const V = model.config.vocabSize;
   return rows.map((s, b) => s.accept(data.subarray(b * V, (b + 1) * V)));
+}
+
+/** The next-token masks of the rows that decode under a grammar. */
+async function prepareGrammars(rows: GenerationSequence[]): Promise<void> {
+  for (const s of rows) if (s.grammar) await s.grammar.prepare();
 }
 
 /** Indices of the rows still running, and the finished sequences. */

@@ -2,6 +2,8 @@ import type { GptModel } from '../gpt-model.js';
 import { BatchDecoder } from './batch-decoder.js';
 import { GenerationSequence, type SequenceAdapter, type TokenOutput } from './generation-sequence.js';
 import type { SamplingParams } from './sampling-params.js';
+import type { GrammarConstraint } from './grammar-constraint.js';
+import { isConstrained } from './response-format.js';
 
 /** One prompt to complete. */
 export interface GenerationRequest {
@@ -22,9 +24,10 @@ export interface GenerationEvent extends TokenOutput {
  * join a running batch.)
  */
 export async function* generate(model: GptModel, requests: GenerationRequest[], signal?: AbortSignal): AsyncGenerator<GenerationEvent> {
+  const grammars = await Promise.all(requests.map((r) => sequenceGrammar(model, r.params)));
   const decoder = new BatchDecoder(model);
   const seqs = requests.map(
-    (r) => new GenerationSequence(r.promptIds, r.params, model.tokenizer, r.adapter, model.config.nPositions),
+    (r, i) => new GenerationSequence(r.promptIds, r.params, model.tokenizer, r.adapter, model.config.nPositions, grammars[i]),
   );
   const index = new Map(seqs.map((s, i) => [s, i]));
   try {
@@ -43,7 +46,19 @@ export async function* generate(model: GptModel, requests: GenerationRequest[], 
     }
   } finally {
     decoder.dispose();
+    for (const s of seqs) s.release();
   }
+}
+
+/**
+ * The grammar a sequence with `params` decodes under (a new matcher: the
+ * sequence owns it), or undefined for free text. Its stop tokens are the
+ * sequence's EOS ids.
+ * @throws InvalidArgument when the response format's schema cannot be used.
+ */
+export function sequenceGrammar(model: GptModel, params: SamplingParams): Promise<GrammarConstraint | undefined> {
+  if (!isConstrained(params.responseFormat)) return Promise.resolve(undefined);
+  return model.grammars.constraint(params.responseFormat, params.eosIds ?? [model.tokenizer.eosId]);
 }
 
 /** Convenience: the full text and ids of each request, generated together. */

@@ -2,6 +2,7 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { TextStreamDecoder } from '../tokenizer/text-stream-decoder.js';
 import type { LoraWeights } from '../lora.js';
 import type { DecoderBlockWeights, FinalNormWeights } from '../gpt-weights.js';
+import type { GrammarConstraint } from './grammar-constraint.js';
 import { type LogitsProcessor, logSoftmaxAt } from './logits-processors.js';
 import { GreedySampler, MultinomialSampler, type Sampler } from './sampler.js';
 import { logitsProcessors, type SamplingParams } from './sampling-params.js';
@@ -48,6 +49,11 @@ export class GenerationSequence {
     readonly adapter: SequenceAdapter = { key: '' },
     /** Context length of the model: generation stops with `length` when it is full. */
     private readonly maxPositions = Infinity,
+    /**
+     * Structured output: the grammar this sequence's tokens must follow
+     * (owned: disposed when the sequence ends, see {@link release}).
+     */
+    readonly grammar?: GrammarConstraint,
   ) {
     if (promptIds.length === 0) throw new Error('a sequence needs at least one prompt token');
     this.processors = logitsProcessors(params);
@@ -75,13 +81,17 @@ export class GenerationSequence {
   /** Samples the next token from this row's logits (modified in place) and applies the stopping criteria. */
   accept(logits: Float32Array): TokenOutput {
     const raw = this.params.logprobs ? logits.slice() : undefined;
+    // The grammar mask goes first, so top-k / top-p choose among allowed tokens only.
+    this.grammar?.apply(logits);
     for (const p of this.processors) p.process(logits, this.context);
     const tokenId = this.sampler.sample(logits);
+    this.grammar?.accept(tokenId);
     const out: TokenOutput = { tokenId, text: '' };
     if (raw) out.logprob = logSoftmaxAt(raw, tokenId);
     this.generated.push(tokenId);
     this.context.push(tokenId);
-    if (this.params.stopAtEos && this.eosIds.has(tokenId)) {
+    // A grammar only allows a stop token once complete; having taken it, it ends the sequence.
+    if ((this.params.stopAtEos && this.eosIds.has(tokenId)) || this.grammar?.terminated) {
       out.text = this.stops.push(this.decoder.flush()).text + this.stops.flush();
       return this.finish(out, 'eos');
     }
@@ -99,11 +109,22 @@ export class GenerationSequence {
   /** Ends the sequence from outside (client cancelled or deadline passed). */
   cancel(): void {
     this.finishReason ??= 'cancelled';
+    this.release();
+  }
+
+  /**
+   * Frees what the sequence holds outside tensors (its grammar matcher);
+   * idempotent. Called when it finishes or is cancelled, and by its owner
+   * when it is dropped for an error.
+   */
+  release(): void {
+    this.grammar?.dispose();
   }
 
   private finish(out: TokenOutput, reason: FinishReason): TokenOutput {
     this.finishReason = reason;
     out.finishReason = reason;
+    this.release();
     return out;
   }
 }

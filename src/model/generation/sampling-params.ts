@@ -6,6 +6,7 @@ import {
   TopKProcessor,
   TopPProcessor,
 } from './logits-processors.js';
+import type { ResponseFormat } from './response-format.js';
 
 /** How to pick tokens and when to stop. Names follow TGI / OpenAI. */
 export interface SamplingParams {
@@ -33,6 +34,13 @@ export interface SamplingParams {
    * the tokenizer's `eosId` alone.
    */
   eosIds?: readonly number[];
+  /**
+   * Constrains the output to JSON (any object, or a schema): decoding masks
+   * every token that would leave the grammar, and EOS until it is complete.
+   * Default: free text. The constraint itself (a GrammarConstraint, made by
+   * the model's GrammarCache) is handed to the sequence.
+   */
+  responseFormat?: ResponseFormat;
 }
 
 /** Defaults for every field; callers override what they set. */

@@ -126,6 +126,66 @@ export interface SamplingParams {
    * characters. Default: none.
    */
   stop: string[];
+  /**
+   * Structured output: constrain the text to JSON (any object, or one that
+   * validates against a JSON Schema), enforced token by token while decoding.
+   * Default: unset, free text.
+   */
+  responseFormat?: ResponseFormat | undefined;
+}
+
+/**
+ * The shape the generated text must take (OpenAI's `response_format`). At
+ * every step only tokens that keep the output a valid prefix of the format
+ * are sampled, and end-of-sequence only once the JSON is complete, so an
+ * output that ends with FINISH_REASON_EOS always parses (and validates
+ * against the schema); one that ends with FINISH_REASON_LENGTH is a prefix of
+ * such an output. The JSON is written on one line with ", " and ": " as
+ * separators and no other whitespace. Stop sequences still apply and may cut
+ * the JSON short. Neither field set: free text.
+ */
+export interface ResponseFormat {
+  /** At most one; neither = free text. */
+  format?:
+    | //
+    /** Any JSON object. */
+    { $case: "jsonObject"; value: ResponseFormat_JsonObject }
+    | //
+    /** JSON matching `json_schema.schema`. */
+    { $case: "jsonSchema"; value: ResponseFormat_JsonSchema }
+    | undefined;
+}
+
+/** Any JSON object, with any properties (OpenAI's JSON mode). */
+export interface ResponseFormat_JsonObject {
+}
+
+/** JSON that validates against a schema. */
+export interface ResponseFormat_JsonSchema {
+  /**
+   * A name for the schema (OpenAI's `json_schema.name`), informational.
+   * Default empty.
+   */
+  name: string;
+  /**
+   * The JSON Schema, as JSON text (UTF-8); required. Supported keywords:
+   * `type` (a name or a list of names), `enum`, `const`, `anyOf`; for
+   * objects `properties`, `required` (names from `properties`) and
+   * `additionalProperties` (false only); for arrays `items` (one
+   * schema), `minItems`, `maxItems`; for strings `minLength`, `maxLength`;
+   * for numbers and integers `minimum`, `maximum`; the annotations `title`,
+   * `description`, `$comment`, `examples` and `default` (ignored); `$schema`
+   * at the root. Any other keyword (`pattern`, `format`, `$ref`, ...) is
+   * INVALID_ARGUMENT naming its path. Objects get no properties beyond
+   * those listed (absent `additionalProperties` means false). At most
+   * 65536 characters, 32 levels deep.
+   */
+  schema: string;
+  /**
+   * OpenAI's `strict`. Output is constrained to the schema either way;
+   * informational. Default false.
+   */
+  strict: boolean;
 }
 
 /** Input of ModelService.Generate. */
@@ -249,6 +309,7 @@ function createBaseSamplingParams(): SamplingParams {
     repetitionPenalty: undefined,
     seed: undefined,
     stop: [],
+    responseFormat: undefined,
   };
 }
 
@@ -274,6 +335,9 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     }
     for (const v of message.stop) {
       writer.uint32(58).string(v!);
+    }
+    if (message.responseFormat !== undefined) {
+      ResponseFormat.encode(message.responseFormat, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -347,6 +411,14 @@ export const SamplingParams: MessageFns<SamplingParams> = {
             message.stop.push(reader.string());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.responseFormat = ResponseFormat.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -386,6 +458,11 @@ export const SamplingParams: MessageFns<SamplingParams> = {
       stop: globalThis.Array.isArray(object?.stop)
         ? object.stop.map((e: any) => globalThis.String(e))
         : [],
+      responseFormat: isSet(object.responseFormat)
+        ? ResponseFormat.fromJSON(object.responseFormat)
+        : isSet(object.response_format)
+        ? ResponseFormat.fromJSON(object.response_format)
+        : undefined,
     };
   },
 
@@ -412,6 +489,9 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     if (message.stop?.length) {
       obj.stop = message.stop;
     }
+    if (message.responseFormat !== undefined) {
+      obj.responseFormat = ResponseFormat.toJSON(message.responseFormat);
+    }
     return obj;
   },
 
@@ -427,6 +507,267 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     message.repetitionPenalty = object.repetitionPenalty ?? undefined;
     message.seed = object.seed ?? undefined;
     message.stop = object.stop?.map((e) => e) || [];
+    message.responseFormat = (object.responseFormat !== undefined && object.responseFormat !== null)
+      ? ResponseFormat.fromPartial(object.responseFormat)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseResponseFormat(): ResponseFormat {
+  return { format: undefined };
+}
+
+export const ResponseFormat: MessageFns<ResponseFormat> = {
+  encode(message: ResponseFormat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.format?.$case) {
+      case "jsonObject":
+        ResponseFormat_JsonObject.encode(message.format.value, writer.uint32(10).fork()).join();
+        break;
+      case "jsonSchema":
+        ResponseFormat_JsonSchema.encode(message.format.value, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResponseFormat {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResponseFormat();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.format = { $case: "jsonObject", value: ResponseFormat_JsonObject.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.format = { $case: "jsonSchema", value: ResponseFormat_JsonSchema.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResponseFormat {
+    return {
+      format: isSet(object.jsonObject)
+        ? { $case: "jsonObject", value: ResponseFormat_JsonObject.fromJSON(object.jsonObject) }
+        : isSet(object.json_object)
+        ? { $case: "jsonObject", value: ResponseFormat_JsonObject.fromJSON(object.json_object) }
+        : isSet(object.jsonSchema)
+        ? { $case: "jsonSchema", value: ResponseFormat_JsonSchema.fromJSON(object.jsonSchema) }
+        : isSet(object.json_schema)
+        ? { $case: "jsonSchema", value: ResponseFormat_JsonSchema.fromJSON(object.json_schema) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: ResponseFormat): unknown {
+    const obj: any = {};
+    if (message.format?.$case === "jsonObject") {
+      obj.jsonObject = ResponseFormat_JsonObject.toJSON(message.format.value);
+    } else if (message.format?.$case === "jsonSchema") {
+      obj.jsonSchema = ResponseFormat_JsonSchema.toJSON(message.format.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResponseFormat>): ResponseFormat {
+    return ResponseFormat.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResponseFormat>): ResponseFormat {
+    const message = createBaseResponseFormat();
+    switch (object.format?.$case) {
+      case "jsonObject": {
+        if (object.format?.value !== undefined && object.format?.value !== null) {
+          message.format = { $case: "jsonObject", value: ResponseFormat_JsonObject.fromPartial(object.format.value) };
+        }
+        break;
+      }
+      case "jsonSchema": {
+        if (object.format?.value !== undefined && object.format?.value !== null) {
+          message.format = { $case: "jsonSchema", value: ResponseFormat_JsonSchema.fromPartial(object.format.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseResponseFormat_JsonObject(): ResponseFormat_JsonObject {
+  return {};
+}
+
+export const ResponseFormat_JsonObject: MessageFns<ResponseFormat_JsonObject> = {
+  encode(_: ResponseFormat_JsonObject, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResponseFormat_JsonObject {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResponseFormat_JsonObject();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ResponseFormat_JsonObject {
+    return {};
+  },
+
+  toJSON(_: ResponseFormat_JsonObject): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResponseFormat_JsonObject>): ResponseFormat_JsonObject {
+    return ResponseFormat_JsonObject.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<ResponseFormat_JsonObject>): ResponseFormat_JsonObject {
+    const message = createBaseResponseFormat_JsonObject();
+    return message;
+  },
+};
+
+function createBaseResponseFormat_JsonSchema(): ResponseFormat_JsonSchema {
+  return { name: "", schema: "", strict: false };
+}
+
+export const ResponseFormat_JsonSchema: MessageFns<ResponseFormat_JsonSchema> = {
+  encode(message: ResponseFormat_JsonSchema, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.schema !== "") {
+      writer.uint32(18).string(message.schema);
+    }
+    if (message.strict !== false) {
+      writer.uint32(24).bool(message.strict);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResponseFormat_JsonSchema {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResponseFormat_JsonSchema();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.schema = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.strict = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResponseFormat_JsonSchema {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      schema: isSet(object.schema) ? globalThis.String(object.schema) : "",
+      strict: isSet(object.strict) ? globalThis.Boolean(object.strict) : false,
+    };
+  },
+
+  toJSON(message: ResponseFormat_JsonSchema): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.schema !== "") {
+      obj.schema = message.schema;
+    }
+    if (message.strict !== false) {
+      obj.strict = message.strict;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResponseFormat_JsonSchema>): ResponseFormat_JsonSchema {
+    return ResponseFormat_JsonSchema.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResponseFormat_JsonSchema>): ResponseFormat_JsonSchema {
+    const message = createBaseResponseFormat_JsonSchema();
+    message.name = object.name ?? "";
+    message.schema = object.schema ?? "";
+    message.strict = object.strict ?? false;
     return message;
   },
 };
