@@ -6,6 +6,12 @@ import type { ChatMessage } from './datasets.js';
 export type FinishReason = 'length' | 'eos' | 'stop_sequence' | 'cancelled';
 
 /**
+ * A constraint on the output's shape (OpenAI's `response_format`): free text,
+ * any JSON object, or JSON matching a JSON Schema.
+ */
+export type ResponseFormat = { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; schema: Record<string, unknown>; name?: string; strict?: boolean };
+
+/**
  * Sampling settings with the server's defaults already applied, except `seed`
  * (undefined = random).
  */
@@ -24,10 +30,16 @@ export interface SamplingParams {
   topP: number;
   /** Repetition penalty, (0, 10]; 1 = off. */
   repetitionPenalty: number;
+  /** OpenAI's presence penalty over generated tokens, [-2, 2]; 0 = off. */
+  presencePenalty: number;
+  /** OpenAI's frequency penalty over generated tokens, [-2, 2]; 0 = off. */
+  frequencyPenalty: number;
   /** Sampler seed, 0..2^53-1; undefined = random. */
   seed?: number;
   /** Stop sequences (at most 4, 1..64 characters each); not included in the output. */
   stop: string[];
+  /** Shape the output must take; undefined = free text. */
+  responseFormat?: ResponseFormat;
 }
 
 /** Input of {@link Engine.generate}. */

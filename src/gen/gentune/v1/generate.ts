@@ -126,6 +126,20 @@ export interface SamplingParams {
    * characters. Default: none.
    */
   stop: string[];
+  /**
+   * OpenAI's presence penalty: subtracted once from the logit of every token
+   * that occurs in the output so far (prompt tokens do not count); positive
+   * values push towards new tokens. Range [-2, 2]; 0 disables it. Default 0.
+   */
+  presencePenalty?:
+    | number
+    | undefined;
+  /**
+   * OpenAI's frequency penalty: subtracted from a token's logit once per
+   * occurrence in the output so far (prompt tokens do not count). Range
+   * [-2, 2]; 0 disables it. Default 0.
+   */
+  frequencyPenalty?: number | undefined;
 }
 
 /** Input of ModelService.Generate. */
@@ -249,6 +263,8 @@ function createBaseSamplingParams(): SamplingParams {
     repetitionPenalty: undefined,
     seed: undefined,
     stop: [],
+    presencePenalty: undefined,
+    frequencyPenalty: undefined,
   };
 }
 
@@ -274,6 +290,12 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     }
     for (const v of message.stop) {
       writer.uint32(58).string(v!);
+    }
+    if (message.presencePenalty !== undefined) {
+      writer.uint32(77).float(message.presencePenalty);
+    }
+    if (message.frequencyPenalty !== undefined) {
+      writer.uint32(85).float(message.frequencyPenalty);
     }
     return writer;
   },
@@ -347,6 +369,22 @@ export const SamplingParams: MessageFns<SamplingParams> = {
             message.stop.push(reader.string());
             continue;
           }
+          case 9: {
+            if (tag !== 77) {
+              break;
+            }
+
+            message.presencePenalty = reader.float();
+            continue;
+          }
+          case 10: {
+            if (tag !== 85) {
+              break;
+            }
+
+            message.frequencyPenalty = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -386,6 +424,16 @@ export const SamplingParams: MessageFns<SamplingParams> = {
       stop: globalThis.Array.isArray(object?.stop)
         ? object.stop.map((e: any) => globalThis.String(e))
         : [],
+      presencePenalty: isSet(object.presencePenalty)
+        ? globalThis.Number(object.presencePenalty)
+        : isSet(object.presence_penalty)
+        ? globalThis.Number(object.presence_penalty)
+        : undefined,
+      frequencyPenalty: isSet(object.frequencyPenalty)
+        ? globalThis.Number(object.frequencyPenalty)
+        : isSet(object.frequency_penalty)
+        ? globalThis.Number(object.frequency_penalty)
+        : undefined,
     };
   },
 
@@ -412,6 +460,12 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     if (message.stop?.length) {
       obj.stop = message.stop;
     }
+    if (message.presencePenalty !== undefined) {
+      obj.presencePenalty = floatToJson(message.presencePenalty);
+    }
+    if (message.frequencyPenalty !== undefined) {
+      obj.frequencyPenalty = floatToJson(message.frequencyPenalty);
+    }
     return obj;
   },
 
@@ -427,6 +481,8 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     message.repetitionPenalty = object.repetitionPenalty ?? undefined;
     message.seed = object.seed ?? undefined;
     message.stop = object.stop?.map((e) => e) || [];
+    message.presencePenalty = object.presencePenalty ?? undefined;
+    message.frequencyPenalty = object.frequencyPenalty ?? undefined;
     return message;
   },
 };
