@@ -56,6 +56,9 @@ export const GRPC_SAMPLING: SamplingDialect = {
   maxTemperature: 100,
 };
 
+/** Default max_new_tokens of a Generate (and an OpenAI chat) request that sets none, in tokens (capped by --max-new-tokens). */
+export const DEFAULT_MAX_NEW_TOKENS = 64;
+
 /** Most stop sequences, and characters in each. */
 export const MAX_STOP_SEQUENCES = 4;
 export const MAX_STOP_LENGTH = 64;
