@@ -24,7 +24,7 @@ test('gRPC presence_penalty / frequency_penalty decode, default 0, range -2..2',
 });
 
 test('the same limit, named in each dialect\'s words', () => {
-  assert.throws(() => decodeSampling({ maxNewTokens: 33, stop: [] }, limits, defaults, 100), /^Error: `max_new_tokens` must be <= limits\.max_new_tokens \(--max-new-tokens\) 32, got 33$|`max_new_tokens` must be <= limits\.max_new_tokens \(--max-new-tokens\) 32, got 33/);
+  assert.throws(() => decodeSampling({ maxNewTokens: 33, stop: [] }, limits, defaults, 100), /`max_new_tokens` must be <= limits\.max_new_tokens \(--max-new-tokens\) 32, got 33/);
   assert.throws(() => checkSampling({ maxNewTokens: 33 }, openai, limits, defaults, 100), /`max_tokens` must be <= limits\.max_new_tokens \(--max-new-tokens\) 32, got 33/);
   assert.equal(checkSampling({ temperature: 50 }, GRPC_SAMPLING, limits, defaults, 100).temperature, 50);
   assert.throws(() => checkSampling({ temperature: 50 }, openai, limits, defaults, 100), /`temperature` must be >= 0 and <= 2, got 50/);
