@@ -8,7 +8,9 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { GenerateFinish, GenerateParams } from '../engine/engine-api.js';
-import { checkItemsLimit, checkLimit, checkRange } from '../server/validate.js';
+import { InvalidArgument } from '../common/errors.js';
+import { limitLabel } from '../engine/limit-label.js';
+import { checkItemsLimit, checkRange } from '../server/validate.js';
 import { route, SseReply, type HttpCallContext, type HttpDeps } from './http-call.js';
 import { completionLogprobs, finishReason, rowParams, servedModel, startRows, usageOf, type CompletionLogprobs, type RowChunk } from './openai-choices.js';
 import { choiceCount, commonFields, includeUsage, openAiSampling, resolveModel, type CommonRequest } from './openai-sampling.js';
@@ -59,7 +61,10 @@ export function completionsRoutes(app: FastifyInstance, deps: HttpDeps): void {
       const body = parseRequest(CompletionRequest, request.body) as CompletionRequest;
       const n = choiceCount(body, deps);
       const list = prompts(body, deps);
-      checkLimit('n', n * list.length, deps.config.limits, 'maxBatchSize');
+      const { maxBatchSize } = deps.config.limits;
+      if (n * list.length > maxBatchSize) {
+        throw new InvalidArgument(`\`n\` ${n} for each of ${list.length} prompts makes ${n * list.length} choices: at most ${limitLabel('maxBatchSize', maxBatchSize)}`);
+      }
       const usage = includeUsage(body);
       const adapter = resolveModel(body.model, deps);
       const sampling = openAiSampling(body, deps, DEFAULT_COMPLETION_TOKENS);

@@ -59,8 +59,9 @@ export const GRPC_SAMPLING: SamplingDialect = {
 /** Default max_new_tokens of a Generate (and an OpenAI chat) request that sets none, in tokens (capped by --max-new-tokens). */
 export const DEFAULT_MAX_NEW_TOKENS = 64;
 
-/** Most stop sequences, and characters in each. */
+/** Most stop sequences in one request. */
 export const MAX_STOP_SEQUENCES = 4;
+/** Most characters in one stop sequence. */
 export const MAX_STOP_LENGTH = 64;
 
 /**

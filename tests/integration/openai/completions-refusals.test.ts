@@ -39,6 +39,7 @@ describe('refusals', () => {
     await assert.rejects(c.completions.create({ model, prompt: 'x', max_tokens: 33 }), bad(/`max_tokens` must be <= limits\.max_new_tokens \(--max-new-tokens\) 32, got 33/));
     await assert.rejects(c.chat.completions.create({ model, messages, max_completion_tokens: 33 }), bad(/`max_tokens` must be <= limits\.max_new_tokens \(--max-new-tokens\) 32/));
     await assert.rejects(c.chat.completions.create({ model, messages, n: 5 }), bad(/`n` must be <= limits\.max_batch_size \(--max-batch-size\) 4, got 5/));
+    await assert.rejects(c.completions.create({ model, prompt: ['a', 'b', 'c'], n: 2 }), bad(/`n` 2 for each of 3 prompts makes 6 choices: at most limits\.max_batch_size \(--max-batch-size\) 4/));
     await assert.rejects(c.completions.create({ model, prompt: 'word '.repeat(100) }), bad(/`prompt` must be at most limits\.max_prompt_tokens \(--max-prompt-tokens\) 64 tokens/));
     await assert.rejects(c.completions.create({ model, prompt: Array.from({ length: 65 }, () => 1) }), bad(/`prompt` must have at most limits\.max_prompt_tokens/));
     await assert.rejects(c.chat.completions.create({ model, messages: [{ role: 'user', content: 'word '.repeat(100) }] }), bad(/`messages` must be at most limits\.max_prompt_tokens/));
