@@ -132,7 +132,7 @@ const engineStream = (adapterOf: (s: number, k: number) => AdapterRef | null, fi
       requestId: `bench-${s}-${k}`,
       prompt: promptOf(s, k),
       adapter: adapterOf(s, k),
-      sampling: { ...sampling(s, k, fixedLength), topK: 0, topP: 1, repetitionPenalty: 1, stop: [] },
+      sampling: { ...sampling(s, k, fixedLength), topK: 0, topP: 1, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0, stop: [] },
       logprobs: false,
       topLogprobs: 0,
     };

@@ -194,6 +194,8 @@ export function modelSampling(s: SamplingParams, logprobs: boolean): ModelSampli
     topK: s.topK,
     topP: s.topP,
     repetitionPenalty: s.repetitionPenalty,
+    presencePenalty: s.presencePenalty,
+    frequencyPenalty: s.frequencyPenalty,
     seed: s.seed ?? Math.floor(Math.random() * 2 ** 32),
     stop: s.stop,
     logprobs,

@@ -18,19 +18,10 @@ import type { LimitsConfig } from '../engine/config.js';
 import { Adapter, AdapterMethod, AdapterResidency } from '../gen/gentune/v1/adapters.js';
 import { ChatMessage, Example } from '../gen/gentune/v1/datasets.js';
 import type { ResponseFormat, SamplingParams } from '../gen/gentune/v1/generate.js';
-import {
-  checkExactlyOne,
-  checkId,
-  checkLimit,
-  checkMaxItems,
-  checkMaxLength,
-  checkOneOf,
-  checkRange,
-  checkRequired,
-  checkSome,
-  parseSafeUint,
-  quote,
-} from './validate.js';
+import { checkSampling, GRPC_SAMPLING, type SamplingDefaults, type SamplingInput } from './sampling-rules.js';
+import { checkExactlyOne, checkId, checkMaxItems, checkOneOf, checkRequired, checkSome, parseSafeUint, quote } from './validate.js';
+
+export type { SamplingDefaults } from './sampling-rules.js';
 
 /** Epoch milliseconds -> the Date ts-proto uses for google.protobuf.Timestamp. */
 export function toDate(ms: number): Date;
@@ -39,18 +30,12 @@ export function toDate(ms: number | undefined): Date | undefined {
   return ms === undefined ? undefined : new Date(ms);
 }
 
-/** Defaults that differ between Generate and Evaluate. */
-export interface SamplingDefaults {
-  /** Tokens; capped by limits.maxNewTokens. */
-  maxNewTokens: number;
-  temperature: number;
-}
-
 /** Inline examples accepted by one request. */
 export const MAX_INLINE_EXAMPLES = 10_000;
 
 /**
- * Validates sampling settings and fills in defaults.
+ * Validates proto sampling settings and fills in defaults (the rules are
+ * sampling-rules.ts, shared with the OpenAI API).
  * @param vocabSize upper bound of top_k; 0 when not known yet.
  * @param field the request's name for the message (`sampling`, `generation`), in response_format's messages.
  */
@@ -61,23 +46,19 @@ export function decodeSampling(
   vocabSize: number,
   field = 'sampling',
 ): DomainSampling {
-  const max = limits.maxNewTokens;
-  const stop = p?.stop ?? [];
-  checkMaxItems('stop', stop, 4);
-  stop.forEach((s, i) => {
-    checkRequired(`stop[${i}]`, s);
-    checkMaxLength(`stop[${i}]`, s, 64);
-  });
-  return {
-    maxNewTokens: checkLimit('max_new_tokens', checkRange('max_new_tokens', p?.maxNewTokens ?? Math.min(defaults.maxNewTokens, max), { min: 1 }), limits, 'maxNewTokens'),
-    temperature: checkRange('temperature', p?.temperature ?? defaults.temperature, { min: 0, max: 100 }),
-    topK: checkRange('top_k', p?.topK ?? 0, vocabSize > 0 ? { min: 0, max: vocabSize } : { min: 0 }),
-    topP: checkRange('top_p', p?.topP ?? 1, { min: 0, max: 1, minExclusive: true }),
-    repetitionPenalty: checkRange('repetition_penalty', p?.repetitionPenalty ?? 1, { min: 0, max: 10, minExclusive: true }),
+  const input: SamplingInput = {
+    maxNewTokens: p?.maxNewTokens,
+    temperature: p?.temperature,
+    topK: p?.topK,
+    topP: p?.topP,
+    repetitionPenalty: p?.repetitionPenalty,
+    presencePenalty: p?.presencePenalty,
+    frequencyPenalty: p?.frequencyPenalty,
     seed: p?.seed === undefined ? undefined : parseSafeUint('seed', p.seed),
-    stop,
-    responseFormat: decodeResponseFormat(p?.responseFormat, `${field}.response_format`),
+    stop: p?.stop,
   };
+  const responseFormat = decodeResponseFormat(p?.responseFormat, `${field}.response_format`);
+  return { ...checkSampling(input, GRPC_SAMPLING, limits, defaults, vocabSize), ...(responseFormat ? { responseFormat } : {}) };
 }
 
 /**

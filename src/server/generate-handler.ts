@@ -5,11 +5,11 @@
 import type { FinishReason as DomainFinishReason, GenerateChunk, GenerateParams } from '../engine/engine-api.js';
 import { FinishReason, GenerateRequest, GenerateResponse } from '../gen/gentune/v1/generate.js';
 import { decodeChatMessages, decodeSampling } from './convert.js';
+import { DEFAULT_MAX_NEW_TOKENS } from './sampling-rules.js';
 import { serverStream, type CallContext, type RpcDeps } from './rpc.js';
 import { checkExactlyOne, checkItemsLimit, checkRange, checkRequires, parseOptionalAdapterRef } from './validate.js';
 
-/** Default max_new_tokens when the request leaves it out (capped by --max-new-tokens). */
-export const DEFAULT_MAX_NEW_TOKENS = 64;
+export { DEFAULT_MAX_NEW_TOKENS } from './sampling-rules.js';
 
 const FINISH: Record<DomainFinishReason, FinishReason> = {
   length: FinishReason.FINISH_REASON_LENGTH,

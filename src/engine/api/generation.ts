@@ -38,6 +38,10 @@ export interface SamplingParams {
   topP: number;
   /** Repetition penalty, (0, 10]; 1 = off. */
   repetitionPenalty: number;
+  /** OpenAI's presence penalty over generated tokens, [-2, 2]; 0 = off. */
+  presencePenalty: number;
+  /** OpenAI's frequency penalty over generated tokens, [-2, 2]; 0 = off. */
+  frequencyPenalty: number;
   /** Sampler seed, 0..2^53-1; undefined = random. */
   seed?: number;
   /** Stop sequences (at most 4, 1..64 characters each); not included in the output. */

@@ -56,7 +56,7 @@ export class GenerationSequence {
     readonly grammar?: GrammarConstraint,
   ) {
     if (promptIds.length === 0) throw new Error('a sequence needs at least one prompt token');
-    this.processors = logitsProcessors(params);
+    this.processors = logitsProcessors(params, promptIds.length);
     this.sampler = params.temperature === 0 ? new GreedySampler() : new MultinomialSampler(params.seed);
     this.decoder = new TextStreamDecoder(tokenizer);
     this.stops = new StopSequenceMatcher(params.stop);

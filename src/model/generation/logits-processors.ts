@@ -2,7 +2,8 @@
  * Logits processors: each rewrites one row of logits in place before
  * sampling. They run on the host over a Float32Array of vocabulary size (the
  * decode step reads logits back once anyway), in the order HF/TGI apply them:
- * repetition penalty, temperature, top-k, top-p.
+ * repetition penalty (then OpenAI's presence and frequency penalties),
+ * temperature, top-k, top-p.
  */
 export interface LogitsProcessor {
   /** Rewrites `logits` in place; `context` holds every id so far (prompt and generated). */
@@ -19,6 +20,47 @@ export class RepetitionPenaltyProcessor implements LogitsProcessor {
       const v = logits[id];
       logits[id] = v > 0 ? v / this.penalty : v * this.penalty;
     }
+  }
+}
+
+/** How many times each id occurs in `context` after its first `skip` ids. */
+function counts(context: readonly number[], skip: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (let i = skip; i < context.length; i++) out.set(context[i], (out.get(context[i]) ?? 0) + 1);
+  return out;
+}
+
+/**
+ * OpenAI's presence penalty: `logit[j] -= penalty` for every token j generated
+ * at least once. Only generated tokens count (the first `promptLength` ids of
+ * the context are the prompt), as in OpenAI's definition; negative values
+ * encourage repeats.
+ */
+export class PresencePenaltyProcessor implements LogitsProcessor {
+  constructor(
+    readonly penalty: number,
+    /** Tokens of the prompt at the start of every context. */
+    readonly promptLength: number,
+  ) {}
+
+  process(logits: Float32Array, context: readonly number[]): void {
+    for (const id of counts(context, this.promptLength).keys()) logits[id] -= this.penalty;
+  }
+}
+
+/**
+ * OpenAI's frequency penalty: `logit[j] -= count[j] * penalty`, count[j] the
+ * times token j was generated so far (prompt tokens do not count).
+ */
+export class FrequencyPenaltyProcessor implements LogitsProcessor {
+  constructor(
+    readonly penalty: number,
+    /** Tokens of the prompt at the start of every context. */
+    readonly promptLength: number,
+  ) {}
+
+  process(logits: Float32Array, context: readonly number[]): void {
+    for (const [id, n] of counts(context, this.promptLength)) logits[id] -= n * this.penalty;
   }
 }
 

@@ -1,6 +1,8 @@
 import { InvalidArgument } from '../../common/errors.js';
 import {
   type LogitsProcessor,
+  FrequencyPenaltyProcessor,
+  PresencePenaltyProcessor,
   RepetitionPenaltyProcessor,
   TemperatureProcessor,
   TopKProcessor,
@@ -20,6 +22,10 @@ export interface SamplingParams {
   topP: number;
   /** >= 1 penalises repeats; 1 = off (values in (0, 1) encourage repeats). */
   repetitionPenalty: number;
+  /** OpenAI's presence penalty: subtracted once from the logit of every token generated so far; 0 = off. */
+  presencePenalty: number;
+  /** OpenAI's frequency penalty: subtracted from a token's logit once per time it was generated; 0 = off. */
+  frequencyPenalty: number;
   /** Seed of the sampler; the same seed and prompt give the same text. */
   seed: number;
   /** Generation stops before the first occurrence of any of these strings. */
@@ -50,6 +56,8 @@ export const DEFAULT_SAMPLING: SamplingParams = {
   topK: 0,
   topP: 1,
   repetitionPenalty: 1,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
   seed: 0,
   stop: [],
   logprobs: false,
@@ -66,6 +74,8 @@ export function validateSampling(p: SamplingParams): SamplingParams {
   if (!Number.isInteger(p.topK) || p.topK < 0) fail(`\`top_k\` must be an integer >= 0, got ${p.topK}`);
   if (!Number.isFinite(p.topP) || p.topP <= 0 || p.topP > 1) fail(`\`top_p\` must be > 0 and <= 1, got ${p.topP}`);
   if (!Number.isFinite(p.repetitionPenalty) || p.repetitionPenalty <= 0) fail(`\`repetition_penalty\` must be > 0, got ${p.repetitionPenalty}`);
+  if (!Number.isFinite(p.presencePenalty)) fail(`\`presence_penalty\` must be a finite number, got ${p.presencePenalty}`);
+  if (!Number.isFinite(p.frequencyPenalty)) fail(`\`frequency_penalty\` must be a finite number, got ${p.frequencyPenalty}`);
   if (!Number.isInteger(p.seed) || p.seed < 0) fail(`\`seed\` must be an integer >= 0, got ${p.seed}`);
   p.stop.forEach((s, i) => {
     if (s.length === 0) fail(`\`stop[${i}]\` must not be empty`);
@@ -73,10 +83,17 @@ export function validateSampling(p: SamplingParams): SamplingParams {
   return p;
 }
 
-/** The processors a request asks for, in application order. */
-export function logitsProcessors(p: SamplingParams): LogitsProcessor[] {
+/**
+ * The processors a request asks for, in application order (penalties on raw
+ * logits first, as vLLM applies them, then temperature and the filters).
+ * @param promptLength tokens of the prompt at the start of each context: the
+ *   OpenAI penalties count generated tokens only.
+ */
+export function logitsProcessors(p: SamplingParams, promptLength = 0): LogitsProcessor[] {
   const out: LogitsProcessor[] = [];
   if (p.repetitionPenalty !== 1) out.push(new RepetitionPenaltyProcessor(p.repetitionPenalty));
+  if (p.presencePenalty !== 0) out.push(new PresencePenaltyProcessor(p.presencePenalty, promptLength));
+  if (p.frequencyPenalty !== 0) out.push(new FrequencyPenaltyProcessor(p.frequencyPenalty, promptLength));
   if (p.temperature > 0 && p.temperature !== 1) out.push(new TemperatureProcessor(p.temperature));
   if (p.temperature > 0 && p.topK > 0) out.push(new TopKProcessor(p.topK));
   if (p.temperature > 0 && p.topP < 1) out.push(new TopPProcessor(p.topP));

@@ -6,11 +6,18 @@
  * deadlines do not race the real engine's speed. Everything else passes
  * straight through.
  */
-import type { Engine } from '../../../src/engine/engine-api.js';
+import type { Engine, FinishReason, GenerateChunk, GenerateParams } from '../../../src/engine/engine-api.js';
+
+/** How a generation the server started ended: the real engine's finish reason, or 'closed' (its stream was closed with none). */
+export type GenerationEnd = FinishReason | 'closed';
 
 export class SpyEngine implements Engine {
   /** Signals passed to generate / evaluate / watchJob, in call order. */
   readonly generateSignals: AbortSignal[] = [];
+  /** Params passed to generate, in call order. */
+  readonly generateParams: GenerateParams[] = [];
+  /** How each generate call ended in the real engine, in call order (settles when its stream ends). */
+  readonly generateEnds: Promise<GenerationEnd>[] = [];
   readonly evaluateSignals: AbortSignal[] = [];
   readonly watchSignals: AbortSignal[] = [];
   /** When false, isReady() reports false whatever the inner engine says. */
@@ -30,8 +37,11 @@ export class SpyEngine implements Engine {
   isReady: Engine['isReady'] = () => this.ready && this.inner.isReady();
   generate: Engine['generate'] = (req, signal) => {
     this.generateSignals.push(signal);
+    this.generateParams.push(req);
+    let ended!: (end: GenerationEnd) => void;
+    this.generateEnds.push(new Promise((resolve) => (ended = resolve)));
     const hold = this.holdAfterChunks;
-    const stream = this.inner.generate(req, signal);
+    const stream = observed(this.inner.generate(req, signal), ended);
     return hold === undefined ? stream : held(stream, hold, signal);
   };
   evaluate: Engine['evaluate'] = (req, signal) => {
@@ -59,12 +69,35 @@ export class SpyEngine implements Engine {
   };
 }
 
-/** The first `n` items of `stream`, then nothing until `signal` aborts. */
-async function* held<T>(stream: AsyncIterable<T>, n: number, signal: AbortSignal): AsyncGenerator<T> {
-  let passed = 0;
-  for await (const item of stream) {
-    yield item;
-    if (++passed === n) break;
+/** Passes `stream` through and reports how it ended. */
+async function* observed(stream: AsyncIterable<GenerateChunk>, ended: (end: GenerationEnd) => void): AsyncGenerator<GenerateChunk> {
+  let end: GenerationEnd = 'closed';
+  try {
+    for await (const chunk of stream) {
+      if (chunk.finish) end = chunk.finish.reason;
+      yield chunk;
+    }
+  } finally {
+    ended(end);
   }
-  if (!signal.aborted) await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+}
+
+/**
+ * The first `n` items of `stream`, then nothing until `signal` aborts; then
+ * the rest of the real stream is read (not passed on) so that it ends as the
+ * engine ends it, with the finish it sends after the abort.
+ */
+async function* held<T>(stream: AsyncIterable<T>, n: number, signal: AbortSignal): AsyncGenerator<T> {
+  const it = stream[Symbol.asyncIterator]();
+  for (let passed = 0; passed < n; passed++) {
+    const item = await it.next();
+    if (item.done) return;
+    yield item.value;
+  }
+  try {
+    if (!signal.aborted) await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+  } finally {
+    // Also when the consumer closed this stream early: drain the real one to its end.
+    for (;;) if ((await it.next()).done) break;
+  }
 }

@@ -38,7 +38,7 @@ export async function testConfig(model: string, dataDir: string, limits: Partial
 
 /** Greedy sampling, `maxNewTokens` tokens. */
 export function greedy(maxNewTokens = 8, over: Partial<SamplingParams> = {}): SamplingParams {
-  return { maxNewTokens, temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, stop: [], ...over };
+  return { maxNewTokens, temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0, stop: [], ...over };
 }
 
 /** A GenerateParams with defaults for everything but the prompt. */

@@ -131,7 +131,23 @@ export interface SamplingParams {
    * validates against a JSON Schema), enforced token by token while decoding.
    * Default: unset, free text.
    */
-  responseFormat?: ResponseFormat | undefined;
+  responseFormat?:
+    | ResponseFormat
+    | undefined;
+  /**
+   * OpenAI's presence penalty: subtracted once from the logit of every token
+   * that occurs in the output so far (prompt tokens do not count); positive
+   * values push towards new tokens. Range [-2, 2]; 0 disables it. Default 0.
+   */
+  presencePenalty?:
+    | number
+    | undefined;
+  /**
+   * OpenAI's frequency penalty: subtracted from a token's logit once per
+   * occurrence in the output so far (prompt tokens do not count). Range
+   * [-2, 2]; 0 disables it. Default 0.
+   */
+  frequencyPenalty?: number | undefined;
 }
 
 /**
@@ -310,6 +326,8 @@ function createBaseSamplingParams(): SamplingParams {
     seed: undefined,
     stop: [],
     responseFormat: undefined,
+    presencePenalty: undefined,
+    frequencyPenalty: undefined,
   };
 }
 
@@ -338,6 +356,12 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     }
     if (message.responseFormat !== undefined) {
       ResponseFormat.encode(message.responseFormat, writer.uint32(66).fork()).join();
+    }
+    if (message.presencePenalty !== undefined) {
+      writer.uint32(77).float(message.presencePenalty);
+    }
+    if (message.frequencyPenalty !== undefined) {
+      writer.uint32(85).float(message.frequencyPenalty);
     }
     return writer;
   },
@@ -419,6 +443,22 @@ export const SamplingParams: MessageFns<SamplingParams> = {
             message.responseFormat = ResponseFormat.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 77) {
+              break;
+            }
+
+            message.presencePenalty = reader.float();
+            continue;
+          }
+          case 10: {
+            if (tag !== 85) {
+              break;
+            }
+
+            message.frequencyPenalty = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -463,6 +503,16 @@ export const SamplingParams: MessageFns<SamplingParams> = {
         : isSet(object.response_format)
         ? ResponseFormat.fromJSON(object.response_format)
         : undefined,
+      presencePenalty: isSet(object.presencePenalty)
+        ? globalThis.Number(object.presencePenalty)
+        : isSet(object.presence_penalty)
+        ? globalThis.Number(object.presence_penalty)
+        : undefined,
+      frequencyPenalty: isSet(object.frequencyPenalty)
+        ? globalThis.Number(object.frequencyPenalty)
+        : isSet(object.frequency_penalty)
+        ? globalThis.Number(object.frequency_penalty)
+        : undefined,
     };
   },
 
@@ -492,6 +542,12 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     if (message.responseFormat !== undefined) {
       obj.responseFormat = ResponseFormat.toJSON(message.responseFormat);
     }
+    if (message.presencePenalty !== undefined) {
+      obj.presencePenalty = floatToJson(message.presencePenalty);
+    }
+    if (message.frequencyPenalty !== undefined) {
+      obj.frequencyPenalty = floatToJson(message.frequencyPenalty);
+    }
     return obj;
   },
 
@@ -510,6 +566,8 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     message.responseFormat = (object.responseFormat !== undefined && object.responseFormat !== null)
       ? ResponseFormat.fromPartial(object.responseFormat)
       : undefined;
+    message.presencePenalty = object.presencePenalty ?? undefined;
+    message.frequencyPenalty = object.frequencyPenalty ?? undefined;
     return message;
   },
 };
