@@ -144,6 +144,12 @@ export class DatasetStore {
     return readSftJsonlFile(datasetDataPath(this.dir, id));
   }
 
+  /** The bytes of a stored dataset as uploaded. NotFound if unknown. */
+  async content(id: string): Promise<Uint8Array> {
+    this.get(id);
+    return readFile(datasetDataPath(this.dir, id));
+  }
+
   /**
    * Deletes a dataset. `usedBy` names a queued or running job that reads it,
    * if any: then the dataset stays (FailedPrecondition).

@@ -61,6 +61,12 @@ export interface Engine {
   listJobs(filter: JobFilter): Promise<JobInfo[]>;
   /** Resolves with the job in state 'cancelled'; FailedPrecondition if already finished. */
   cancelJob(jobId: string): Promise<JobInfo>;
+  /**
+   * The job's event log as it stands now, oldest first (sequence 0 first),
+   * without following it: a list for callers that page through history (the
+   * OpenAI API's job events). NotFound if unknown.
+   */
+  jobEvents(jobId: string): Promise<JobEvent[]>;
 
   /**
    * Stores a JSONL dataset, validating every line (InvalidArgument naming the
@@ -76,6 +82,11 @@ export interface Engine {
   listDatasets(): Promise<DatasetInfo[]>;
   /** NotFound if unknown; FailedPrecondition while a job uses it. */
   deleteDataset(datasetId: string): Promise<void>;
+  /**
+   * The bytes of a stored dataset exactly as uploaded (at most
+   * limits.maxUploadBytes, so one buffer). NotFound if unknown.
+   */
+  datasetContent(datasetId: string): Promise<Uint8Array>;
 
   /** Sorted by name. */
   listAdapters(): Promise<AdapterInfo[]>;

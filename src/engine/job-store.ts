@@ -211,6 +211,14 @@ export class JobStore {
     }
   }
 
+  /** The log as it stands, oldest first, without following it. NotFound if unknown. */
+  async events(jobId: string): Promise<JobEvent[]> {
+    const rec = this.record(jobId);
+    // Live jobs hand out their in-memory log; finished ones are read back (as watch does).
+    const events = rec.events ?? (await this.readLog(jobId)).events;
+    return events.slice(0, rec.count);
+  }
+
   /** Waits for pending appends and closes open logs. */
   async close(): Promise<void> {
     for (const rec of this.jobs.values()) {

@@ -25,13 +25,15 @@ import type { HttpDeps } from './http-call.js';
 import { PayloadTooLarge, toHttpError } from './http-error.js';
 import { chatCompletionsRoutes } from './chat-completions-routes.js';
 import { completionsRoutes } from './completions-routes.js';
+import { filesRoutes } from './files-routes.js';
+import { fineTuningRoutes } from './fine-tuning-routes.js';
 import { modelsRoutes } from './models-routes.js';
 
 /** A module of routes; each registers its paths on `app`. */
 export type RouteModule = (app: FastifyInstance, deps: HttpDeps) => void | Promise<void>;
 
 /** Every route module of the API. */
-const ROUTES: RouteModule[] = [modelsRoutes, completionsRoutes, chatCompletionsRoutes];
+const ROUTES: RouteModule[] = [modelsRoutes, completionsRoutes, chatCompletionsRoutes, filesRoutes, fineTuningRoutes];
 
 /** After the grace period, how long cancelled calls get to send their last event and close, in milliseconds. */
 const CANCEL_FLUSH_MS = 500;

@@ -41,6 +41,18 @@ export interface TrainHyperparameters {
   evalBatchSize?: number;
 }
 
+/** Default passes over the training set. */
+export const DEFAULT_EPOCHS = 3;
+/** Default sequences per micro-batch. */
+export const DEFAULT_BATCH_SIZE = 8;
+/** Default seed. */
+export const DEFAULT_SEED = 42;
+
+/** The default peak learning rate of a method: 2e-4 for LoRA, 5e-5 for last_layers (full weights move further per step). */
+export function defaultLearningRate(method: Pick<TrainMethod, 'kind'>): number {
+  return method.kind === 'lora' ? 2e-4 : 5e-5;
+}
+
 /** Hyperparameters with every default filled in. */
 export type ResolvedHyperparameters = Required<Omit<TrainHyperparameters, 'maxSteps'>> & { maxSteps?: number };
 
@@ -50,14 +62,14 @@ export function resolveHyperparameters(
   method: TrainMethod,
   hasValidation: boolean,
 ): ResolvedHyperparameters {
-  const batchSize = hp.batchSize ?? 8;
+  const batchSize = hp.batchSize ?? DEFAULT_BATCH_SIZE;
   const patience = hp.earlyStoppingPatience ?? 0;
   const r: ResolvedHyperparameters = {
-    epochs: hp.epochs ?? 3,
+    epochs: hp.epochs ?? DEFAULT_EPOCHS,
     maxSteps: hp.maxSteps,
     batchSize,
     gradientAccumulationSteps: hp.gradientAccumulationSteps ?? 1,
-    learningRate: hp.learningRate ?? (method.kind === 'lora' ? 2e-4 : 5e-5),
+    learningRate: hp.learningRate ?? defaultLearningRate(method),
     warmupSteps: hp.warmupSteps ?? 0,
     schedule: hp.schedule ?? 'cosine',
     minLrRatio: hp.minLrRatio ?? 0,
@@ -66,7 +78,7 @@ export function resolveHyperparameters(
     evalIntervalSteps: hp.evalIntervalSteps ?? 0,
     earlyStoppingPatience: patience,
     restoreBestWeights: hp.restoreBestWeights ?? patience > 0,
-    seed: hp.seed ?? 42,
+    seed: hp.seed ?? DEFAULT_SEED,
     checkpointIntervalSteps: hp.checkpointIntervalSteps ?? 0,
     evalBatchSize: hp.evalBatchSize ?? batchSize,
   };

@@ -204,8 +204,10 @@ function invoke(method: CallMethod, args: unknown[], signal: AbortSignal): Promi
     case 'getJob': return engine.getJob(args[0] as string);
     case 'listJobs': return engine.listJobs(args[0] as JobFilter);
     case 'cancelJob': return engine.cancelJob(args[0] as string);
+    case 'jobEvents': return engine.jobEvents(args[0] as string);
     case 'listDatasets': return engine.listDatasets();
     case 'deleteDataset': return engine.deleteDataset(args[0] as string);
+    case 'datasetContent': return engine.datasetContent(args[0] as string);
     case 'listAdapters': return engine.listAdapters();
     case 'loadAdapter': return engine.loadAdapter(args[0] as AdapterRef, args[1] as boolean);
     case 'unloadAdapter': return engine.unloadAdapter(args[0] as AdapterRef);

@@ -207,6 +207,10 @@ class GentuneEngine implements Engine {
     return this.parts.runner.cancel(jobId);
   }
 
+  jobEvents(jobId: string): Promise<JobEvent[]> {
+    return this.parts.jobs.events(jobId);
+  }
+
   uploadDataset(meta: DatasetUploadMeta, chunks: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<DatasetInfo> {
     this.checkAccepting();
     return this.parts.datasets.upload(meta, chunks, signal, this.config.limits.maxUploadBytes, this.config.limits.maxDatasetExamples);
@@ -218,6 +222,10 @@ class GentuneEngine implements Engine {
 
   deleteDataset(datasetId: string): Promise<void> {
     return this.parts.datasets.delete(datasetId, this.parts.runner.jobUsingDataset(datasetId));
+  }
+
+  datasetContent(datasetId: string): Promise<Uint8Array> {
+    return this.parts.datasets.content(datasetId);
   }
 
   async listAdapters(): Promise<AdapterInfo[]> {

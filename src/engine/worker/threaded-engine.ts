@@ -157,6 +157,10 @@ class ThreadedEngine implements Engine {
     return this.call('cancelJob', [jobId]);
   }
 
+  jobEvents(jobId: string): Promise<JobEvent[]> {
+    return this.call('jobEvents', [jobId]);
+  }
+
   async uploadDataset(meta: DatasetUploadMeta, chunks: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<DatasetInfo> {
     this.checkAccepting();
     const id = this.nextId++;
@@ -212,6 +216,10 @@ class ThreadedEngine implements Engine {
 
   deleteDataset(datasetId: string): Promise<void> {
     return this.call('deleteDataset', [datasetId]);
+  }
+
+  datasetContent(datasetId: string): Promise<Uint8Array> {
+    return this.call('datasetContent', [datasetId]);
   }
 
   listAdapters(): Promise<AdapterInfo[]> {

@@ -8,6 +8,12 @@ export const CHAT_ROLES: readonly ChatRole[] = ['system', 'user', 'assistant'];
 export interface ChatMessage {
   role: ChatRole;
   content: string;
+  /**
+   * Assistant turns only, as OpenAI's fine-tuning chat format has it: 0 =
+   * shown to the model as context but not trained on (no loss), 1 or absent
+   * = trained on. Ignored at inference.
+   */
+  weight?: 0 | 1;
 }
 
 /**
@@ -57,7 +63,8 @@ export interface RenderChatOptions {
  * special tokens), so any GPT-2-family vocabulary works.
  *
  * Segments: headers, system and user turns are prompt (`loss: false`); each
- * assistant content and its EOS are completion (`loss: true`). Adjacent prompt
+ * assistant content and its EOS are completion (`loss: true`), unless the
+ * message has `weight: 0` (then they stay prompt). Adjacent prompt
  * text is merged into one segment, so the prompt for the next assistant turn
  * (ending in `<|assistant|>\n`) tokenizes identically at training and at
  * inference (`addGenerationPrompt: true`) time.
@@ -75,8 +82,9 @@ export function renderChat(messages: readonly ChatMessage[], options: RenderChat
     prompt += CHAT_HEADERS[m.role];
     if (m.role === 'assistant') {
       flushPrompt();
-      if (m.content !== '') segments.push({ kind: 'text', text: m.content, loss: true });
-      segments.push({ kind: 'eos', loss: true });
+      const loss = m.weight !== 0;
+      if (m.content !== '') segments.push({ kind: 'text', text: m.content, loss });
+      segments.push({ kind: 'eos', loss });
     } else {
       prompt += `${m.content}\n`;
     }

@@ -128,7 +128,7 @@ export class ChatTemplate {
    * rendering of the whole conversation (the text the model is trained on):
    * each assistant message's content, through the end-of-turn token that
    * follows it (`<|im_end|>`, `<|eot_id|>`, or EOS), is completion
-   * (`loss: true`); the rest, generation prompts included, is prompt; all of
+   * (`loss: true`, or false for a `weight: 0` message); the rest, generation prompts included, is prompt; all of
    * it `special` text. Contents are found in order in the rendering; a
    * template that rewrites an earlier turn's content (Qwen3 drops a
    * `<think>` block from past turns) is matched on what it keeps. gentune's
@@ -165,7 +165,8 @@ export class ChatTemplate {
       const marker = this.nextEndOfTurn(text, end);
       if (marker) end = marker.index + marker.text.length;
       push(text.slice(at, start), false);
-      push(text.slice(start, end), true);
+      // weight 0 (OpenAI's format): the turn is context, not a target.
+      push(text.slice(start, end), m.weight !== 0);
       at = end;
     });
     push(text.slice(at), false);

@@ -9,12 +9,25 @@ export { CHAT_ROLES, type ChatMessage, type ChatRole } from '../../model/tokeniz
  * One supervised fine-tuning example, as a dataset line holds it:
  * - `prompt_completion`: `{"prompt", "completion"}`; loss on the completion.
  * - `chat`: `{"messages": [{"role", "content"}]}`; loss on assistant turns.
+ *   This is OpenAI's fine-tuning chat format: an assistant message may carry
+ *   `"weight": 0` (context only, no loss) or `1`. What that format allows and
+ *   gentune cannot train is refused by name (see {@link UNSUPPORTED_MESSAGE_KEYS}).
  * - `text`: `{"text"}`; loss on every token (continued pretraining).
  */
 export type SftExample =
   | { kind: 'prompt_completion'; prompt: string; completion: string }
   | { kind: 'chat'; messages: ChatMessage[] }
   | { kind: 'text'; text: string };
+
+/**
+ * Keys of OpenAI's chat format that gentune's chat template cannot express:
+ * refused by name rather than dropped, since dropping them changes what the
+ * model learns. Other unknown keys are ignored, as on the example itself.
+ */
+export const UNSUPPORTED_MESSAGE_KEYS = ['tool_calls', 'function_call', 'tool_call_id', 'name', 'refusal', 'audio'] as const;
+
+/** Example-level keys of OpenAI's format for tool use, refused for the same reason. */
+export const UNSUPPORTED_EXAMPLE_KEYS = ['tools', 'functions', 'parallel_tool_calls'] as const;
 
 /** An example with the 1-based dataset line it came from, for error messages. */
 export interface NumberedExample {
@@ -57,7 +70,12 @@ export function parseSftExample(value: unknown, line: number): SftExample {
     );
   }
 
-  if ('messages' in o) return { kind: 'chat', messages: parseMessages(o.messages, fail) };
+  if ('messages' in o) {
+    for (const key of UNSUPPORTED_EXAMPLE_KEYS) {
+      if (key in o) fail(`\`${key}\` is not supported: gentune fine-tunes on system, user and assistant text turns, not tool calls`);
+    }
+    return { kind: 'chat', messages: parseMessages(o.messages, fail) };
+  }
   if ('text' in o) return { kind: 'text', text: nonEmptyString(o, 'text', 'text', fail) };
   if (!('prompt' in o)) return fail('missing `prompt`');
   if (!('completion' in o)) return fail('missing `completion`');
@@ -79,8 +97,14 @@ function parseMessages(value: unknown, fail: (message: string) => never): ChatMe
     const o = m as Record<string, unknown>;
     if (!('role' in o)) return fail(`missing \`${field}.role\``);
     const role = o.role;
+    if (role === 'tool' || role === 'function') {
+      return fail(`\`${field}.role\` ${describe(role)} is not supported: gentune fine-tunes on system, user and assistant text turns, not tool calls`);
+    }
     if (typeof role !== 'string' || !(CHAT_ROLES as readonly string[]).includes(role)) {
       return fail(`\`${field}.role\` must be one of ${CHAT_ROLES.join(', ')}, got ${describe(role)}`);
+    }
+    for (const key of UNSUPPORTED_MESSAGE_KEYS) {
+      if (key in o) fail(`\`${field}.${key}\` is not supported: gentune's chat template has text turns only (role and content)`);
     }
     // A system prompt sets up the whole conversation; mid-conversation ones
     // have no place in the chat template.
@@ -94,10 +118,17 @@ function parseMessages(value: unknown, fail: (message: string) => never): ChatMe
         ? nonEmptyString(o, 'content', `${field}.content`, fail)
         : o.content;
     if (typeof content !== 'string') {
-      return fail(`\`${field}.content\` must be a string, got ${describe(content)}`);
+      const parts = Array.isArray(content) ? ' (content parts, such as images, are not supported)' : '';
+      return fail(`\`${field}.content\` must be a string${parts}, got ${describe(content)}`);
     }
-    return { role: role as ChatRole, content };
+    if (!('weight' in o)) return { role: role as ChatRole, content };
+    if (role !== 'assistant') return fail(`\`${field}.weight\` is only allowed on assistant messages, got it on role ${describe(role)}`);
+    if (o.weight !== 0 && o.weight !== 1) return fail(`\`${field}.weight\` must be 0 or 1, got ${describe(o.weight)}`);
+    return { role: 'assistant', content, weight: o.weight };
   });
+  if (messages.every((m) => m.role !== 'assistant' || m.weight === 0)) {
+    return fail('every assistant message has `weight` 0: nothing to train on');
+  }
   const last = messages[messages.length - 1];
   if (last.role !== 'assistant') {
     return fail(`the last message must be from the assistant, got ${describe(last.role)}`);

@@ -56,9 +56,11 @@ export class SpyEngine implements Engine {
   getJob: Engine['getJob'] = (id) => this.inner.getJob(id);
   listJobs: Engine['listJobs'] = (filter) => this.inner.listJobs(filter);
   cancelJob: Engine['cancelJob'] = (id) => this.inner.cancelJob(id);
+  jobEvents: Engine['jobEvents'] = (id) => this.inner.jobEvents(id);
   uploadDataset: Engine['uploadDataset'] = (meta, chunks, signal) => this.inner.uploadDataset(meta, chunks, signal);
   listDatasets: Engine['listDatasets'] = () => this.inner.listDatasets();
   deleteDataset: Engine['deleteDataset'] = (id) => this.inner.deleteDataset(id);
+  datasetContent: Engine['datasetContent'] = (id) => this.inner.datasetContent(id);
   listAdapters: Engine['listAdapters'] = () => this.inner.listAdapters();
   loadAdapter: Engine['loadAdapter'] = (ref, pin) => this.inner.loadAdapter(ref, pin);
   unloadAdapter: Engine['unloadAdapter'] = (ref) => this.inner.unloadAdapter(ref);
