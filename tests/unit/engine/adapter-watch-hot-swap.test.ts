@@ -39,6 +39,21 @@ async function publishAsReplica(adaptersDir: string, name: string, version: numb
   return performance.now();
 }
 
+/**
+ * Starts a greedy generation on "chat" and resolves once its first chunk is in (the engine has taken a version),
+ * with a function that reads it to its end and resolves with the version its finish names: the caller calls it
+ * after its publish, so the request is in flight across it.
+ */
+async function heldAcrossPublish(engine: Engine): Promise<() => Promise<number>> {
+  const it = engine.generate(genParams('xyz', { sampling: greedy(12), adapter: { name: 'chat' } }), new AbortController().signal)[Symbol.asyncIterator]();
+  let next = await it.next();
+  return async () => {
+    while (!next.done && next.value.finish === undefined) next = await it.next();
+    assert.ok(!next.done, 'the held generation ends with a finish chunk');
+    return Number(next.value.finish!.adapter.split('@')[1]);
+  };
+}
+
 interface Served {
   startMs: number;
   endMs: number;
@@ -88,8 +103,13 @@ test('concurrent streams while versions are published by another replica: none f
       while (publishing) await generate().catch((err: unknown) => failures.push(err));
     });
     const swaps: { version: number; publishedMs: number; visibleMs: number }[] = [];
+    const held: { version: number; finish: () => Promise<number> }[] = [];
     for (let version = 2; version <= VERSIONS; version++) {
       await new Promise((r) => setTimeout(r, 150));
+      // One request that certainly spans the publish: it has its first token (so it holds a version) before the
+      // rename, and is read to its end only after the new version is visible. The random traffic alone
+      // did not always straddle a publish on a loaded machine.
+      held.push({ version, finish: await heldAcrossPublish(engine) });
       const publishedMs = await publishAsReplica(adaptersDir, 'chat', version, adapters[version - 1]);
       // Visible: the engine resolves "chat" to it (what the next Generate does first).
       for (;;) {
@@ -113,9 +133,13 @@ test('concurrent streams while versions are published by another replica: none f
     }
     assert.equal(new Set([...reference.values()].map((ids) => ids.join())).size, VERSIONS, 'the versions differ');
     for (const s of served) assert.deepEqual(s.ids, reference.get(s.version), `a request on chat@${s.version}`);
+    const heldOn: number[] = [];
+    for (const h of held) {
+      // In flight across the publish: finished on the version it started with, older than the one published.
+      heldOn.push(await h.finish());
+      assert.ok(heldOn.at(-1)! < h.version, `the request held across chat@${h.version}'s publish stayed on an older version`);
+    }
     for (const { version, publishedMs, visibleMs } of swaps) {
-      // In flight at the publish: finished on the older version.
-      assert.ok(served.some((s) => s.startMs < publishedMs && s.endMs > publishedMs && s.version < version), `requests in flight across chat@${version}`);
       // Started once it was visible: never an older version.
       const later = served.filter((s) => s.startMs > publishedMs + visibleMs);
       assert.ok(later.every((s) => s.version >= version), `requests after chat@${version} became visible`);
@@ -126,8 +150,8 @@ test('concurrent streams while versions are published by another replica: none f
     assert.ok(Math.max(...delays) < 500, `publish -> visible ${delays.join(', ')} ms`);
     const info = (await engine.listAdapters()).find((a) => a.name === 'chat')!;
     const counted = info.versions.map((v) => (v as { requestsServed?: number }).requestsServed ?? 0);
-    const expected = Array.from({ length: VERSIONS }, (_, i) => served.filter((s) => s.version === i + 1).length + 1);
-    assert.deepEqual(counted, expected, 'requests served per version (each also ran once for the reference)');
+    const expected = Array.from({ length: VERSIONS }, (_, i) => served.filter((s) => s.version === i + 1).length + heldOn.filter((v) => v === i + 1).length + 1);
+    assert.deepEqual(counted, expected, 'requests served per version (the held ones too; each also ran once for the reference)');
   } finally {
     publishing = false;
     await engine.drain(0);
