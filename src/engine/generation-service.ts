@@ -106,7 +106,7 @@ export class GenerationService {
     const fault = this.loop.backendFault;
     if (fault) throw new Unavailable(fault.message, { cause: fault });
     const promptIds = this.promptIds(req.prompt);
-    this.checkContext(promptIds.length, req.sampling);
+    req = { ...req, sampling: this.fitContext(promptIds.length, req.sampling) };
     this.checkQueue();
     let lease: AdapterLease | undefined;
     let grammar: GrammarConstraint | undefined;
@@ -161,14 +161,22 @@ export class GenerationService {
     return ids.length > 0 ? ids : [this.model.tokenizer.eosId];
   }
 
-  /** The prompt and every new token must fit in the context window (n_positions). */
-  private checkContext(promptTokens: number, sampling: SamplingParams): void {
+  /**
+   * The prompt and every new token must fit in the context window (n_positions).
+   * A default max_new_tokens (the request left it out) is capped to the room the
+   * prompt leaves, as generate.proto promises; an explicit one that does not fit
+   * is an error naming it.
+   */
+  private fitContext(promptTokens: number, sampling: SamplingParams): SamplingParams {
     const context = this.model.config.nPositions;
+    const room = context - promptTokens;
+    if (sampling.maxNewTokensDefaulted === true && sampling.maxNewTokens > room && room >= 1) return { ...sampling, maxNewTokens: room };
     if (promptTokens + sampling.maxNewTokens > context) {
       throw new InvalidArgument(
         `\`max_new_tokens\` ${sampling.maxNewTokens} plus the prompt's ${promptTokens} tokens exceeds the context length of ${context} tokens`,
       );
     }
+    return sampling;
   }
 
   /** Requests beyond the free batch slots wait; at most limits.maxQueue of them. */

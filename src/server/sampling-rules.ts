@@ -94,5 +94,6 @@ export function checkSampling(
     frequencyPenalty: penalty(n.frequencyPenalty, p.frequencyPenalty),
     seed: p.seed === undefined ? undefined : checkRange(n.seed, p.seed, { min: 0, max: Number.MAX_SAFE_INTEGER }),
     stop,
+    ...(p.maxNewTokens === undefined ? { maxNewTokensDefaulted: true } : {}),
   };
 }

@@ -46,6 +46,12 @@ export interface SamplingParams {
   seed?: number;
   /** Stop sequences (at most 4, 1..64 characters each); not included in the output. */
   stop: string[];
+  /**
+   * True when the request left max_new_tokens out and `maxNewTokens` is the
+   * server's default: the engine then caps it to the context the prompt leaves
+   * instead of refusing the request.
+   */
+  maxNewTokensDefaulted?: boolean;
   /** Structured output; absent = free text. Plain data: it crosses the worker boundary by structured clone. */
   responseFormat?: ResponseFormat;
 }
