@@ -13,6 +13,7 @@ import { GentuneMetrics } from '../observability/metrics.js';
 import { startOpenAiServer } from '../http/openai-server.js';
 import { Authorizer } from './auth.js';
 import { CallTracker } from './call-tracker.js';
+import { checkPortsFree } from './port-check.js';
 import { startServer } from './server.js';
 
 /** Makes the engine: src/engine/create-engine.ts's `createEngine` (type-only import: TensorFlow.js loads when the caller imports it). */
@@ -39,6 +40,11 @@ function firstSignal(signals: NodeJS.Signals[], log: Logger): Promise<NodeJS.Sig
 export async function serve(config: GentuneConfig, createEngine: EngineFactory): Promise<void> {
   const log = pino({ level: config.logLevel });
   log.info({ model: config.model, backend: config.backend, dataDir: config.dataDir }, 'starting');
+  // Before the model loads: a port in use should fail the start now, not after the load.
+  await checkPortsFree(config.host, [
+    { flag: '--port', port: config.port },
+    { flag: '--http-port', port: config.httpPort },
+  ]);
   const signal = firstSignal(['SIGTERM', 'SIGINT'], log);
   // /healthz and /metrics answer while the model loads; /readyz turns 200 once it has, and 503 when draining starts.
   const metrics = new GentuneMetrics();
