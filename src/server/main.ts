@@ -10,11 +10,11 @@ import type { EngineOptions } from '../engine/create-engine.js';
 import type { Engine } from '../engine/engine-api.js';
 import { startHttpEndpoint } from '../observability/http-endpoint.js';
 import { GentuneMetrics } from '../observability/metrics.js';
-import { startOpenAiServer } from '../http/openai-server.js';
+import { startOpenAiServer, type RunningOpenAiServer } from '../http/openai-server.js';
 import { Authorizer } from './auth.js';
 import { CallTracker } from './call-tracker.js';
 import { checkPortsFree } from './port-check.js';
-import { startServer } from './server.js';
+import { startServer, type RunningServer } from './server.js';
 
 /** Makes the engine: src/engine/create-engine.ts's `createEngine` (type-only import: TensorFlow.js loads when the caller imports it). */
 export type EngineFactory = (config: GentuneConfig, options: EngineOptions) => Promise<Engine>;
@@ -57,8 +57,18 @@ export async function serve(config: GentuneConfig, createEngine: EngineFactory):
     const tracker = new CallTracker();
     const auth = await Authorizer.fromConfig(config.security);
     const shared = { log, metrics: metrics.rpc, tracker };
-    const server = await startServer(engine, config, { ...shared, auth });
-    const openai = config.httpPort === 0 ? undefined : await startOpenAiServer(engine, config, { ...shared, auth: auth.enabled ? auth : undefined });
+    let server: RunningServer | undefined;
+    let openai: RunningOpenAiServer | undefined;
+    try {
+      server = await startServer(engine, config, { ...shared, auth });
+      openai = config.httpPort === 0 ? undefined : await startOpenAiServer(engine, config, { ...shared, auth: auth.enabled ? auth : undefined });
+    } catch (err) {
+      // A bind that fails now (a port taken since checkPortsFree): the engine's threads and a started
+      // gRPC server would keep the process alive, so stop them, then fail the start.
+      await server?.shutdown(0);
+      await engine.drain(0);
+      throw err;
+    }
 
     log.info({ signal: await signal }, 'draining');
     draining = true;
