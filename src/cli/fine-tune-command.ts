@@ -112,7 +112,7 @@ export function fineTuneCommand(): Command {
         if (!opts.json) process.stdout.write(`uploaded ${opts.file} as dataset ${ds.id} (${ds.numExamples} examples)\n`);
         datasetId = ds.id;
       }
-      return renderJobEvents(client.fineTune(buildRequest(opts, datasetId)), opts);
+      return renderJobEvents(client.fineTune(buildRequest(opts, datasetId)), { ...opts, announceOnInterrupt: true });
     });
   });
 }
