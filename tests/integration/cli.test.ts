@@ -135,6 +135,14 @@ describe('gentune CLI', () => {
     assert.ok(id, ft.stdout);
     const watch = await gentune(['jobs', 'watch', id, '--addr', h.address, '--json']);
     assert.equal(jsonLines(watch.stdout).at(-1).succeeded.adapter, 'cli-det');
+    const get = await gentune(['jobs', 'get', id, '--addr', h.address]);
+    assert.equal(get.code, 0, get.stderr);
+    assert.match(get.stdout, new RegExp(`^id:\\s+${id}$`, 'm'));
+    assert.match(get.stdout, /^state:\s+succeeded$/m);
+    assert.match(get.stdout, /^adapter:\s+cli-det@1$/m);
+    assert.match(get.stdout, /^step:\s+2\/2$/m);
+    const getJson = await gentune(['jobs', 'get', id, '--addr', h.address, '--json']);
+    assert.equal(jsonLines(getJson.stdout)[0].state, 'JOB_STATE_SUCCEEDED');
   });
 
   test('Ctrl-C during finetune names the running job and exits 130; jobs watch into a closed pipe exits 0 quietly', async () => {
