@@ -112,15 +112,39 @@ export function fineTuneCommand(): Command {
         if (!opts.json) process.stdout.write(`uploaded ${opts.file} as dataset ${ds.id} (${ds.numExamples} examples)\n`);
         datasetId = ds.id;
       }
-      return renderJobEvents(client.fineTune(buildRequest(opts, datasetId)), opts);
+      return renderJobEvents(client.fineTune(buildRequest(opts, datasetId)), { ...opts, announceOnInterrupt: true });
     });
   });
+}
+
+function stateName(state: JobState): string {
+  return JobState[state]?.replace('JOB_STATE_', '').toLowerCase() ?? String(state);
+}
+
+/** `jobs get` without --json: one "field: value" line each, the names `jobs list` uses for its columns. */
+function describeJob(j: FineTuneJob): string {
+  const m = j.metrics;
+  const fields: [string, string][] = [
+    ['id', j.id],
+    ['state', stateName(j.state)],
+    ['adapter', (j.request?.adapter ?? '') + (j.adapterVersion ? `@${j.adapterVersion}` : '')],
+    ['dataset', j.request?.datasetId || '-'],
+    ['step', `${j.step}/${j.totalSteps}`],
+    ['loss', fmt(j.loss)],
+    ['created', j.createdAt?.toISOString() ?? '-'],
+    ['started', j.startedAt?.toISOString() ?? '-'],
+    ['finished', j.finishedAt?.toISOString() ?? '-'],
+  ];
+  if (m) fields.push(['metrics', `train loss ${fmt(m.trainLoss)}, eval loss ${fmt(m.evalLoss)}, ${m.steps} steps, ${fmt(m.trainSeconds)} s`]);
+  if (j.error) fields.push(['error', j.error]);
+  const width = Math.max(...fields.map(([k]) => k.length)) + 1;
+  return fields.map(([k, v]) => `${`${k}:`.padEnd(width)} ${v}\n`).join('');
 }
 
 function jobRow(j: FineTuneJob): string[] {
   return [
     j.id,
-    JobState[j.state]?.replace('JOB_STATE_', '').toLowerCase() ?? String(j.state),
+    stateName(j.state),
     j.request?.adapter + (j.adapterVersion ? `@${j.adapterVersion}` : ''),
     `${j.step}/${j.totalSteps}`,
     fmt(j.loss),
@@ -151,7 +175,7 @@ export function jobsCommand(): Command {
       await withClient(opts, async (client) => {
         const job = await client.getFineTuneJob(id);
         if (opts.json) printJson(FineTuneJob.toJSON(job));
-        else process.stdout.write(JSON.stringify(FineTuneJob.toJSON(job), null, 2) + '\n');
+        else process.stdout.write(describeJob(job));
       });
     }),
   );

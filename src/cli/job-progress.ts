@@ -47,10 +47,31 @@ export function describeEvent(e: FineTuneEvent): string {
   }
 }
 
-/** Follows `events` to the end (or, with `detach`, to the first event). */
+/**
+ * Ctrl-C does not stop a job (it runs on the server): say so, and how to
+ * follow or cancel it, then exit 130 as a shell expects after SIGINT.
+ * Returns the function that removes the handler.
+ */
+function announceJobOnInterrupt(jobId: string, stopBar: () => void): () => void {
+  const onInterrupt = () => {
+    stopBar();
+    process.stderr.write(
+      `\njob ${jobId} is still running on the server\n  follow it: gentune jobs watch ${jobId}\n  cancel it: gentune jobs cancel ${jobId}\n`,
+    );
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
+  return () => process.off('SIGINT', onInterrupt);
+}
+
+/**
+ * Follows `events` to the end (or, with `detach`, to the first event). With
+ * `announceOnInterrupt`, SIGINT prints the job id and the commands to watch or
+ * cancel it and exits 130.
+ */
 export async function renderJobEvents(
   events: AsyncIterable<FineTuneEvent>,
-  options: { json?: boolean; detach?: boolean },
+  options: { json?: boolean; detach?: boolean; announceOnInterrupt?: boolean },
 ): Promise<number> {
   const tty = process.stderr.isTTY === true && !options.json;
   let bar: cliProgress.SingleBar | undefined;
@@ -60,9 +81,11 @@ export async function renderJobEvents(
     process.stdout.write(`${text}\n`);
   };
   let last: FineTuneEvent | undefined;
+  let removeInterruptHandler: (() => void) | undefined;
   try {
     for await (const e of events) {
       last = e;
+      if (options.announceOnInterrupt && !removeInterruptHandler) removeInterruptHandler = announceJobOnInterrupt(e.jobId, () => bar?.stop());
       const ev = e.event;
       if (options.json) printJson(FineTuneEvent.toJSON(e));
       else if (ev?.$case === 'progress' && tty) {
@@ -85,6 +108,7 @@ export async function renderJobEvents(
       }
     }
   } finally {
+    removeInterruptHandler?.();
     bar?.stop();
   }
   return last?.event?.$case === 'succeeded' ? 0 : 1;

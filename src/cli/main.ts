@@ -8,6 +8,7 @@
  *   gentune finetune --adapter support --file data/support.jsonl --max-steps 200
  *   gentune jobs watch <job-id>
  */
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { addConfigOptions, resolveConfig } from '../engine/config.js';
 import { adaptersCommand } from './adapter-command.js';
@@ -16,7 +17,13 @@ import { evaluateCommand } from './evaluate-command.js';
 import { fineTuneCommand, jobsCommand } from './fine-tune-command.js';
 import { generateCommand } from './generate-command.js';
 import { infoCommand } from './info-command.js';
-import { reportError } from './output.js';
+import { exitQuietlyOnClosedStdout, reportError } from './output.js';
+
+/** gentune's version, from package.json (the one file that says it). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? '0.0.0';
+}
 
 function serveCommand(): Command {
   const cmd = new Command('serve').description('run the gRPC server (flags override GENTUNE_* environment variables)');
@@ -33,6 +40,7 @@ function serveCommand(): Command {
 export function program(): Command {
   return new Command('gentune')
     .description('fine-tune, evaluate and serve GPT-2 and Llama-family models over gRPC')
+    .version(packageVersion(), '-V, --version', 'print the gentune version')
     .showHelpAfterError()
     .addCommand(serveCommand())
     .addCommand(generateCommand())
@@ -44,6 +52,7 @@ export function program(): Command {
     .addCommand(infoCommand());
 }
 
+exitQuietlyOnClosedStdout();
 try {
   await program().parseAsync(process.argv);
 } catch (err) {

@@ -88,6 +88,19 @@ export function reportError(err: unknown, json = false): void {
   else process.stderr.write(`gentune: ${code}: ${message}\n`);
 }
 
+/**
+ * Makes a closed stdout pipe (`gentune jobs watch ID | head -3`) end the
+ * process with code 0: the reader has all it wanted, as with `seq | head`.
+ * Without this Node raises EPIPE as an unhandled 'error' event and prints a
+ * stack trace.
+ */
+export function exitQuietlyOnClosedStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
+
 /** Writes one JSON line. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);

@@ -239,13 +239,24 @@ export class GentuneClient {
       const onAbort = () => call.cancel();
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       call.on('status', () => opts.signal?.removeEventListener('abort', onAbort));
+      // A failed read of the data (a missing file) is the caller's error, not
+      // the CANCELLED status cancelling produces: reject with it first.
+      let sourceFailed = false;
+      async function* readingSource(pieces: Iterable<Uint8Array> | AsyncIterable<Uint8Array>) {
+        try {
+          yield* pieces;
+        } catch (err) {
+          sourceFailed = true;
+          throw err;
+        }
+      }
       const send = async () => {
         const write = async (chunk: UploadDatasetChunk) => {
           if (!call.write(chunk)) await new Promise((r) => call.once('drain', r));
         };
         await write(UploadDatasetChunk.fromPartial({ payload: { $case: 'metadata', value: metadata } }));
         const pieces = data instanceof Uint8Array ? [data] : data;
-        for await (const piece of pieces) {
+        for await (const piece of readingSource(pieces)) {
           for (const chunk of split(piece, UPLOAD_CHUNK_BYTES)) {
             await write({ payload: { $case: 'data', value: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) } });
           }
@@ -253,7 +264,10 @@ export class GentuneClient {
         call.end();
       };
       // A write after the server failed the call throws; the callback reports the status.
-      send().catch(() => call.cancel());
+      send().catch((err: unknown) => {
+        if (sourceFailed) reject(err);
+        call.cancel();
+      });
     });
   }
 

@@ -1,10 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { JobState } from '../../src/gen/gentune/v1/fine_tune.js';
 import { startHarness, type Harness } from './helpers/harness.js';
 
 const BIN = fileURLToPath(new URL('../../bin/gentune.js', import.meta.url));
@@ -23,6 +25,28 @@ function gentune(args: string[], env: Record<string, string> = {}): Promise<Run>
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** Resolves with the text on `stream` up to the first line matching `re`. */
+function lineMatching(stream: NodeJS.ReadableStream, re: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString();
+      const line = text.split('\n').find((l) => re.test(l));
+      if (line === undefined) return;
+      stream.off('data', onData);
+      resolve(text);
+    };
+    stream.on('data', onData);
+    stream.once('end', () => reject(new Error(`stream ended before ${re}: ${text}`)));
+  });
+}
+
+/** The exit code of a spawned child (a signal counts as a failure). */
+async function exitCode(child: ChildProcess): Promise<number | string> {
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  return code ?? signal ?? -1;
 }
 
 const jsonLines = (s: string) => s.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
@@ -111,6 +135,62 @@ describe('gentune CLI', () => {
     assert.ok(id, ft.stdout);
     const watch = await gentune(['jobs', 'watch', id, '--addr', h.address, '--json']);
     assert.equal(jsonLines(watch.stdout).at(-1).succeeded.adapter, 'cli-det');
+    const get = await gentune(['jobs', 'get', id, '--addr', h.address]);
+    assert.equal(get.code, 0, get.stderr);
+    assert.match(get.stdout, new RegExp(`^id:\\s+${id}$`, 'm'));
+    assert.match(get.stdout, /^state:\s+succeeded$/m);
+    assert.match(get.stdout, /^adapter:\s+cli-det@1$/m);
+    assert.match(get.stdout, /^step:\s+2\/2$/m);
+    const getJson = await gentune(['jobs', 'get', id, '--addr', h.address, '--json']);
+    assert.equal(jsonLines(getJson.stdout)[0].state, 'JOB_STATE_SUCCEEDED');
+  });
+
+  test('Ctrl-C during finetune names the running job and exits 130; jobs watch into a closed pipe exits 0 quietly', async () => {
+    // Its own process group, so that SIGINT reaches the CLI as a terminal sends it (bin/gentune.js ignores it itself).
+    const ft = spawn(process.execPath, [BIN, 'finetune', '--addr', h.address, '--adapter', 'cli-int', '--file', file, '--max-steps', '1000'], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let ftErr = '';
+    ft.stderr!.on('data', (c: Buffer) => (ftErr += c.toString()));
+    const ftExit = exitCode(ft);
+    await lineMatching(ft.stdout!, /^step \d+\/1000 /);
+    process.kill(-ft.pid!, 'SIGINT');
+    assert.equal(await ftExit, 130, ftErr);
+    const id = /job (\S+) is still running/.exec(ftErr)?.[1];
+    assert.ok(id, ftErr);
+    assert.match(ftErr, new RegExp(`gentune jobs watch ${id}\n[^]*gentune jobs cancel ${id}\n`));
+    const job = await h.client.getFineTuneJob(id);
+    assert.ok(job.state === JobState.JOB_STATE_RUNNING || job.state === JobState.JOB_STATE_QUEUED, JobState[job.state]);
+
+    // `gentune jobs watch ID | head -1`: the reader goes away while the job still streams.
+    const watch = spawn(process.execPath, [BIN, 'jobs', 'watch', id, '--addr', h.address], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let watchErr = '';
+    watch.stderr!.on('data', (c: Buffer) => (watchErr += c.toString()));
+    const watchExit = exitCode(watch);
+    await lineMatching(watch.stdout!, /./);
+    watch.stdout!.destroy();
+    assert.equal(await watchExit, 0, watchErr);
+    assert.equal(watchErr, '');
+
+    const cancel = await gentune(['jobs', 'cancel', id, '--addr', h.address]);
+    assert.equal(cancel.code, 0, cancel.stderr);
+  });
+
+  test('datasets upload of a missing file says so (as finetune --file does) and exits 1', async () => {
+    const missing = join(dir, 'missing.jsonl');
+    const up = await gentune(['datasets', 'upload', missing, '--addr', h.address]);
+    const ft = await gentune(['finetune', '--addr', h.address, '--adapter', 'x', '--file', missing]);
+    assert.equal(up.code, 1);
+    assert.match(up.stderr, /^gentune: ERROR: ENOENT: no such file or directory, open '.*missing\.jsonl'$/m);
+    assert.equal(up.stderr, ft.stderr);
+  });
+
+  test('--version prints the package version', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const r = await gentune(['--version']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${pkg.version}\n`);
   });
 
   test('server errors print CODE: details and exit 1; bad flags name the flag', async () => {
