@@ -13,6 +13,8 @@ const METRICS: Record<string, [Metric, keyof MetricValues]> = {
   rouge2: [Metric.METRIC_ROUGE2, 'rouge2'],
   rougeL: [Metric.METRIC_ROUGE_L, 'rougeL'],
   exact_match: [Metric.METRIC_EXACT_MATCH, 'exactMatch'],
+  chrf: [Metric.METRIC_CHRF, 'chrf'],
+  'chrf++': [Metric.METRIC_CHRF_PLUS_PLUS, 'chrfPlusPlus'],
 };
 const DEFAULT_METRICS = ['loss', 'perplexity', 'token_accuracy'];
 
@@ -43,7 +45,7 @@ export function evaluateCommand(): Command {
     .option('--base', 'also evaluate the base model (always, without --adapters)')
     .option('--metrics <list>', `comma-separated: ${Object.keys(METRICS).join(', ')}`, listArg)
     .addOption(new Option('--max-examples <n>', 'only the first N examples').argParser(intArg('--max-examples', 1)))
-    .addOption(new Option('--max-new-tokens <n>', 'generation length for bleu/rouge/exact_match').argParser(intArg('--max-new-tokens', 1)))
+    .addOption(new Option('--max-new-tokens <n>', 'generation length for bleu/chrf/rouge/exact_match').argParser(intArg('--max-new-tokens', 1)))
     .addOption(new Option('--max-seq-len <n>', 'truncate sequences to N tokens').argParser(intArg('--max-seq-len', 1)))
     .option('--examples', 'print per-example rows (with --json)');
   return clientOptions(cmd).action(async (opts: EvaluateOptions) => {

@@ -1,8 +1,8 @@
 /**
  * Evaluate: scores the base model and/or adapters on one dataset. Token
  * metrics (loss, perplexity, token accuracy) come from teacher forcing
- * (src/training/evaluate-loss.ts); generation metrics (BLEU, ROUGE, exact
- * match) from greedy-or-as-asked generation for each prompt, scored against
+ * (src/training/evaluate-loss.ts); generation metrics (BLEU, chrF, ROUGE,
+ * exact match) from greedy-or-as-asked generation for each prompt, scored against
  * its completion (src/eval). Work is cut into small pieces with a readback
  * each, so the event loop keeps turning and an abort stops it quickly.
  */
@@ -27,6 +27,7 @@ import { modelSampling } from './generation-service.js';
 const TOKEN_METRICS: readonly MetricName[] = ['loss', 'perplexity', 'tokenAccuracy'];
 const GENERATION_METRICS: Partial<Record<MetricName, GenerationMetricName>> = {
   bleu: 'bleu', rouge1: 'rouge1', rouge2: 'rouge2', rougeL: 'rougeL', exactMatch: 'exact_match',
+  chrf: 'chrf', chrfPlusPlus: 'chrf_plus_plus',
 };
 /** Sequences per teacher-forcing readback (one chunk of work between event-loop turns). */
 const LOSS_CHUNK = 16;

@@ -1,14 +1,16 @@
 /**
- * Evaluation metrics: generation metrics (BLEU, ROUGE, exact match) scored
+ * Evaluation metrics: generation metrics (BLEU, chrF, ROUGE, exact match) scored
  * against references, and token-level loss, perplexity and accuracy.
  */
 import { InvalidArgument } from '../common/errors.js';
 import { type BleuOptions, type BleuScore, computeBleu, bleuSegmentStats, sumBleuStats } from './bleu.js';
+import { type ChrfOptions, type ChrfScore, CHRF_PLUS_PLUS, chrfSegmentStats, computeChrf, sumChrfStats } from './chrf.js';
 import { checkCorpus } from './corpus-args.js';
 import { corpusExactMatch, type ExactMatchOptions } from './exact-match.js';
 import { corpusRouge, type RougeScore, type RougeType } from './rouge.js';
 
 export * from './bleu.js';
+export * from './chrf.js';
 export * from './exact-match.js';
 export * from './perplexity.js';
 export * from './porter-stemmer.js';
@@ -17,14 +19,18 @@ export * from './token-accuracy.js';
 export { tokenize13a } from './tokenizer-13a.js';
 
 /** Generation metrics by their names in the Evaluate RPC. */
-export type GenerationMetricName = 'bleu' | 'rouge1' | 'rouge2' | 'rougeL' | 'exact_match';
+export type GenerationMetricName = 'bleu' | 'chrf' | 'chrf_plus_plus' | 'rouge1' | 'rouge2' | 'rougeL' | 'exact_match';
 
-const GENERATION_METRICS: readonly GenerationMetricName[] = ['bleu', 'rouge1', 'rouge2', 'rougeL', 'exact_match'];
+const GENERATION_METRICS: readonly GenerationMetricName[] = [
+  'bleu', 'chrf', 'chrf_plus_plus', 'rouge1', 'rouge2', 'rougeL', 'exact_match',
+];
 
 /** Options of {@link computeGenerationMetrics}; defaults are each tool's own. */
 export interface GenerationMetricsOptions {
   /** sacrebleu options; default 13a, exp smoothing, order 4. */
   bleu?: BleuOptions;
+  /** sacrebleu chrF options for `chrf`; default char order 6, beta 2. `chrf_plus_plus` adds word order 2. */
+  chrf?: ChrfOptions;
   /** rouge-score's `use_stemmer`. Default false. */
   rougeUseStemmer?: boolean;
   /** Exact-match options; default case-sensitive. */
@@ -38,20 +44,24 @@ export type MetricValues = Partial<Record<GenerationMetricName, number>>;
 export interface GenerationMetrics {
   /**
    * Corpus values: `bleu` is sacrebleu's corpus BLEU (0..100, statistics
-   * pooled over the corpus); `rouge1`/`rouge2`/`rougeL` are the mean of
+   * pooled over the corpus); `chrf`/`chrf_plus_plus` are sacrebleu's corpus
+   * chrF/chrF++ (0..100, statistics pooled likewise); `rouge1`/`rouge2`/`rougeL` are the mean of
    * per-example ROUGE F-measures (0..1); `exact_match` is the fraction of
    * examples matching a reference (0..1).
    */
   aggregates: MetricValues;
   /**
    * One row per example: `bleu` is sacrebleu's sentence BLEU (0..100, exp
-   * smoothing, effective order); ROUGE values are that example's F-measure
+   * smoothing, effective order); `chrf`/`chrf_plus_plus` sentence chrF/chrF++
+   * (0..100); ROUGE values are that example's F-measure
    * against its best reference; `exact_match` is 0 or 1.
    */
   perExample: MetricValues[];
   /** Full detail: BLEU statistics and ROUGE precision/recall means. */
   details: {
     bleu?: BleuScore;
+    chrf?: ChrfScore;
+    chrf_plus_plus?: ChrfScore;
     rouge?: Partial<Record<RougeType, RougeScore>>;
   };
 }
@@ -59,7 +69,7 @@ export interface GenerationMetrics {
 /**
  * Scores generated `hypotheses` against `references` (`references[i]` lists
  * every reference of `hypotheses[i]`, one or more) with the named metrics.
- * Each metric is computed as its reference tool does: BLEU as sacrebleu,
+ * Each metric is computed as its reference tool does: BLEU and chrF as sacrebleu,
  * ROUGE as Google's rouge-score (best of several references per example, as
  * its `score_multi`), exact match as {@link normalizeForExactMatch}.
  *
@@ -91,6 +101,17 @@ export function computeGenerationMetrics(
     const sentenceOptions = { ...bleuOptions, effectiveOrder: bleuOptions.effectiveOrder ?? true };
     stats.forEach((s, i) => {
       perExample[i].bleu = computeBleu(s, sentenceOptions).score;
+    });
+  }
+
+  for (const name of ['chrf', 'chrf_plus_plus'] as const) {
+    if (!wanted.has(name)) continue;
+    const chrfOptions = name === 'chrf' ? (options.chrf ?? {}) : { ...options.chrf, ...CHRF_PLUS_PLUS };
+    const stats = chrfSegmentStats(hypotheses, references, chrfOptions);
+    details[name] = computeChrf(sumChrfStats(stats), chrfOptions);
+    aggregates[name] = details[name].score;
+    stats.forEach((s, i) => {
+      perExample[i][name] = computeChrf(s, chrfOptions).score;
     });
   }
 

@@ -24,6 +24,8 @@ const METRICS = new Map<number, MetricName>([
   [Metric.METRIC_ROUGE2, 'rouge2'],
   [Metric.METRIC_ROUGE_L, 'rougeL'],
   [Metric.METRIC_EXACT_MATCH, 'exactMatch'],
+  [Metric.METRIC_CHRF, 'chrf'],
+  [Metric.METRIC_CHRF_PLUS_PLUS, 'chrfPlusPlus'],
 ]);
 const METRIC_NAMES = [...METRICS.keys()].map((m) => Metric[m]).join(', ');
 

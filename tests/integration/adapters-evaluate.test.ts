@@ -110,7 +110,7 @@ describe('Adapters and Evaluate', () => {
       examples: EXAMPLES,
       adapters: ['alpha', 'beta@1'],
       includeBaseModel: true,
-      metrics: [Metric.METRIC_LOSS, Metric.METRIC_PERPLEXITY, Metric.METRIC_EXACT_MATCH],
+      metrics: [Metric.METRIC_LOSS, Metric.METRIC_PERPLEXITY, Metric.METRIC_EXACT_MATCH, Metric.METRIC_CHRF_PLUS_PLUS],
       includeExamples: true,
     });
     assert.equal(res.numExamples, 3);
@@ -118,7 +118,11 @@ describe('Adapters and Evaluate', () => {
     for (const r of res.results) {
       assert.ok(Number.isFinite(r.metrics?.loss) && Number.isFinite(r.metrics?.perplexity));
       assert.ok(r.metrics?.exactMatch !== undefined);
+      const chrfPlusPlus = r.metrics?.chrfPlusPlus;
+      assert.ok(chrfPlusPlus !== undefined && chrfPlusPlus >= 0 && chrfPlusPlus <= 100, `chrF++ 0..100, got ${chrfPlusPlus}`);
+      assert.ok(r.examples.every((e) => e.metrics?.chrfPlusPlus !== undefined), 'sentence chrF++ per example');
       assert.equal(r.metrics?.bleu, undefined, 'only requested metrics are set');
+      assert.equal(r.metrics?.chrf, undefined, 'only requested metrics are set');
       assert.equal(r.examples.length, 3);
     }
   });

@@ -12,7 +12,9 @@ export type MetricName =
   | 'rouge1'
   | 'rouge2'
   | 'rougeL'
-  | 'exactMatch';
+  | 'exactMatch'
+  | 'chrf'
+  | 'chrfPlusPlus';
 
 /** Metric values; only the requested ones are set. */
 export type MetricValues = Partial<Record<MetricName, number>>;

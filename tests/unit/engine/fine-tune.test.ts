@@ -141,7 +141,7 @@ test('evaluate scores the base model and adapters with token and generation metr
       data: { datasetId: dataset.id },
       includeBaseModel: true,
       adapters: [{ name: 'animals' }],
-      metrics: ['loss', 'perplexity', 'tokenAccuracy', 'bleu', 'rougeL', 'exactMatch'],
+      metrics: ['loss', 'perplexity', 'tokenAccuracy', 'bleu', 'chrf', 'rougeL', 'exactMatch'],
       generation: greedy(6),
       maxExamples: 4,
       includeExamples: true,
@@ -152,10 +152,11 @@ test('evaluate scores the base model and adapters with token and generation metr
   assert.ok(result.numTokens > 0);
   assert.deepEqual(result.results.map((r) => r.adapter), ['', 'animals@1']);
   for (const r of result.results) {
-    assert.deepEqual(Object.keys(r.metrics).sort(), ['bleu', 'exactMatch', 'loss', 'perplexity', 'rougeL', 'tokenAccuracy']);
+    assert.deepEqual(Object.keys(r.metrics).sort(), ['bleu', 'chrf', 'exactMatch', 'loss', 'perplexity', 'rougeL', 'tokenAccuracy']);
     assert.ok(Math.abs(r.metrics.perplexity! - Math.exp(r.metrics.loss!)) < 1e-6 * r.metrics.perplexity!);
     assert.equal(r.examples.length, 4);
-    assert.ok(r.examples.every((e, i) => e.index === i && e.metrics.loss !== undefined && e.metrics.bleu !== undefined));
+    assert.ok(r.examples.every((e, i) => e.index === i && e.metrics.loss !== undefined && e.metrics.bleu !== undefined && e.metrics.chrf !== undefined));
+    assert.ok(r.metrics.chrf! >= 0 && r.metrics.chrf! <= 100);
   }
   // Fine-tuned on this very data: lower loss than the base model.
   assert.ok(result.results[1].metrics.loss! < result.results[0].metrics.loss!);

@@ -12,7 +12,7 @@ const REFS = [
   ['It was not unexpected.', 'No one was surprised.'],
   ['The man bit him first.', 'The man had bitten the dog.'],
 ];
-const ALL: GenerationMetricName[] = ['bleu', 'rouge1', 'rouge2', 'rougeL', 'exact_match'];
+const ALL: GenerationMetricName[] = ['bleu', 'chrf', 'chrf_plus_plus', 'rouge1', 'rouge2', 'rougeL', 'exact_match'];
 
 function assertClose(actual: number | undefined, expected: number, epsilon: number, what = ''): void {
   assert.ok(actual !== undefined && Math.abs(actual - expected) < epsilon, `${what} expected ${expected}, got ${actual}`);
@@ -38,6 +38,17 @@ test('per-example rows: sentence BLEU, ROUGE F against the best reference, 0/1 e
   assert.deepEqual(perExample.map((row) => row.exact_match), [1, 0, 0]);
 });
 
+test('chrF and chrF++: sacrebleu corpus scores in aggregates, sentence scores per example (sacrebleu 2.6.0)', () => {
+  const result = computeGenerationMetrics(['chrf', 'chrf_plus_plus'], HYPS, REFS);
+  assertClose(result.aggregates.chrf, 59.72751782684763, 1e-9, 'chrf');
+  assertClose(result.aggregates.chrf_plus_plus, 59.15310444399262, 1e-9, 'chrf++');
+  assert.equal(result.details.chrf_plus_plus?.name, 'chrF2++');
+  assertClose(result.perExample[1].chrf, 35.34635301425291, 1e-9, 'chrf[1]');
+  assertClose(result.perExample[1].chrf_plus_plus, 29.14513880802484, 1e-9, 'chrf++[1]');
+  const beta3 = computeGenerationMetrics(['chrf'], ['aa'], [['ab']], { chrf: { beta: 3 } });
+  assertClose(beta3.aggregates.chrf, 25.0, 1e-4, 'test_chrf.py effective order ["aa"] vs ["ab"]');
+});
+
 test('only the requested metrics are computed, duplicates once', () => {
   const result = computeGenerationMetrics(['rougeL', 'rougeL'], HYPS, REFS);
   assert.deepEqual(Object.keys(result.aggregates), ['rougeL']);
@@ -60,11 +71,11 @@ test('options reach each metric', () => {
 
 test('empty hypotheses score zero everywhere', () => {
   const result = computeGenerationMetrics(ALL, ['', '', ''], REFS);
-  assert.deepEqual(result.aggregates, { bleu: 0, rouge1: 0, rouge2: 0, rougeL: 0, exact_match: 0 });
+  assert.deepEqual(result.aggregates, { bleu: 0, chrf: 0, chrf_plus_plus: 0, rouge1: 0, rouge2: 0, rougeL: 0, exact_match: 0 });
 });
 
 test('bad requests are rejected with InvalidArgument', () => {
-  assert.throws(() => computeGenerationMetrics(['chrf' as GenerationMetricName], HYPS, REFS), /`metrics` must be among/);
+  assert.throws(() => computeGenerationMetrics(['meteor' as GenerationMetricName], HYPS, REFS), /`metrics` must be among/);
   assert.throws(() => computeGenerationMetrics(ALL, [], []), InvalidArgument);
   assert.throws(() => computeGenerationMetrics(ALL, HYPS, REFS.slice(1)), /one entry per hypothesis \(3\), got 2/);
 });

@@ -37,6 +37,16 @@ export enum Metric {
   METRIC_ROUGE_L = 7,
   /** METRIC_EXACT_MATCH - Fraction of generations equal to the reference after trimming whitespace. */
   METRIC_EXACT_MATCH = 8,
+  /**
+   * METRIC_CHRF - Corpus chrF of generations against references, 0..100, as sacrebleu
+   * computes it (character n-grams up to 6, whitespace removed, beta 2).
+   */
+  METRIC_CHRF = 9,
+  /**
+   * METRIC_CHRF_PLUS_PLUS - Corpus chrF++, 0..100: chrF plus word unigrams and bigrams (sacrebleu's
+   * word order 2).
+   */
+  METRIC_CHRF_PLUS_PLUS = 10,
   UNRECOGNIZED = -1,
 }
 
@@ -69,6 +79,12 @@ export function metricFromJSON(object: any): Metric {
     case 8:
     case "METRIC_EXACT_MATCH":
       return Metric.METRIC_EXACT_MATCH;
+    case 9:
+    case "METRIC_CHRF":
+      return Metric.METRIC_CHRF;
+    case 10:
+    case "METRIC_CHRF_PLUS_PLUS":
+      return Metric.METRIC_CHRF_PLUS_PLUS;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -96,6 +112,10 @@ export function metricToJSON(object: Metric): string {
       return "METRIC_ROUGE_L";
     case Metric.METRIC_EXACT_MATCH:
       return "METRIC_EXACT_MATCH";
+    case Metric.METRIC_CHRF:
+      return "METRIC_CHRF";
+    case Metric.METRIC_CHRF_PLUS_PLUS:
+      return "METRIC_CHRF_PLUS_PLUS";
     case Metric.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -126,7 +146,7 @@ export interface EvaluateRequest {
   includeBaseModel: boolean;
   /**
    * Metrics to compute, no duplicates. Default [LOSS, PERPLEXITY,
-   * TOKEN_ACCURACY]. BLEU, ROUGE and EXACT_MATCH generate for every example.
+   * TOKEN_ACCURACY]. BLEU, CHRF, CHRF_PLUS_PLUS, ROUGE and EXACT_MATCH generate for every example.
    */
   metrics: Metric[];
   /**
@@ -163,7 +183,15 @@ export interface MetricValues {
   rouge1?: number | undefined;
   rouge2?: number | undefined;
   rougeL?: number | undefined;
-  exactMatch?: number | undefined;
+  exactMatch?:
+    | number
+    | undefined;
+  /** chrF, 0..100 (corpus level in aggregates, sentence level per example). */
+  chrf?:
+    | number
+    | undefined;
+  /** chrF++, 0..100 (corpus level in aggregates, sentence level per example). */
+  chrfPlusPlus?: number | undefined;
 }
 
 /** Scores of one example under one model. */
@@ -172,7 +200,7 @@ export interface ExampleResult {
   index: number;
   /** The generated text, when a generation metric was requested. */
   generated: string;
-  /** Per-example values (BLEU is sentence-level here). */
+  /** Per-example values (BLEU, chrF and chrF++ are sentence-level here). */
   metrics?: MetricValues | undefined;
 }
 
@@ -180,7 +208,7 @@ export interface ExampleResult {
 export interface ModelEvaluation {
   /** "name@version" of the adapter; empty for the base model. */
   adapter: string;
-  /** Aggregates over all examples (BLEU at corpus level). */
+  /** Aggregates over all examples (BLEU, chrF and chrF++ at corpus level). */
   metrics?:
     | MetricValues
     | undefined;
@@ -456,6 +484,8 @@ function createBaseMetricValues(): MetricValues {
     rouge2: undefined,
     rougeL: undefined,
     exactMatch: undefined,
+    chrf: undefined,
+    chrfPlusPlus: undefined,
   };
 }
 
@@ -484,6 +514,12 @@ export const MetricValues: MessageFns<MetricValues> = {
     }
     if (message.exactMatch !== undefined) {
       writer.uint32(65).double(message.exactMatch);
+    }
+    if (message.chrf !== undefined) {
+      writer.uint32(73).double(message.chrf);
+    }
+    if (message.chrfPlusPlus !== undefined) {
+      writer.uint32(81).double(message.chrfPlusPlus);
     }
     return writer;
   },
@@ -565,6 +601,22 @@ export const MetricValues: MessageFns<MetricValues> = {
             message.exactMatch = reader.double();
             continue;
           }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.chrf = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.chrfPlusPlus = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -599,6 +651,12 @@ export const MetricValues: MessageFns<MetricValues> = {
         : isSet(object.exact_match)
         ? globalThis.Number(object.exact_match)
         : undefined,
+      chrf: isSet(object.chrf) ? globalThis.Number(object.chrf) : undefined,
+      chrfPlusPlus: isSet(object.chrfPlusPlus)
+        ? globalThis.Number(object.chrfPlusPlus)
+        : isSet(object.chrf_plus_plus)
+        ? globalThis.Number(object.chrf_plus_plus)
+        : undefined,
     };
   },
 
@@ -628,6 +686,12 @@ export const MetricValues: MessageFns<MetricValues> = {
     if (message.exactMatch !== undefined) {
       obj.exactMatch = floatToJson(message.exactMatch);
     }
+    if (message.chrf !== undefined) {
+      obj.chrf = floatToJson(message.chrf);
+    }
+    if (message.chrfPlusPlus !== undefined) {
+      obj.chrfPlusPlus = floatToJson(message.chrfPlusPlus);
+    }
     return obj;
   },
 
@@ -644,6 +708,8 @@ export const MetricValues: MessageFns<MetricValues> = {
     message.rouge2 = object.rouge2 ?? undefined;
     message.rougeL = object.rougeL ?? undefined;
     message.exactMatch = object.exactMatch ?? undefined;
+    message.chrf = object.chrf ?? undefined;
+    message.chrfPlusPlus = object.chrfPlusPlus ?? undefined;
     return message;
   },
 };
