@@ -28,7 +28,9 @@ import { FailedPrecondition } from '../common/errors.js';
 import type { Adapter } from '../model/adapter.js';
 import { loadAdapter, saveAdapter } from '../model/checkpoint/peft-adapter.js';
 import type { GptConfig } from '../model/gpt-config.js';
-import { META_FILE, readVersion } from './adapter-version-folder.js';
+import { META_FILE, readVersion, type StoredAdapterVersion } from './adapter-version-folder.js';
+
+export type { StoredAdapterVersion } from './adapter-version-folder.js';
 import { hiddenName, isOrphanedName, publishDir, removeDir, syncDir, writeJsonSynced } from './store-files.js';
 import { type DirtyScope, StoreWatcher } from './store-watcher.js';
 
@@ -41,23 +43,6 @@ export const DEFAULT_RESCAN_MS = 2000;
 /** Attempts at the next version number when another writer takes it first. */
 const SAVE_ATTEMPTS = 5;
 
-/** What the store knows of one stored version (residency is the registry's business). */
-export interface StoredAdapterVersion {
-  name: string;
-  version: number;
-  baseModel: string;
-  method: 'lora' | 'last_layers';
-  /** 0 for last_layers. */
-  r: number;
-  /** 0 for last_layers. */
-  loraAlpha: number;
-  /** PEFT's target_modules; empty for last_layers. */
-  targetModules: string[];
-  /** Bytes of the weights file. */
-  sizeBytes: number;
-  createdAtMs: number;
-  jobId?: string;
-}
 
 /** Versions that appeared in, or vanished from, the store (by another writer, or this one). */
 export interface AdapterStoreChange {

@@ -8,7 +8,24 @@
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LAST_LAYERS_PEFT_TYPE } from '../model/checkpoint/peft-adapter.js';
-import type { StoredAdapterVersion } from './adapter-store.js';
+
+/** What the store knows of one stored version (residency is the registry's business). */
+export interface StoredAdapterVersion {
+  name: string;
+  version: number;
+  baseModel: string;
+  method: 'lora' | 'last_layers';
+  /** 0 for last_layers. */
+  r: number;
+  /** 0 for last_layers. */
+  loraAlpha: number;
+  /** PEFT's target_modules; empty for last_layers. */
+  targetModules: string[];
+  /** Bytes of the weights file. */
+  sizeBytes: number;
+  createdAtMs: number;
+  jobId?: string;
+}
 
 /** gentune's own record in a version folder: when it was made and by which job. */
 export const META_FILE = 'gentune.json';

@@ -13,29 +13,12 @@
  * thread then never loads TensorFlow.js. `threads: false` builds the same
  * engine on the calling thread, training included.
  */
-import type { Logger } from 'pino';
 import type { GentuneConfig } from './config.js';
 import type { Engine } from './engine-api.js';
-import type { EngineMetrics } from './engine-metrics.js';
 
-/** Things tests and embedders may set that the server's config does not carry. */
-export interface EngineOptions {
-  /** Default: pino at config.logLevel. */
-  log?: Logger;
-  /** Resident bytes of idle, unpinned adapters before eviction. */
-  adapterBudgetBytes?: number;
-  /** Where the engine reports its work (src/observability's Prometheus metrics); default: nowhere. */
-  metrics?: EngineMetrics;
-  /**
-   * true (the default): the engine runs in a serving worker thread and each
-   * fine-tune job in a worker of its own; the calling thread only forwards
-   * calls, so model work never stalls its event loop. false: everything runs
-   * on the calling thread (unit tests that need direct access, comparisons).
-   */
-  threads?: boolean;
-  /** Fine-tune jobs trained at once (default 1); the others wait queued. */
-  maxConcurrentJobs?: number;
-}
+import type { EngineOptions } from './engine-options.js';
+
+export type { EngineOptions } from './engine-options.js';
 
 /**
  * Initialises the backend, loads the base model, opens the stores and returns

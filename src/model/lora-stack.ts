@@ -18,7 +18,7 @@
  * custom-gradient path.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { LoraModule, LoraWeights, RowSegment } from './lora.js';
+import type { LoraModule, LoraWeights, RowSegment } from './lora-weights.js';
 
 /** One projection's stacked weights: A and B of every adapter of the stack that adapts it. */
 interface StackedModule {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { type LoraStackCache, stackedLoraDelta } from './lora-stack.js';
+import type { LoraWeights, RowSegment } from './lora-weights.js';
 import { hostLoraDelta, hostLoraSupports, type HostLoraRun } from './kernels/host-lora.js';
 import { onHostBackend } from './kernels/host-memory.js';
 import { matMul, recordingGradients } from './matmul.js';
@@ -14,33 +15,7 @@ import { matMul, recordingGradients } from './matmul.js';
  */
 export const STACKED_MAX_ROWS = 256;
 
-/** Modules of a GPT-2 block that LoRA can target, named as in GPT2Block (PEFT's names). */
-export const GPT2_LORA_TARGETS = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'] as const;
-/** Modules of a Llama-family block that LoRA can target, named as in LlamaDecoderLayer. */
-export const LLAMA_LORA_TARGETS = [
-  'self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj',
-] as const;
-/** A projection of a block, by its module name within the block; which a model has is its family's (family-modules.ts). */
-export type LoraTarget = (typeof GPT2_LORA_TARGETS)[number] | (typeof LLAMA_LORA_TARGETS)[number];
-
-/** One adapted projection. Stored for a plain forward matMul (PEFT's A is [r, in], B is [out, r]). */
-export interface LoraModule {
-  /** A transposed: [in, r]. */
-  a: tf.Tensor2D;
-  /** B transposed: [r, out]. */
-  b: tf.Tensor2D;
-}
-
-/** A LoRA adapter resident on the backend: delta(x) = scale * (x @ a) @ b. */
-export interface LoraWeights {
-  r: number;
-  alpha: number;
-  /** alpha / r, or alpha / sqrt(r) with rsLoRA. */
-  scale: number;
-  targets: LoraTarget[];
-  /** Key `${layer}.${target}`, e.g. `3.attn.c_attn`, `3.self_attn.q_proj`. */
-  modules: Map<string, LoraModule>;
-}
+export { GPT2_LORA_TARGETS, LLAMA_LORA_TARGETS, type LoraModule, type LoraTarget, type LoraWeights, type RowSegment } from './lora-weights.js';
 
 /** The scale PEFT applies: alpha / r, or alpha / sqrt(r) when rsLoRA is on. */
 export function loraScale(r: number, alpha: number, rsLora = false): number {
@@ -62,17 +37,6 @@ export function loraBytes(lora: LoraWeights): number {
   return n * 4;
 }
 
-/**
- * A run of consecutive batch rows that use the same adapter (no adapter: the
- * base model). No per-step merging: the delta is added to the base output.
- */
-export interface RowSegment {
-  /** First batch row. */
-  start: number;
-  /** Rows in the run. */
-  count: number;
-  lora?: LoraWeights;
-}
 
 /** Options for LoRA during training. */
 export interface LoraTrainingOptions {

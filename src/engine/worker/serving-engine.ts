@@ -20,7 +20,7 @@ import { GptModel } from '../../model/gpt-model.js';
 import { AdapterRegistry, DEFAULT_ADAPTER_BUDGET_BYTES } from '../adapter-registry.js';
 import { AdapterStore } from '../adapter-store.js';
 import type { GentuneConfig } from '../config.js';
-import type { EngineOptions } from '../create-engine.js';
+import type { EngineOptions } from '../engine-options.js';
 import { DatasetStore } from '../dataset-store.js';
 import type {
   AdapterInfo,

@@ -25,7 +25,7 @@ import { pino, type Logger } from 'pino';
 import { Unavailable } from '../../common/errors.js';
 import { ChunkChannel } from '../chunk-channel.js';
 import type { GentuneConfig } from '../config.js';
-import type { EngineOptions } from '../create-engine.js';
+import type { EngineOptions } from '../engine-options.js';
 import type {
   AdapterInfo,
   AdapterRef,
