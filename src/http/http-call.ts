@@ -3,6 +3,7 @@
  * of src/server/rpc.ts:
  *
  *   route(deps, { operation: 'models.list', role: 'ListAdapters' }, async (req, ctx) => json)
+ *   route(deps, { operation: 'files.content', role: 'ListDatasets' }, async (req, ctx) => new RawReply(type, bytes))
  *   route(deps, { operation: 'chat.completions', role: 'Generate', streaming: true }, async (req, ctx) => sse(events))
  *
  * Each call is admitted in the same order and under the same limits as a gRPC
@@ -76,17 +77,6 @@ export class RawReply {
   ) {}
 }
 
-/** What a route body returns: a JSON value (status 200 unless `status` is given), an SSE stream or raw bytes. */
-export type RouteResult = unknown;
-
-/** Marks a JSON result with a status other than 200. */
-export class JsonReply {
-  constructor(
-    readonly status: number,
-    readonly value: unknown,
-  ) {}
-}
-
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The header's values as a list (Node joins repeated headers into an array for some names only). */
@@ -143,7 +133,8 @@ async function streamSse(reply: FastifyReply, result: SseReply, requestId: strin
 export function route<Req extends FastifyRequest = FastifyRequest>(
   deps: HttpDeps,
   spec: RouteSpec,
-  body: (request: Req, ctx: HttpCallContext) => Promise<RouteResult>,
+  /** Returns a JSON value (sent with status 200), an SseReply or a RawReply. */
+  body: (request: Req, ctx: HttpCallContext) => Promise<unknown>,
 ): RouteHandlerMethod {
   return async function handler(request, reply) {
     const started = performance.now();
@@ -191,9 +182,8 @@ export function route<Req extends FastifyRequest = FastifyRequest>(
         finish(200, 'OK');
         return reply.code(200).type(result.contentType).send(result.body);
       }
-      const status = result instanceof JsonReply ? result.status : 200;
-      finish(status, 'OK');
-      return reply.code(status).send(result instanceof JsonReply ? result.value : result);
+      finish(200, 'OK');
+      return reply.code(200).send(result);
     } catch (err) {
       const e = toHttpError(controller.signal.aborted ? controller.signal.reason : err, log);
       finish(e.status, e.codeName);
