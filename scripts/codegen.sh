@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the TypeScript protobuf/gRPC code from proto/ with ts-proto.
+# Regenerates the TypeScript protobuf/gRPC code from proto/ with ts-proto, and
+# the FileDescriptorSet that server reflection serves.
 #
 #   scripts/codegen.sh            writes src/gen/ (commit the result)
 #   scripts/codegen.sh OUT_DIR    writes OUT_DIR/ instead (the test that proves
@@ -34,3 +35,9 @@ gen() { protoc -I. -I"$wkt" --plugin="protoc-gen-ts_proto=$plugin" --ts_proto_ou
 (cd "$root/proto" && gen gentune/v1/*.proto)
 # The standard health service, for the typed client (-> $out/health/v1/health.ts).
 (cd "$root/node_modules/grpc-health-check/proto" && gen health/v1/health.proto)
+# Every .proto the server speaks, as protoc's FileDescriptorSet with the real
+# file names and imports (-> $out/descriptor-set.binpb): server reflection serves
+# these bytes (src/server/reflection.ts). No source info, so comments do not
+# change it.
+health="$root/node_modules/grpc-health-check/proto"
+(cd "$root/proto" && protoc -I. -I"$health" -I"$wkt" --include_imports --descriptor_set_out="$out/descriptor-set.binpb" gentune/v1/*.proto health/v1/health.proto)
