@@ -2,7 +2,8 @@
 # Regenerates the TypeScript protobuf/gRPC code from proto/ with ts-proto, and
 # the FileDescriptorSet that server reflection serves.
 #
-#   scripts/codegen.sh            writes src/gen/ (commit the result)
+#   scripts/codegen.sh            writes src/gen/, and the Python client under
+#                                 clients/python/ (scripts/python-stubs.sh; commit both)
 #   scripts/codegen.sh OUT_DIR    writes OUT_DIR/ instead (the test that proves
 #                                 src/gen/ is current diffs the two)
 #
@@ -41,3 +42,7 @@ gen() { protoc -I. -I"$wkt" --plugin="protoc-gen-ts_proto=$plugin" --ts_proto_ou
 # change it.
 health="$root/node_modules/grpc-health-check/proto"
 (cd "$root/proto" && protoc -I. -I"$health" -I"$wkt" --include_imports --descriptor_set_out="$out/descriptor-set.binpb" gentune/v1/*.proto health/v1/health.proto)
+
+# The committed Python client, from the same protos (only when writing src/gen/:
+# the drift test checks clients/python/ on its own).
+if [ $# -eq 0 ]; then "$root/scripts/python-stubs.sh"; fi

@@ -1,18 +1,19 @@
 /**
- * A Python client (Debian's python3-grpcio) talks to the server through stubs
- * generated from proto/ at test time: proves the contract works across
- * languages, for the whole path a user walks (python/check_client.py): health,
- * a streamed generation, a fine-tune followed to the end, Evaluate of the base
- * model against the new adapter, a generation with it. Needs /usr/bin/python3
- * with grpcio and what scripts/python-stubs.sh needs (protoc,
- * grpc_python_plugin, libprotobuf-dev's well-known types): skipped without
- * them, failed without them under CI (tests/helpers/test-peer.ts).
+ * A Python client (Debian's python3-grpcio) talks to the server through the
+ * committed client under clients/python/, run the one way its README says
+ * (`PYTHONPATH=clients/python python3 ...`, nothing generated): proves the
+ * contract works across languages, for the whole path a user walks
+ * (python/check_client.py): health, a streamed generation, a fine-tune followed
+ * to the end, Evaluate of the base model against the new adapter, a generation
+ * with it; and that clients/python/example.py runs as shown. Needs
+ * /usr/bin/python3 with grpcio: skipped without it, failed without it under CI
+ * (tests/helpers/test-peer.ts). codegen.test.ts proves clients/python/ is what
+ * proto/ generates.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startHarness, type Harness } from './helpers/harness.js';
@@ -20,37 +21,33 @@ import { requirePeer, skipWithoutPeer } from '../helpers/test-peer.js';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./python/check_client.py', import.meta.url));
-const STUBS_SCRIPT = fileURLToPath(new URL('../../scripts/python-stubs.sh', import.meta.url));
+const CLIENT = fileURLToPath(new URL('../../clients/python', import.meta.url));
+const EXAMPLE = join(CLIENT, 'example.py');
+// What clients/python/README.md says to run; no bytecode written into the tree.
+const ENV = { ...process.env, PYTHONPATH: CLIENT, PYTHONDONTWRITEBYTECODE: '1' };
 
-/** Generates _pb2 / _pb2_grpc modules into `out` with scripts/python-stubs.sh; returns null on success, else why it could not. */
-function generateStubs(out: string): string | null {
-  const r = spawnSync(STUBS_SCRIPT, [out], { encoding: 'utf8' });
-  if (r.status === 0) return null;
-  return `scripts/python-stubs.sh failed: ${(r.stderr || String(r.error)).trim().split('\n')[0]}`;
-}
-
-const pythonOk = existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import grpc']).status === 0;
+const missing = !(existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import grpc']).status === 0) &&
+  `${PYTHON} with grpcio not available (apt-get install -y python3-grpcio)`;
 let h: Harness;
-let gen: string;
-let missing: string | false = pythonOk ? false : `${PYTHON} with grpcio not available (apt-get install -y python3-grpcio)`;
 
 before(async () => {
-  gen = mkdtempSync(join(tmpdir(), 'gentune-py-'));
-  if (!missing) missing = generateStubs(gen) ?? false;
   h = await startHarness();
 });
 after(async () => {
   await h.close();
-  rmSync(gen, { recursive: true, force: true });
 });
+
+/** Runs a Python script with PYTHONPATH=clients/python; resolves to its stdout. */
+function python(args: string[], timeout: number): Promise<string> {
+  return new Promise<string>((resolve, reject) =>
+    execFile(PYTHON, args, { timeout, env: ENV }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))),
+  );
+}
 
 test('a Python client checks health, streams a generation, fine-tunes reading the progress, evaluates base vs adapter and generates with it', async (t) => {
   if (skipWithoutPeer(missing)) return t.skip(missing || undefined);
   requirePeer(missing);
-  const out = await new Promise<string>((resolve, reject) =>
-    execFile(PYTHON, [SCRIPT, gen, h.address], { timeout: 120_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))),
-  );
-  const seen = JSON.parse(out);
+  const seen = JSON.parse(await python([SCRIPT, h.address], 120_000));
   assert.equal(seen.health, 'SERVING');
   assert.ok(seen.model.length > 0);
   assert.ok(seen.tokens >= 1 && seen.tokens <= 4);
@@ -81,4 +78,15 @@ test('a Python client checks health, streams a generation, fine-tunes reading th
   assert.equal(seen.adapter_generation.adapter, 'py-adapter@1');
   assert.ok(seen.adapter_generation.tokens >= 1 && seen.adapter_generation.tokens <= 5);
   assert.deepEqual(seen.adapters, ['py-adapter']);
+});
+
+test('clients/python/example.py checks health and streams a generation to its finish reason', async (t) => {
+  if (skipWithoutPeer(missing)) return t.skip(missing || undefined);
+  requirePeer(missing);
+  const out = await python([EXAMPLE, h.address, 'Hello'], 60_000);
+  // The streamed text, then the last message's finish reason and token count (max_new_tokens 40).
+  const m = /\n\[(FINISH_REASON_LENGTH|FINISH_REASON_EOS), (\d+) tokens\]\n$/.exec(out);
+  assert.ok(m, out);
+  assert.ok(Number(m[2]) >= 1 && Number(m[2]) <= 40, out);
+  assert.ok(out.length > m[0].length, `no text before ${m[0]}`);
 });

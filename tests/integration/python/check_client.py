@@ -1,9 +1,8 @@
 """A Python gRPC client of gentune, run by python-client.test.ts.
 
-Usage: check_client.py GEN_DIR ADDRESS
+Usage: PYTHONPATH=clients/python check_client.py ADDRESS
 
-GEN_DIR holds stubs generated from proto/ (and grpc.health.v1) at test time.
-Walks what a Python user would do: check health, stream a generation, run a
+Uses the committed client under clients/python/, as a user would. Walks what a Python user would do: check health, stream a generation, run a
 small fine-tune to the end reading its progress, evaluate the base model
 against the new adapter, and generate with it. Prints one JSON object with
 what it observed (the test asserts on it); exits non-zero on any surprise.
@@ -13,9 +12,7 @@ import sys
 
 import grpc
 
-sys.path.insert(0, sys.argv[1])
-
-from gentune.v1 import (  # noqa: E402
+from gentune.v1 import (
     adapters_pb2,
     datasets_pb2,
     evaluate_pb2,
@@ -24,7 +21,7 @@ from gentune.v1 import (  # noqa: E402
     server_info_pb2,
     service_pb2_grpc,
 )
-from health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+from health.v1 import health_pb2, health_pb2_grpc
 
 EXAMPLES = [
     datasets_pb2.Example(prompt="Q: cat? A:", completion=" meow"),
@@ -139,4 +136,4 @@ def main(address: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[2])
+    main(sys.argv[1])
