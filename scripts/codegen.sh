@@ -32,5 +32,10 @@ gen() { protoc -I. -I"$wkt" --plugin="protoc-gen-ts_proto=$plugin" --ts_proto_ou
 
 # Our API (-> $out/gentune/v1/*.ts, $out/google/protobuf/timestamp.ts).
 (cd "$root/proto" && gen gentune/v1/*.proto)
+# Our API's descriptors (FileDescriptorSet, binary), from which src/client/proto-json.ts
+# prints proto3's canonical JSON with @bufbuild/protobuf. Without --include_imports:
+# google/protobuf/timestamp.proto comes from @bufbuild/protobuf's own copy, so the
+# file does not depend on which libprotobuf-dev made it.
+(cd "$root/proto" && protoc -I. -I"$wkt" --descriptor_set_out="$out/gentune/v1/descriptors.binpb" gentune/v1/*.proto)
 # The standard health service, for the typed client (-> $out/health/v1/health.ts).
 (cd "$root/node_modules/grpc-health-check/proto" && gen health/v1/health.proto)

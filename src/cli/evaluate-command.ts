@@ -1,7 +1,7 @@
 /** `gentune evaluate`: a table of metrics, base model vs adapters. */
 import { Command, Option } from 'commander';
 import { EvaluateResponse, Metric, type MetricValues } from '../gen/gentune/v1/evaluate.js';
-import { clientOptions, fmt, intArg, listArg, printJson, readExamples, table, withClient, type ClientOptions } from './output.js';
+import { clientOptions, fmt, intArg, listArg, printProto, readExamples, table, withClient, type ClientOptions } from './output.js';
 
 /** CLI metric name -> proto enum and MetricValues key. */
 const METRICS: Record<string, [Metric, keyof MetricValues]> = {
@@ -68,7 +68,7 @@ export function evaluateCommand(): Command {
         },
         { timeoutMs: opts.timeout ?? 3_600_000 },
       );
-      if (opts.json) printJson(EvaluateResponse.toJSON(res));
+      if (opts.json) printProto(EvaluateResponse, 'gentune.v1.EvaluateResponse', res);
       else process.stdout.write(`${res.numExamples} examples, ${res.numTokens} target tokens\n` + evaluationTable(res, metrics));
     });
   });

@@ -6,7 +6,7 @@
  */
 import cliProgress from 'cli-progress';
 import { FineTuneEvent } from '../gen/gentune/v1/fine_tune.js';
-import { fmt, printJson } from './output.js';
+import { fmt, printProto } from './output.js';
 
 /** "1h02m", "3m05s", "42s". */
 export function formatEta(seconds: number): string {
@@ -87,7 +87,7 @@ export async function renderJobEvents(
       last = e;
       if (options.announceOnInterrupt && !removeInterruptHandler) removeInterruptHandler = announceJobOnInterrupt(e.jobId, () => bar?.stop());
       const ev = e.event;
-      if (options.json) printJson(FineTuneEvent.toJSON(e));
+      if (options.json) printProto(FineTuneEvent, 'gentune.v1.FineTuneEvent', e);
       else if (ev?.$case === 'progress' && tty) {
         const p = ev.value;
         bar ??= new cliProgress.SingleBar(

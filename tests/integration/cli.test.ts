@@ -94,7 +94,7 @@ describe('gentune CLI', () => {
     const up = await gentune(['datasets', 'upload', file, '--addr', h.address, '--json']);
     assert.equal(up.code, 0, up.stderr);
     const [ds] = jsonLines(up.stdout);
-    assert.equal(ds.numExamples, 2);
+    assert.equal(ds.numExamples, '2'); // uint64: a string in proto3 JSON
     const list = await gentune(['datasets', 'list', '--addr', h.address]);
     assert.match(list.stdout, /^ID\s+NAME\s+FORMAT/m);
     assert.ok(list.stdout.includes(ds.id));

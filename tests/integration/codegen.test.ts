@@ -18,8 +18,12 @@ function files(dir: string): string[] {
   });
 }
 
-/** Generated text without the header line naming the protoc version (any protoc makes the same code). */
+/**
+ * Generated text without the header line naming the protoc version (any protoc
+ * makes the same code); binary files (descriptors.binpb) as hex, byte for byte.
+ */
 function normalized(path: string): string {
+  if (!path.endsWith('.ts')) return readFileSync(path).toString('hex');
   return readFileSync(path, 'utf8').replace(/^\/\/\s+protoc\s+v.*$/m, '');
 }
 
