@@ -122,6 +122,15 @@ describe('gentune CLI', () => {
     assert.match(ev.stdout, /^base\s/m);
     assert.match(ev.stdout, /^cli-ad@1\s/m);
 
+    // Enum names and CLI names both work; the header says the CLI name.
+    const named = await gentune(['evaluate', '--addr', h.address, '--file', file, '--metrics', 'METRIC_LOSS,rouge_l', '--max-new-tokens', '2']);
+    assert.equal(named.code, 0, named.stderr);
+    assert.match(named.stdout, /^MODEL\s+LOSS\s+ROUGEL\s+SECONDS$/m);
+    assert.match(named.stdout, /^base\s+\d[\d.]*\s+\d[\d.]*\s/m);
+    const bad = await gentune(['evaluate', '--addr', h.address, '--file', file, '--metrics', 'loss,rogue']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /`--metrics`: unknown metric "rogue"; valid: loss, perplexity, .*rougeL/);
+
     // The evaluation was the one request cli-ad@1 served.
     const served = await gentune(['adapters', 'list', '--addr', h.address]);
     assert.match(served.stdout, /^ADAPTER\s+METHOD\s+RANK\s+RESIDENCY\s+SIZE\s+BASE\s+REQUESTS\s+LAST USED$/m);
