@@ -38,7 +38,8 @@ gen() { protoc -I. -I"$wkt" --plugin="protoc-gen-ts_proto=$plugin" --ts_proto_ou
 (cd "$root/node_modules/grpc-health-check/proto" && gen health/v1/health.proto)
 # Every .proto the server speaks, as protoc's FileDescriptorSet with the real
 # file names and imports (-> $out/descriptor-set.binpb): server reflection serves
-# these bytes (src/server/reflection.ts). No source info, so comments do not
+# these bytes (src/server/reflection.ts), and src/client/proto-json.ts prints
+# proto3's canonical JSON from them with @bufbuild/protobuf. No source info, so comments do not
 # change it.
 health="$root/node_modules/grpc-health-check/proto"
 (cd "$root/proto" && protoc -I. -I"$health" -I"$wkt" --include_imports --descriptor_set_out="$out/descriptor-set.binpb" gentune/v1/*.proto health/v1/health.proto)

@@ -1,7 +1,7 @@
 /** `gentune adapters list|load|unload|delete`. */
 import { Command } from 'commander';
 import { Adapter, AdapterMethod, AdapterResidency } from '../gen/gentune/v1/adapters.js';
-import { clientOptions, fmtBytes, printJson, table, withClient, type ClientOptions } from './output.js';
+import { clientOptions, fmtBytes, printJson, printProto, table, withClient, type ClientOptions } from './output.js';
 
 const HEADER = ['ADAPTER', 'METHOD', 'RANK', 'RESIDENCY', 'SIZE', 'BASE', 'REQUESTS', 'LAST USED'];
 
@@ -21,7 +21,7 @@ function rows(adapters: Adapter[]): string[][] {
 }
 
 function print(adapter: Adapter, opts: ClientOptions): void {
-  if (opts.json) printJson(Adapter.toJSON(adapter));
+  if (opts.json) printProto(Adapter, 'gentune.v1.Adapter', adapter);
   else process.stdout.write(table(HEADER, rows([adapter])));
 }
 
@@ -31,7 +31,7 @@ export function adaptersCommand(): Command {
     clientOptions(new Command('list').description('list adapters and versions')).action(async (opts: ClientOptions) => {
       await withClient(opts, async (client) => {
         const list = await client.listAdapters({ timeoutMs: opts.timeout });
-        if (opts.json) list.forEach((a) => printJson(Adapter.toJSON(a)));
+        if (opts.json) list.forEach((a) => printProto(Adapter, 'gentune.v1.Adapter', a));
         else process.stdout.write(table(HEADER, rows(list)));
       });
     }),

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import { Dataset, DatasetFormat } from '../gen/gentune/v1/datasets.js';
-import { clientOptions, fmtBytes, printJson, table, withClient, type ClientOptions } from './output.js';
+import { clientOptions, fmtBytes, printJson, printProto, table, withClient, type ClientOptions } from './output.js';
 
 const FORMATS: Record<string, DatasetFormat> = {
   auto: DatasetFormat.DATASET_FORMAT_UNSPECIFIED,
@@ -31,7 +31,7 @@ export function datasetsCommand(): Command {
         const ds = await client.uploadDataset({ name: opts.name ?? basename(file), format: FORMATS[opts.format] }, stream, {
           timeoutMs: opts.timeout,
         });
-        if (opts.json) printJson(Dataset.toJSON(ds));
+        if (opts.json) printProto(Dataset, 'gentune.v1.Dataset', ds);
         else process.stdout.write(`dataset ${ds.id}: ${ds.numExamples} ${formatName(ds.format)} examples, ${fmtBytes(ds.sizeBytes)}\n`);
       });
     }),
@@ -40,7 +40,7 @@ export function datasetsCommand(): Command {
     clientOptions(new Command('list').description('list datasets, newest first')).action(async (opts: ClientOptions) => {
       await withClient(opts, async (client) => {
         const list = await client.listDatasets({ timeoutMs: opts.timeout });
-        if (opts.json) list.forEach((d) => printJson(Dataset.toJSON(d)));
+        if (opts.json) list.forEach((d) => printProto(Dataset, 'gentune.v1.Dataset', d));
         else {
           const rows = list.map((d) => [d.id, d.name, formatName(d.format), d.numExamples, fmtBytes(d.sizeBytes), d.createdAt?.toISOString() ?? '-']);
           process.stdout.write(table(['ID', 'NAME', 'FORMAT', 'EXAMPLES', 'SIZE', 'CREATED'], rows));

@@ -1,39 +1,27 @@
 /** `gentune evaluate`: a table of metrics, base model vs adapters. */
 import { Command, Option } from 'commander';
-import { EvaluateResponse, Metric, type MetricValues } from '../gen/gentune/v1/evaluate.js';
-import { clientOptions, fmt, intArg, listArg, printJson, readExamples, table, withClient, type ClientOptions } from './output.js';
+import { EvaluateResponse } from '../gen/gentune/v1/evaluate.js';
+import { METRIC_NAMES, type MetricName, metricsArg } from './metric-names.js';
+import { clientOptions, fmt, intArg, listArg, printProto, readExamples, table, withClient, type ClientOptions } from './output.js';
 
-/** CLI metric name -> proto enum and MetricValues key. */
-const METRICS: Record<string, [Metric, keyof MetricValues]> = {
-  loss: [Metric.METRIC_LOSS, 'loss'],
-  perplexity: [Metric.METRIC_PERPLEXITY, 'perplexity'],
-  token_accuracy: [Metric.METRIC_TOKEN_ACCURACY, 'tokenAccuracy'],
-  bleu: [Metric.METRIC_BLEU, 'bleu'],
-  rouge1: [Metric.METRIC_ROUGE1, 'rouge1'],
-  rouge2: [Metric.METRIC_ROUGE2, 'rouge2'],
-  rougeL: [Metric.METRIC_ROUGE_L, 'rougeL'],
-  exact_match: [Metric.METRIC_EXACT_MATCH, 'exactMatch'],
-  chrf: [Metric.METRIC_CHRF, 'chrf'],
-  'chrf++': [Metric.METRIC_CHRF_PLUS_PLUS, 'chrfPlusPlus'],
-};
-const DEFAULT_METRICS = ['loss', 'perplexity', 'token_accuracy'];
+const DEFAULT_METRICS = metricsArg('loss,perplexity,token_accuracy');
 
 interface EvaluateOptions extends ClientOptions {
   dataset?: string;
   file?: string;
   adapters?: string[];
   base?: boolean;
-  metrics?: string[];
+  metrics?: MetricName[];
   maxExamples?: number;
   maxNewTokens?: number;
   maxSeqLen?: number;
   examples?: boolean;
 }
 
-/** Rows: one per model; columns: the requested metrics. */
-export function evaluationTable(res: EvaluateResponse, metrics: string[]): string {
-  const rows = res.results.map((r) => [r.adapter || 'base', ...metrics.map((m) => fmt(r.metrics?.[METRICS[m]![1]])), fmt(r.evalSeconds)]);
-  return table(['MODEL', ...metrics.map((m) => m.toUpperCase()), 'SECONDS'], rows);
+/** Rows: one per model; columns: the requested metrics, headed by their CLI names in capitals. */
+export function evaluationTable(res: EvaluateResponse, metrics: readonly MetricName[]): string {
+  const rows = res.results.map((r) => [r.adapter || 'base', ...metrics.map((m) => fmt(r.metrics?.[m.key])), fmt(r.evalSeconds)]);
+  return table(['MODEL', ...metrics.map((m) => m.name.toUpperCase()), 'SECONDS'], rows);
 }
 
 export function evaluateCommand(): Command {
@@ -43,7 +31,9 @@ export function evaluateCommand(): Command {
     .option('--file <path.jsonl>', 'a local JSONL file, sent inline')
     .option('--adapters <list>', 'adapters to compare, comma-separated (name or name@version)', listArg)
     .option('--base', 'also evaluate the base model (always, without --adapters)')
-    .option('--metrics <list>', `comma-separated: ${Object.keys(METRICS).join(', ')}`, listArg)
+    .addOption(
+      new Option('--metrics <list>', `comma-separated: ${METRIC_NAMES.map((m) => m.name).join(', ')} (or enum names: METRIC_ROUGE_L)`).argParser(metricsArg),
+    )
     .addOption(new Option('--max-examples <n>', 'only the first N examples').argParser(intArg('--max-examples', 1)))
     .addOption(new Option('--max-new-tokens <n>', 'generation length for bleu/chrf/rouge/exact_match').argParser(intArg('--max-new-tokens', 1)))
     .addOption(new Option('--max-seq-len <n>', 'truncate sequences to N tokens').argParser(intArg('--max-seq-len', 1)))
@@ -52,15 +42,13 @@ export function evaluateCommand(): Command {
     await withClient(opts, async (client) => {
       if ((opts.dataset === undefined) === (opts.file === undefined)) throw new Error('give exactly one of --dataset and --file');
       const metrics = opts.metrics ?? DEFAULT_METRICS;
-      const unknown = metrics.filter((m) => !(m in METRICS));
-      if (unknown.length > 0) throw new Error(`\`--metrics\` must be among ${Object.keys(METRICS).join(', ')}, got ${JSON.stringify(unknown.join(','))}`);
       const res = await client.evaluate(
         {
           datasetId: opts.dataset ?? '',
           examples: opts.file ? readExamples(opts.file) : [],
           adapters: opts.adapters ?? [],
           includeBaseModel: opts.base ?? false,
-          metrics: metrics.map((m) => METRICS[m]![0]),
+          metrics: metrics.map((m) => m.metric),
           generation: { maxNewTokens: opts.maxNewTokens, stop: [] },
           maxExamples: opts.maxExamples,
           maxSeqLen: opts.maxSeqLen,
@@ -68,7 +56,7 @@ export function evaluateCommand(): Command {
         },
         { timeoutMs: opts.timeout ?? 3_600_000 },
       );
-      if (opts.json) printJson(EvaluateResponse.toJSON(res));
+      if (opts.json) printProto(EvaluateResponse, 'gentune.v1.EvaluateResponse', res);
       else process.stdout.write(`${res.numExamples} examples, ${res.numTokens} target tokens\n` + evaluationTable(res, metrics));
     });
   });

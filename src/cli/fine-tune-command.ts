@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { FineTuneJob, type FineTuneRequest, JobState, LrScheduler } from '../gen/gentune/v1/fine_tune.js';
 import type { DeepPartial } from '../gen/gentune/v1/datasets.js';
 import { renderJobEvents } from './job-progress.js';
-import { clientOptions, fmt, intArg, listArg, numArg, printJson, table, withClient, type ClientOptions } from './output.js';
+import { clientOptions, fmt, intArg, listArg, numArg, printProto, table, withClient, type ClientOptions } from './output.js';
 
 interface FineTuneOptions extends ClientOptions {
   adapter: string;
@@ -165,7 +165,7 @@ export function jobsCommand(): Command {
       await withClient(opts, async (client) => {
         const state = opts.state ? JobState[`JOB_STATE_${opts.state.toUpperCase()}` as keyof typeof JobState] : 0;
         const list = await client.listFineTuneJobs({ state, adapter: opts.adapter ?? '', limit: opts.limit });
-        if (opts.json) list.forEach((j) => printJson(FineTuneJob.toJSON(j)));
+        if (opts.json) list.forEach((j) => printProto(FineTuneJob, 'gentune.v1.FineTuneJob', j));
         else process.stdout.write(table(['ID', 'STATE', 'ADAPTER', 'STEP', 'LOSS', 'CREATED'], list.map(jobRow)));
       });
     }),
@@ -174,7 +174,7 @@ export function jobsCommand(): Command {
     clientOptions(new Command('get').description('show one job').argument('<job-id>')).action(async (id: string, opts: ClientOptions) => {
       await withClient(opts, async (client) => {
         const job = await client.getFineTuneJob(id);
-        if (opts.json) printJson(FineTuneJob.toJSON(job));
+        if (opts.json) printProto(FineTuneJob, 'gentune.v1.FineTuneJob', job);
         else process.stdout.write(describeJob(job));
       });
     }),
@@ -194,7 +194,7 @@ export function jobsCommand(): Command {
       async (id: string, opts: ClientOptions) => {
         await withClient(opts, async (client) => {
           const job = await client.cancelFineTune(id);
-          if (opts.json) printJson(FineTuneJob.toJSON(job));
+          if (opts.json) printProto(FineTuneJob, 'gentune.v1.FineTuneJob', job);
           else process.stdout.write(`job ${job.id} cancelled\n`);
         });
       },

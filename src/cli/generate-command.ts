@@ -1,7 +1,7 @@
 /** `gentune generate`: streams a generation to stdout as tokens arrive. */
 import { Command, Option } from 'commander';
 import { FinishReason, GenerateResponse } from '../gen/gentune/v1/generate.js';
-import { clientOptions, collectArg, intArg, numArg, printJson, withClient, type ClientOptions } from './output.js';
+import { clientOptions, collectArg, intArg, numArg, printProto, withClient, type ClientOptions } from './output.js';
 
 interface GenerateOptions extends ClientOptions {
   adapter?: string;
@@ -68,7 +68,7 @@ export function generateCommand(): Command {
       try {
         for await (const m of client.generate(request, { signal: ac.signal, timeoutMs: opts.timeout })) {
           if (opts.json) {
-            printJson(GenerateResponse.toJSON(m));
+            printProto(GenerateResponse, 'gentune.v1.GenerateResponse', m);
             continue;
           }
           process.stdout.write(m.text);

@@ -1,6 +1,7 @@
 /** `gentune info`: model, backend, device and its memory, limits, version and health. */
 import { Command } from 'commander';
 import { GetServerInfoResponse } from '../gen/gentune/v1/server_info.js';
+import { toProto3Json } from '../client/proto-json.js';
 import { clientOptions, fmtBytes, printJson, withClient, type ClientOptions } from './output.js';
 
 export function infoCommand(): Command {
@@ -12,7 +13,7 @@ export function infoCommand(): Command {
           client.checkHealth('', { timeoutMs: opts.timeout }),
         ]);
         if (opts.json) {
-          printJson({ ...(GetServerInfoResponse.toJSON(info) as object), health });
+          printJson({ ...(toProto3Json(GetServerInfoResponse, 'gentune.v1.GetServerInfoResponse', info) as object), health });
           return;
         }
         const m = info.model;

@@ -1,12 +1,12 @@
 /**
- * Renders a fine-tune event stream: a cli-progress bar on stderr (step, loss,
+ * Renders a fine-tune event stream: a progress bar on stderr (live-bar.ts) (step, loss,
  * learning rate, ETA from the server) when stderr is a terminal, one line per
  * event otherwise, JSON lines with --json. Returns the process exit code:
  * 0 when the job succeeded, 1 when it failed or was cancelled.
  */
-import cliProgress from 'cli-progress';
 import { FineTuneEvent } from '../gen/gentune/v1/fine_tune.js';
-import { fmt, printJson } from './output.js';
+import { LiveBar } from './live-bar.js';
+import { fmt, printProto } from './output.js';
 
 /** "1h02m", "3m05s", "42s". */
 export function formatEta(seconds: number): string {
@@ -74,12 +74,9 @@ export async function renderJobEvents(
   options: { json?: boolean; detach?: boolean; announceOnInterrupt?: boolean },
 ): Promise<number> {
   const tty = process.stderr.isTTY === true && !options.json;
-  let bar: cliProgress.SingleBar | undefined;
-  const line = (text: string) => {
-    // Print above the bar: clear its line; it redraws on the next update.
-    if (bar?.isActive) process.stderr.write('\r\x1b[2K');
-    process.stdout.write(`${text}\n`);
-  };
+  // Event lines go above the bar (stdout), the bar stays the last line (stderr) until the job ends.
+  const bar = tty ? new LiveBar() : undefined;
+  const line = (text: string) => (bar ? bar.log(text) : process.stdout.write(`${text}\n`));
   let last: FineTuneEvent | undefined;
   let removeInterruptHandler: (() => void) | undefined;
   try {
@@ -87,23 +84,17 @@ export async function renderJobEvents(
       last = e;
       if (options.announceOnInterrupt && !removeInterruptHandler) removeInterruptHandler = announceJobOnInterrupt(e.jobId, () => bar?.stop());
       const ev = e.event;
-      if (options.json) printJson(FineTuneEvent.toJSON(e));
-      else if (ev?.$case === 'progress' && tty) {
+      if (options.json) printProto(FineTuneEvent, 'gentune.v1.FineTuneEvent', e);
+      else if (ev?.$case === 'progress' && bar) {
         const p = ev.value;
-        bar ??= new cliProgress.SingleBar(
-          { format: '{bar} {percentage}% | step {value}/{total} | loss {loss} | lr {lr} | ETA {eta_s}', hideCursor: true },
-          cliProgress.Presets.shades_classic,
-        );
-        const payload = { loss: fmt(p.loss), lr: p.learningRate.toExponential(2), eta_s: formatEta(p.etaSeconds) };
-        if (!bar.isActive) bar.start(p.totalSteps, p.step, payload);
-        bar.setTotal(p.totalSteps);
-        bar.update(p.step, payload);
+        bar.update(p.step, p.totalSteps, `step ${p.step}/${p.totalSteps} | loss ${fmt(p.loss)} | lr ${p.learningRate.toExponential(2)} | ETA ${formatEta(p.etaSeconds)}`);
       } else {
-        if (['succeeded', 'failed', 'cancelled'].includes(ev?.$case ?? '')) bar?.stop();
         line(describeEvent(e));
+        // The end: the bar's final state is the last line.
+        if (['succeeded', 'failed', 'cancelled'].includes(ev?.$case ?? '')) bar?.stop();
       }
       if (options.detach) {
-        if (!options.json) process.stdout.write(`detached; follow with: gentune jobs watch ${e.jobId}\n`);
+        if (!options.json) line(`detached; follow with: gentune jobs watch ${e.jobId}`);
         return 0;
       }
     }

@@ -1,13 +1,15 @@
 /**
  * CLI plumbing shared by the commands: the --addr / --json / --timeout options
  * (and the auth / TLS ones of client-security.ts),
- * a client per command, number parsing that names the flag, tables, JSON lines,
+ * a client per command, number parsing that names the flag, tables, JSON lines
+ * (proto3 canonical JSON for messages),
  * and error reporting (gRPC errors print as "gentune: NOT_FOUND: ..." and exit 1).
  */
 import { readFileSync } from 'node:fs';
 import { status as Code } from '@grpc/grpc-js';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { GentuneClient } from '../client/gentune-client.js';
+import { type ProtoMessageType, toProto3Json } from '../client/proto-json.js';
 import { defaultClientAddress } from '../engine/config.js';
 import type { Example } from '../gen/gentune/v1/datasets.js';
 import { clientSecurity, securityOptions, type ClientSecurityFlags } from './client-security.js';
@@ -104,6 +106,16 @@ export function exitQuietlyOnClosedStdout(): void {
 /** Writes one JSON line. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+/**
+ * Writes one message as a JSON line in proto3's canonical JSON, defaults
+ * included (src/client/proto-json.ts): what every --json prints, so that its
+ * output reads the same as any other language's protobuf library prints it.
+ * `typeName` is the full name, "gentune.v1.Adapter".
+ */
+export function printProto<T>(type: ProtoMessageType<T>, typeName: string, message: T): void {
+  printJson(toProto3Json(type, typeName, message));
 }
 
 /** Renders rows as an aligned text table with a header. */

@@ -94,7 +94,7 @@ describe('gentune CLI', () => {
     const up = await gentune(['datasets', 'upload', file, '--addr', h.address, '--json']);
     assert.equal(up.code, 0, up.stderr);
     const [ds] = jsonLines(up.stdout);
-    assert.equal(ds.numExamples, 2);
+    assert.equal(ds.numExamples, '2'); // uint64: a string in proto3 JSON
     const list = await gentune(['datasets', 'list', '--addr', h.address]);
     assert.match(list.stdout, /^ID\s+NAME\s+FORMAT/m);
     assert.ok(list.stdout.includes(ds.id));
@@ -121,6 +121,15 @@ describe('gentune CLI', () => {
     assert.match(ev.stdout, /^MODEL\s+LOSS\s+PERPLEXITY\s+SECONDS$/m);
     assert.match(ev.stdout, /^base\s/m);
     assert.match(ev.stdout, /^cli-ad@1\s/m);
+
+    // Enum names and CLI names both work; the header says the CLI name.
+    const named = await gentune(['evaluate', '--addr', h.address, '--file', file, '--metrics', 'METRIC_LOSS,rouge_l', '--max-new-tokens', '2']);
+    assert.equal(named.code, 0, named.stderr);
+    assert.match(named.stdout, /^MODEL\s+LOSS\s+ROUGEL\s+SECONDS$/m);
+    assert.match(named.stdout, /^base\s+\d[\d.]*\s+\d[\d.]*\s/m);
+    const bad = await gentune(['evaluate', '--addr', h.address, '--file', file, '--metrics', 'loss,rogue']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /`--metrics`: unknown metric "rogue"; valid: loss, perplexity, .*rougeL/);
 
     // The evaluation was the one request cli-ad@1 served.
     const served = await gentune(['adapters', 'list', '--addr', h.address]);
