@@ -8,6 +8,7 @@ import { status as Code } from '@grpc/grpc-js';
 import type { GentuneClient } from '../client/gentune-client.js';
 import { type EvaluateRequest, EvaluateResponse, Metric, type MetricValues } from '../gen/gentune/v1/evaluate.js';
 import type { DeepPartial } from '../gen/gentune/v1/datasets.js';
+import { resolveDatasetId } from './dataset-ref.js';
 import { followEvaluation } from './evaluate-progress.js';
 import { clientOptions, fmt, intArg, listArg, printJson, readExamples, table, withClient, type ClientOptions } from './output.js';
 
@@ -73,7 +74,7 @@ async function evaluateWithProgress(
 export function evaluateCommand(): Command {
   const cmd = new Command('evaluate')
     .description('score the base model and/or adapters on a dataset')
-    .option('--dataset <id>', 'id of an uploaded dataset')
+    .option('--dataset <id|name>', 'an uploaded dataset, by id or name (the newest of that name)')
     .option('--file <path.jsonl>', 'a local JSONL file, sent inline')
     .option('--adapters <list>', 'adapters to compare, comma-separated (name or name@version)', listArg)
     .option('--base', 'evaluate the base model too (the default; kept for scripts)')
@@ -92,7 +93,7 @@ export function evaluateCommand(): Command {
       const res = await evaluateWithProgress(
         client,
         {
-          datasetId: opts.dataset ?? '',
+          datasetId: opts.dataset === undefined ? '' : await resolveDatasetId(client, opts.dataset, opts.timeout),
           examples: opts.file ? readExamples(opts.file) : [],
           adapters: opts.adapters ?? [],
           // --base and --no-base: undefined when neither was given, and the base row is the default.

@@ -63,6 +63,19 @@ describe('gentune evaluate', () => {
     assert.match(base.stdout, /^base\s[\s\S]*^ev@1\s/m);
   });
 
+  test('--dataset takes a name as well as an id (the newest of that name)', async () => {
+    await h.client.uploadDataset({ name: 'eval-set' }, Buffer.from(EXAMPLES.slice(0, 2).map((e) => JSON.stringify(e)).join('\n')));
+    const newest = await h.client.uploadDataset({ name: 'eval-set' }, Buffer.from(EXAMPLES.slice(0, 3).map((e) => JSON.stringify(e)).join('\n')));
+    for (const ref of ['eval-set', newest.id]) {
+      const ev = await gentune(['evaluate', '--addr', h.address, '--dataset', ref, '--adapters', 'ev']);
+      assert.equal(ev.code, 0, ev.stderr);
+      assert.match(ev.stdout, /^3 examples,/m, `${ref}: ${ev.stdout}`);
+    }
+    const none = await gentune(['evaluate', '--addr', h.address, '--dataset', 'no-such-set']);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /`--dataset` must be the id or name of a stored dataset .*"no-such-set"/);
+  });
+
   test('--json prints the EvaluateResponse alone, base first, and no progress', async () => {
     const ev = await gentune(['evaluate', '--addr', h.address, '--file', file, '--adapters', 'ev', '--json']);
     assert.equal(ev.code, 0, ev.stderr);
