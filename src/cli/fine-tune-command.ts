@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { FineTuneJob, type FineTuneRequest, JobState, LrScheduler } from '../gen/gentune/v1/fine_tune.js';
 import type { DeepPartial } from '../gen/gentune/v1/datasets.js';
+import { resolveDatasetId } from './dataset-ref.js';
 import { renderJobEvents } from './job-progress.js';
 import { clientOptions, fmt, intArg, listArg, numArg, printProto, table, withClient, type ClientOptions } from './output.js';
 
@@ -77,7 +78,7 @@ export function fineTuneCommand(): Command {
   const cmd = new Command('finetune')
     .description('fine-tune an adapter (SFT) and follow the job with a progress bar')
     .requiredOption('--adapter <name>', 'name of the adapter to produce')
-    .option('--dataset <id>', 'id of an uploaded dataset')
+    .option('--dataset <id|name>', 'an uploaded dataset, by id or name (the newest of that name)')
     .option('--file <path.jsonl>', 'upload this JSONL file first and train on it')
     .option('--validation-dataset <id>', 'id of an uploaded validation dataset')
     .option('--base-model <name>', 'must match the served model (default: it)')
@@ -106,7 +107,7 @@ export function fineTuneCommand(): Command {
   return clientOptions(cmd).action(async (opts: FineTuneOptions) => {
     await withClient(opts, async (client) => {
       if ((opts.dataset === undefined) === (opts.file === undefined)) throw new Error('give exactly one of --dataset and --file');
-      let datasetId = opts.dataset ?? '';
+      let datasetId = opts.dataset === undefined ? '' : await resolveDatasetId(client, opts.dataset, opts.timeout);
       if (opts.file) {
         const ds = await client.uploadDataset({ name: basename(opts.file) }, readFileSync(opts.file), { timeoutMs: opts.timeout });
         if (!opts.json) process.stdout.write(`uploaded ${opts.file} as dataset ${ds.id} (${ds.numExamples} examples)\n`);

@@ -26,7 +26,7 @@ import {
 import type { Adapter } from '../gen/gentune/v1/adapters.js';
 import type { Dataset, DeepPartial, UploadDatasetMetadata } from '../gen/gentune/v1/datasets.js';
 import { UploadDatasetChunk } from '../gen/gentune/v1/datasets.js';
-import { EvaluateRequest, type EvaluateResponse } from '../gen/gentune/v1/evaluate.js';
+import { type EvaluateEvent, EvaluateRequest, type EvaluateResponse } from '../gen/gentune/v1/evaluate.js';
 import { FineTuneRequest, ListFineTuneJobsRequest, type FineTuneEvent, type FineTuneJob } from '../gen/gentune/v1/fine_tune.js';
 import { FinishReason, GenerateRequest, type GenerateResponse, type Usage } from '../gen/gentune/v1/generate.js';
 import type { GetServerInfoResponse } from '../gen/gentune/v1/server_info.js';
@@ -222,6 +222,15 @@ export class GentuneClient {
 
   evaluate(req: DeepPartial<EvaluateRequest>, opts: CallOptions = {}): Promise<EvaluateResponse> {
     return this.unary(this.raw.evaluate.bind(this.raw), EvaluateRequest.fromPartial(req), opts, false);
+  }
+
+  /**
+   * Evaluates with progress: EvaluateProgress events as the server works
+   * through each model and phase, then one event carrying the
+   * EvaluateResponse (the last). Not retried; `timeoutMs` defaults to none.
+   */
+  evaluateStream(req: DeepPartial<EvaluateRequest>, opts: CallOptions = {}): AsyncGenerator<EvaluateEvent> {
+    return this.stream((md, o) => this.raw.evaluateStream(EvaluateRequest.fromPartial(req), md, o), opts, (m) => m.event?.$case === 'result');
   }
 
   /**

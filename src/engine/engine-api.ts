@@ -19,7 +19,7 @@
  */
 import type { AdapterInfo, AdapterRef } from './api/adapters.js';
 import type { DatasetInfo, DatasetUploadMeta } from './api/datasets.js';
-import type { EvaluateParams, EvaluateResult } from './api/evaluation.js';
+import type { EvaluateEvent, EvaluateParams, EvaluateResult } from './api/evaluation.js';
 import type { FineTuneSpec, JobEvent, JobFilter, JobInfo } from './api/fine-tune.js';
 import type { GenerateChunk, GenerateParams } from './api/generation.js';
 import type { ServerInfo } from './api/server-info.js';
@@ -47,6 +47,12 @@ export interface Engine {
 
   /** Scores the base model and/or adapters on a dataset. */
   evaluate(req: EvaluateParams, signal: AbortSignal): Promise<EvaluateResult>;
+  /**
+   * The same work as {@link evaluate}, as a stream: progress reports after
+   * each chunk of examples (per model and phase), then the result as the last
+   * item. Throws what evaluate throws.
+   */
+  evaluateStream(req: EvaluateParams, signal: AbortSignal): AsyncIterable<EvaluateEvent>;
 
   /** Persists and queues a job; resolves with it in state 'queued'. */
   submitFineTune(spec: FineTuneSpec): Promise<JobInfo>;

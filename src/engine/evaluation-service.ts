@@ -4,10 +4,12 @@
  * (src/training/evaluate-loss.ts); generation metrics (BLEU, chrF, ROUGE,
  * exact match) from greedy-or-as-asked generation for each prompt, scored against
  * its completion (src/eval). Work is cut into small pieces with a readback
- * each, so the event loop keeps turning and an abort stops it quickly.
+ * each, so the event loop keeps turning and an abort stops it quickly; after
+ * each piece an optional listener hears how far the work got (EvaluateStream's
+ * progress events).
  */
 import type { Logger } from 'pino';
-import { InvalidArgument, Unavailable } from '../common/errors.js';
+import { Cancelled, InvalidArgument, Unavailable } from '../common/errors.js';
 import { computeGenerationMetrics, type GenerationMetricName } from '../eval/index.js';
 import type { Adapter } from '../model/adapter.js';
 import { generate, type GenerationRequest } from '../model/generation/generate.js';
@@ -18,9 +20,20 @@ import { encodeSegments } from '../training/data/tokenize-example.js';
 import { lossTokenCount, type TokenSequence } from '../training/data/token-sequence.js';
 import { evaluateLoss } from '../training/evaluate-loss.js';
 import type { AdapterLease, AdapterRegistry } from './adapter-registry.js';
+import { ChunkChannel } from './chunk-channel.js';
 import type { LimitsConfig } from './config.js';
 import type { DatasetStore } from './dataset-store.js';
-import type { EvaluateParams, EvaluateResult, ExampleResult, MetricName, MetricValues, ModelEvaluation } from './engine-api.js';
+import type {
+  EvaluateEvent,
+  EvaluatePhase,
+  EvaluateParams,
+  EvaluateProgressListener,
+  EvaluateResult,
+  ExampleResult,
+  MetricName,
+  MetricValues,
+  ModelEvaluation,
+} from './engine-api.js';
 import { readExamples, tokenizeExamples } from './examples.js';
 import { modelSampling } from './generation-service.js';
 
@@ -39,6 +52,9 @@ interface Prompted {
   reference: string;
 }
 
+/** Reports `examplesDone` of one phase of the model being scored. */
+type PhaseReport = (phase: EvaluatePhase, examplesDone: number) => void;
+
 /** Runs Evaluate requests. */
 export class EvaluationService {
   private readonly running = new Set<AbortController>();
@@ -51,7 +67,8 @@ export class EvaluationService {
     private readonly log: Logger,
   ) {}
 
-  async evaluate(req: EvaluateParams, signal: AbortSignal): Promise<EvaluateResult> {
+  /** Scores the models of `req`; `onProgress` hears after each chunk of examples, per model and phase. */
+  async evaluate(req: EvaluateParams, signal: AbortSignal, onProgress?: EvaluateProgressListener): Promise<EvaluateResult> {
     const controller = new AbortController();
     const onAbort = () => controller.abort(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
@@ -75,19 +92,54 @@ export class EvaluationService {
       const prompts = genMetrics.length > 0 ? this.prompts(records, req.generation.maxNewTokens) : [];
 
       const results: ModelEvaluation[] = [];
-      if (req.includeBaseModel || req.adapters.length === 0) {
-        results.push(await this.evaluateOne(req, undefined, sequences, prompts, genMetrics, controller.signal));
+      const withBase = req.includeBaseModel || req.adapters.length === 0;
+      const numModels = req.adapters.length + (withBase ? 1 : 0);
+      const reporter = (adapter: string): PhaseReport => (phase, examplesDone) =>
+        onProgress?.({ adapter, phase, examplesDone, examplesTotal: records.length, modelIndex: results.length, numModels });
+      if (withBase) {
+        results.push(await this.evaluateOne(req, undefined, sequences, prompts, genMetrics, controller.signal, reporter('')));
       }
       for (const [i, ref] of req.adapters.entries()) {
         const lease = await this.registry.acquire(ref, `adapters[${i}]`);
         leases.push(lease);
-        results.push(await this.evaluateOne(req, lease, sequences, prompts, genMetrics, controller.signal));
+        results.push(await this.evaluateOne(req, lease, sequences, prompts, genMetrics, controller.signal, reporter(lease.label)));
       }
       return { results, numExamples: records.length, numTokens };
     } finally {
       for (const l of leases) l.release();
       signal.removeEventListener('abort', onAbort);
       this.running.delete(controller);
+    }
+  }
+
+  /**
+   * {@link evaluate} as a stream: progress reports as the work goes, then the
+   * result. The reports are queued without limit (one per chunk of examples,
+   * so at most a few thousand), so the work never waits for a slow reader.
+   */
+  async *stream(req: EvaluateParams, signal: AbortSignal): AsyncGenerator<EvaluateEvent> {
+    const events = new ChunkChannel<EvaluateEvent>();
+    // A reader that stops early stops the work, as a client that went away would.
+    const work = new AbortController();
+    const onAbort = () => work.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
+    this.evaluate(req, work.signal, (progress) => events.push({ kind: 'progress', progress })).then(
+      (result) => {
+        events.push({ kind: 'result', result });
+        events.end();
+      },
+      (err: unknown) => events.fail(err),
+    );
+    try {
+      for (;;) {
+        const next = await events.next();
+        if (next.done) return;
+        yield next.value;
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      if (!events.isEnded) work.abort(new Cancelled('the caller stopped reading the evaluation'));
     }
   }
 
@@ -106,6 +158,7 @@ export class EvaluationService {
     prompts: Prompted[],
     genMetrics: GenerationMetricName[],
     signal: AbortSignal,
+    report: PhaseReport,
   ): Promise<ModelEvaluation> {
     const started = performance.now();
     const metrics: MetricValues = {};
@@ -113,14 +166,14 @@ export class EvaluationService {
       ? sequences.map((_, index) => ({ index, generated: '', metrics: {} }))
       : [];
     if (req.metrics.some((m) => TOKEN_METRICS.includes(m))) {
-      const totals = await this.tokenScores(sequences, lease?.adapter, req.includeExamples ? rows : undefined, signal);
+      const totals = await this.tokenScores(sequences, lease?.adapter, req.includeExamples ? rows : undefined, signal, (n) => report('loss', n));
       const loss = totals.lossSum / totals.tokens;
       const values: MetricValues = { loss, perplexity: Math.exp(loss), tokenAccuracy: totals.correct / totals.tokens };
       for (const m of TOKEN_METRICS) if (req.metrics.includes(m)) metrics[m] = values[m];
       for (const row of rows) for (const m of Object.keys(row.metrics) as MetricName[]) if (!req.metrics.includes(m)) delete row.metrics[m];
     }
     if (genMetrics.length > 0) {
-      const generated = await this.generateAll(prompts, req, lease, signal);
+      const generated = await this.generateAll(prompts, req, lease, signal, (n) => report('generation', n));
       const scored = computeGenerationMetrics(genMetrics, generated, prompts.map((p) => [p.reference]));
       for (const [name, metric] of Object.entries(GENERATION_METRICS) as [MetricName, GenerationMetricName][]) {
         if (scored.aggregates[metric] === undefined) continue;
@@ -138,6 +191,7 @@ export class EvaluationService {
     adapter: Adapter | undefined,
     rows: ExampleResult[] | undefined,
     signal: AbortSignal,
+    report: (examplesDone: number) => void,
   ): Promise<{ lossSum: number; correct: number; tokens: number }> {
     const options = { adapter, padId: this.model.tokenizer.eosId, batchSize: this.limits.maxBatchSize };
     const totals = { lossSum: 0, correct: 0, tokens: 0 };
@@ -146,12 +200,15 @@ export class EvaluationService {
     for (let start = 0; start < sequences.length; start += step) {
       if (signal.aborted) throw signal.reason;
       const chunk = sequences.slice(start, start + step).filter((s) => lossTokenCount(s) > 0);
-      if (chunk.length === 0) continue;
-      const r = await evaluateLoss(this.model.config, this.model.weights, chunk, options);
-      totals.lossSum += r.loss * r.tokens;
-      totals.correct += r.tokenAccuracy * r.tokens;
-      totals.tokens += r.tokens;
-      if (rows) rows[start].metrics = { loss: r.loss, perplexity: r.perplexity, tokenAccuracy: r.tokenAccuracy };
+      if (chunk.length > 0) {
+        const r = await evaluateLoss(this.model.config, this.model.weights, chunk, options);
+        totals.lossSum += r.loss * r.tokens;
+        totals.correct += r.tokenAccuracy * r.tokens;
+        totals.tokens += r.tokens;
+        if (rows) rows[start].metrics = { loss: r.loss, perplexity: r.perplexity, tokenAccuracy: r.tokenAccuracy };
+      }
+      // Chunks with nothing to score count as done too, so the last report is the total.
+      report(Math.min(start + step, sequences.length));
       await nextTurn();
     }
     if (totals.tokens === 0) throw new InvalidArgument('the evaluation set has no completion tokens to score');
@@ -159,7 +216,13 @@ export class EvaluationService {
   }
 
   /** Generates for every prompt, limits.maxBatchSize prompts at a time. */
-  private async generateAll(prompts: Prompted[], req: EvaluateParams, lease: AdapterLease | undefined, signal: AbortSignal): Promise<string[]> {
+  private async generateAll(
+    prompts: Prompted[],
+    req: EvaluateParams,
+    lease: AdapterLease | undefined,
+    signal: AbortSignal,
+    report: (examplesDone: number) => void,
+  ): Promise<string[]> {
     const params = { ...modelSampling(req.generation, false), seed: req.generation.seed ?? 0 };
     const adapter: SequenceAdapter = !lease
       ? { key: '' }
@@ -178,6 +241,7 @@ export class EvaluationService {
         if (++tokens % batch.length === 0) await nextTurn();
       }
       if (signal.aborted) throw signal.reason;
+      report(start + batch.length);
     }
     return texts;
   }

@@ -20,6 +20,7 @@ export type ModelServiceMethod = Capitalize<keyof ModelServiceService>;
 export const METHOD_ROLES: Readonly<Record<ModelServiceMethod, Role>> = {
   Generate: 'user',
   Evaluate: 'user',
+  EvaluateStream: 'user',
   WatchFineTune: 'user',
   GetFineTuneJob: 'user',
   ListFineTuneJobs: 'user',

@@ -1,11 +1,13 @@
 /**
- * Evaluate: validate the request, run the engine's evaluation (it honors the
- * call's signal, so a deadline stops it), encode per-model results.
+ * Evaluate and EvaluateStream: validate the request, run the engine's
+ * evaluation (it honors the call's signal, so a deadline stops it), encode
+ * per-model results; EvaluateStream sends the engine's progress reports
+ * before the result.
  */
-import type { EvaluateParams, EvaluateResult, MetricName } from '../engine/engine-api.js';
-import { EvaluateRequest, EvaluateResponse, Metric } from '../gen/gentune/v1/evaluate.js';
+import type { EvaluateEvent as EngineEvaluateEvent, EvaluateParams, EvaluateProgress, EvaluateResult, MetricName } from '../engine/engine-api.js';
+import { EvaluateEvent, EvaluatePhase, EvaluateRequest, EvaluateResponse, Metric } from '../gen/gentune/v1/evaluate.js';
 import { decodeDataSource, decodeSampling } from './convert.js';
-import { unary, type RpcDeps } from './rpc.js';
+import { serverStream, unary, type RpcDeps } from './rpc.js';
 import { checkEnum, checkItemsLimit, checkMaxItems, checkRange, checkUnique, parseAdapterRef } from './validate.js';
 
 /** Adapters one Evaluate call may compare. */
@@ -78,4 +80,38 @@ export function evaluateHandler(deps: RpcDeps) {
   return unary<EvaluateRequest, EvaluateResponse>(deps, 'Evaluate', async (req, ctx) =>
     encodeEvaluateResult(await deps.engine.evaluate(decodeEvaluateRequest(req, deps, ctx.requestId), ctx.signal)),
   );
+}
+
+const PHASES: Record<EvaluateProgress['phase'], EvaluatePhase> = {
+  loss: EvaluatePhase.EVALUATE_PHASE_LOSS,
+  generation: EvaluatePhase.EVALUATE_PHASE_GENERATION,
+};
+
+/** Engine stream item -> proto EvaluateEvent. */
+export function encodeEvaluateEvent(e: EngineEvaluateEvent): EvaluateEvent {
+  if (e.kind === 'result') return { event: { $case: 'result', value: encodeEvaluateResult(e.result) } };
+  const p = e.progress;
+  return {
+    event: {
+      $case: 'progress',
+      value: {
+        adapter: p.adapter,
+        phase: PHASES[p.phase],
+        examplesDone: p.examplesDone,
+        examplesTotal: p.examplesTotal,
+        modelIndex: p.modelIndex,
+        numModels: p.numModels,
+      },
+    },
+  };
+}
+
+/** grpc-js handler of ModelService.EvaluateStream. */
+export function evaluateStreamHandler(deps: RpcDeps) {
+  return serverStream<EvaluateRequest, EvaluateEvent>(deps, 'EvaluateStream', async function* (req, ctx) {
+    const params = decodeEvaluateRequest(req, deps, ctx.requestId);
+    for await (const e of deps.engine.evaluateStream(params, ctx.signal)) yield encodeEvaluateEvent(e);
+    // The engine's stream ended without a result: it was aborted; say why.
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+  });
 }

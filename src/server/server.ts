@@ -15,7 +15,7 @@ import { adapterHandlers } from './adapter-handler.js';
 import { Authorizer } from './auth.js';
 import { CallTracker } from './call-tracker.js';
 import { datasetHandlers } from './dataset-handler.js';
-import { evaluateHandler } from './evaluate-handler.js';
+import { evaluateHandler, evaluateStreamHandler } from './evaluate-handler.js';
 import { exposureWarnings } from './exposure.js';
 import { fineTuneHandlers } from './fine-tune-handler.js';
 import { generateHandler } from './generate-handler.js';
@@ -61,6 +61,7 @@ export function modelService(deps: RpcDeps): ModelServiceServer {
     generate: generateHandler(deps),
     ...fineTuneHandlers(deps),
     evaluate: evaluateHandler(deps),
+    evaluateStream: evaluateStreamHandler(deps),
     ...datasetHandlers(deps),
     ...adapterHandlers(deps),
     getServerInfo: serverInfoHandler(deps),

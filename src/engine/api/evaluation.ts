@@ -67,3 +67,27 @@ export interface EvaluateResult {
   /** Target tokens scored per model. */
   numTokens: number;
 }
+
+/** What an evaluation is working on: teacher-forced scoring, or generating for the prompts. */
+export type EvaluatePhase = 'loss' | 'generation';
+
+/** Progress of one phase of one model, reported after each chunk of examples. */
+export interface EvaluateProgress {
+  /** "name@version"; '' for the base model. */
+  adapter: string;
+  phase: EvaluatePhase;
+  /** Examples this phase has finished for this model; increasing, `examplesTotal` on the phase's last report. */
+  examplesDone: number;
+  /** Examples this phase scores for this model. */
+  examplesTotal: number;
+  /** 0-based position of this model among those evaluated (base first when included). */
+  modelIndex: number;
+  /** Models evaluated in this call. */
+  numModels: number;
+}
+
+/** Called by {@link Engine.evaluate}'s work after each chunk; must not throw. */
+export type EvaluateProgressListener = (progress: EvaluateProgress) => void;
+
+/** One item of {@link Engine.evaluateStream}: progress reports, then one result (the last item). */
+export type EvaluateEvent = { kind: 'progress'; progress: EvaluateProgress } | { kind: 'result'; result: EvaluateResult };

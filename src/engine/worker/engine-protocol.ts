@@ -29,7 +29,7 @@ export type CallMethod =
   | 'drain';
 
 /** Engine methods that return an async iterable. */
-export type StreamMethod = 'generate' | 'watchJob';
+export type StreamMethod = 'generate' | 'watchJob' | 'evaluateStream';
 
 /** What a call resolves with. */
 export type CallResult<M extends CallMethod> = Awaited<ReturnType<Engine[M]>>;

@@ -219,9 +219,7 @@ function invoke(method: CallMethod, args: unknown[], signal: AbortSignal): Promi
 /** Runs one streaming call: every item as it comes, then 'end' (or 'error'). */
 async function stream({ id, signal }: { id: number; signal: AbortSignal }, method: StreamMethod, args: unknown[]): Promise<void> {
   try {
-    const items = method === 'generate'
-      ? engine.generate(args[0] as GenerateParams, signal)
-      : engine.watchJob(args[0] as string, args[1] as number, signal);
+    const items = openStream(method, args, signal);
     for await (const item of items) {
       // A job event: the job gauges in this batch must already show it (a client may scrape right after).
       if (method === 'watchJob') recorder.jobChanged();
@@ -232,6 +230,15 @@ async function stream({ id, signal }: { id: number; signal: AbortSignal }, metho
     outbox.reply({ t: 'error', id, error: toWireError(err) });
   } finally {
     controllers.delete(id);
+  }
+}
+
+/** The engine's async-iterable methods, by name (arguments as the proxy sent them). */
+function openStream(method: StreamMethod, args: unknown[], signal: AbortSignal): AsyncIterable<unknown> {
+  switch (method) {
+    case 'generate': return engine.generate(args[0] as GenerateParams, signal);
+    case 'watchJob': return engine.watchJob(args[0] as string, args[1] as number, signal);
+    case 'evaluateStream': return engine.evaluateStream(args[0] as EvaluateParams, signal);
   }
 }
 

@@ -28,6 +28,7 @@ import type {
   DatasetInfo,
   DatasetUploadMeta,
   Engine,
+  EvaluateEvent,
   EvaluateParams,
   EvaluateResult,
   FineTuneSpec,
@@ -184,6 +185,11 @@ class GentuneEngine implements Engine {
   evaluate(req: EvaluateParams, signal: AbortSignal): Promise<EvaluateResult> {
     this.checkAccepting();
     return this.parts.evaluation.evaluate(req, signal);
+  }
+
+  evaluateStream(req: EvaluateParams, signal: AbortSignal): AsyncIterable<EvaluateEvent> {
+    this.checkAccepting();
+    return this.parts.evaluation.stream(req, signal);
   }
 
   submitFineTune(spec: FineTuneSpec): Promise<JobInfo> {

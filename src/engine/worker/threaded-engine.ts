@@ -5,8 +5,9 @@
  * training step never holds up gRPC or HTTP I/O.
  *
  * - Promise methods are request/reply messages; async iterables (generate,
- *   watchJob) are streams of item batches, buffered here without limit
- *   (a generation is bounded by max_new_tokens, a job log by its steps), so
+ *   watchJob, evaluateStream) are streams of item batches, buffered here without limit
+ *   (a generation is bounded by max_new_tokens, a job log by its steps, an
+ *   evaluation's progress by its chunks of examples), so
  *   the worker never waits for a slow client.
  * - The caller's AbortSignal is forwarded; a caller that stops reading early
  *   is forwarded as such. Errors arrive as WireErrors and are rebuilt as the
@@ -33,6 +34,7 @@ import type {
   DatasetUploadMeta,
   DeviceMemoryInfo,
   Engine,
+  EvaluateEvent,
   EvaluateParams,
   EvaluateResult,
   FineTuneSpec,
@@ -134,6 +136,11 @@ class ThreadedEngine implements Engine {
   evaluate(req: EvaluateParams, signal: AbortSignal): Promise<EvaluateResult> {
     this.checkAccepting();
     return this.call('evaluate', [req], signal);
+  }
+
+  evaluateStream(req: EvaluateParams, signal: AbortSignal): AsyncIterable<EvaluateEvent> {
+    this.checkAccepting();
+    return this.stream<EvaluateEvent>('evaluateStream', [req], signal);
   }
 
   submitFineTune(spec: FineTuneSpec): Promise<JobInfo> {

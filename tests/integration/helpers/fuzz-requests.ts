@@ -186,6 +186,7 @@ export class FuzzRequests {
       case 'ListFineTuneJobs':
         return { encode: encoder(ListFineTuneJobsRequest), value: { state: r.pick([0, 1, 2, 5, 6, 1000, -1]), adapter: r.chance(0.5) ? '' : r.name('adapters'), limit: r.maybeNumber() } };
       case 'Evaluate':
+      case 'EvaluateStream':
         return {
           encode: encoder(EvaluateRequest),
           value: {

@@ -48,6 +48,10 @@ export class SpyEngine implements Engine {
     this.evaluateSignals.push(signal);
     return this.inner.evaluate(req, signal);
   };
+  evaluateStream: Engine['evaluateStream'] = (req, signal) => {
+    this.evaluateSignals.push(signal);
+    return this.inner.evaluateStream(req, signal);
+  };
   submitFineTune: Engine['submitFineTune'] = (spec) => this.inner.submitFineTune(spec);
   watchJob: Engine['watchJob'] = (id, from, signal) => {
     this.watchSignals.push(signal);

@@ -57,6 +57,11 @@ class ModelServiceStub(object):
                 request_serializer=gentune_dot_v1_dot_evaluate__pb2.EvaluateRequest.SerializeToString,
                 response_deserializer=gentune_dot_v1_dot_evaluate__pb2.EvaluateResponse.FromString,
                 )
+        self.EvaluateStream = channel.unary_stream(
+                '/gentune.v1.ModelService/EvaluateStream',
+                request_serializer=gentune_dot_v1_dot_evaluate__pb2.EvaluateRequest.SerializeToString,
+                response_deserializer=gentune_dot_v1_dot_evaluate__pb2.EvaluateEvent.FromString,
+                )
         self.UploadDataset = channel.stream_unary(
                 '/gentune.v1.ModelService/UploadDataset',
                 request_serializer=gentune_dot_v1_dot_datasets__pb2.UploadDatasetChunk.SerializeToString,
@@ -165,6 +170,17 @@ class ModelServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EvaluateStream(self, request, context):
+        """Evaluate with progress: the same work and result as Evaluate, streamed
+        as EvaluateProgress events (one per chunk of examples, per model and
+        phase) followed by one EvaluateEvent carrying the EvaluateResponse.
+        Same role, validation and errors as Evaluate; honors the call's deadline
+        and cancellation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UploadDataset(self, request_iterator, context):
         """Uploads a JSONL dataset: a metadata message, then data chunks. Every line
         is validated; an invalid line fails the upload with INVALID_ARGUMENT
@@ -264,6 +280,11 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.Evaluate,
                     request_deserializer=gentune_dot_v1_dot_evaluate__pb2.EvaluateRequest.FromString,
                     response_serializer=gentune_dot_v1_dot_evaluate__pb2.EvaluateResponse.SerializeToString,
+            ),
+            'EvaluateStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.EvaluateStream,
+                    request_deserializer=gentune_dot_v1_dot_evaluate__pb2.EvaluateRequest.FromString,
+                    response_serializer=gentune_dot_v1_dot_evaluate__pb2.EvaluateEvent.SerializeToString,
             ),
             'UploadDataset': grpc.stream_unary_rpc_method_handler(
                     servicer.UploadDataset,
@@ -434,6 +455,23 @@ class ModelService(object):
         return grpc.experimental.unary_unary(request, target, '/gentune.v1.ModelService/Evaluate',
             gentune_dot_v1_dot_evaluate__pb2.EvaluateRequest.SerializeToString,
             gentune_dot_v1_dot_evaluate__pb2.EvaluateResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def EvaluateStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/gentune.v1.ModelService/EvaluateStream',
+            gentune_dot_v1_dot_evaluate__pb2.EvaluateRequest.SerializeToString,
+            gentune_dot_v1_dot_evaluate__pb2.EvaluateEvent.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

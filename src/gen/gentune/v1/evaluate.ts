@@ -122,6 +122,51 @@ export function metricToJSON(object: Metric): string {
   }
 }
 
+/** What an evaluation is working on, for EvaluateProgress. */
+export enum EvaluatePhase {
+  EVALUATE_PHASE_UNSPECIFIED = 0,
+  /**
+   * EVALUATE_PHASE_LOSS - Teacher-forced scoring of the reference completions (loss, perplexity,
+   * token accuracy).
+   */
+  EVALUATE_PHASE_LOSS = 1,
+  /** EVALUATE_PHASE_GENERATION - Generating for every prompt (BLEU, chrF, ROUGE, exact match). */
+  EVALUATE_PHASE_GENERATION = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function evaluatePhaseFromJSON(object: any): EvaluatePhase {
+  switch (object) {
+    case 0:
+    case "EVALUATE_PHASE_UNSPECIFIED":
+      return EvaluatePhase.EVALUATE_PHASE_UNSPECIFIED;
+    case 1:
+    case "EVALUATE_PHASE_LOSS":
+      return EvaluatePhase.EVALUATE_PHASE_LOSS;
+    case 2:
+    case "EVALUATE_PHASE_GENERATION":
+      return EvaluatePhase.EVALUATE_PHASE_GENERATION;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return EvaluatePhase.UNRECOGNIZED;
+  }
+}
+
+export function evaluatePhaseToJSON(object: EvaluatePhase): string {
+  switch (object) {
+    case EvaluatePhase.EVALUATE_PHASE_UNSPECIFIED:
+      return "EVALUATE_PHASE_UNSPECIFIED";
+    case EvaluatePhase.EVALUATE_PHASE_LOSS:
+      return "EVALUATE_PHASE_LOSS";
+    case EvaluatePhase.EVALUATE_PHASE_GENERATION:
+      return "EVALUATE_PHASE_GENERATION";
+    case EvaluatePhase.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Input of ModelService.Evaluate. */
 export interface EvaluateRequest {
   /**
@@ -229,6 +274,44 @@ export interface EvaluateResponse {
   numExamples: number;
   /** Number of target tokens scored per model (teacher forcing). */
   numTokens: number;
+}
+
+/**
+ * Progress of one phase of one model, sent by EvaluateStream after each
+ * chunk of work (at most max_batch_size examples).
+ */
+export interface EvaluateProgress {
+  /**
+   * The model being scored: "name@version" of the adapter; empty for the
+   * base model.
+   */
+  adapter: string;
+  phase: EvaluatePhase;
+  /**
+   * Examples this phase has finished for this model, 1..examples_total,
+   * increasing; the last event of a phase has examples_done ==
+   * examples_total.
+   */
+  examplesDone: number;
+  /** Examples this phase scores for this model (the evaluation set's size). */
+  examplesTotal: number;
+  /**
+   * 0-based position of this model among the models evaluated (the base
+   * model first when included).
+   */
+  modelIndex: number;
+  /** Number of models evaluated in this call. */
+  numModels: number;
+}
+
+/**
+ * One message of ModelService.EvaluateStream: progress events, then exactly
+ * one result (the last message).
+ */
+export interface EvaluateEvent {
+  event?: { $case: "progress"; value: EvaluateProgress } | //
+  /** The same response unary Evaluate returns for the request. */
+  { $case: "result"; value: EvaluateResponse } | undefined;
 }
 
 function createBaseEvaluateRequest(): EvaluateRequest {
@@ -1049,6 +1132,272 @@ export const EvaluateResponse: MessageFns<EvaluateResponse> = {
     message.results = object.results?.map((e) => ModelEvaluation.fromPartial(e)) || [];
     message.numExamples = object.numExamples ?? 0;
     message.numTokens = object.numTokens ?? 0;
+    return message;
+  },
+};
+
+function createBaseEvaluateProgress(): EvaluateProgress {
+  return { adapter: "", phase: 0, examplesDone: 0, examplesTotal: 0, modelIndex: 0, numModels: 0 };
+}
+
+export const EvaluateProgress: MessageFns<EvaluateProgress> = {
+  encode(message: EvaluateProgress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.adapter !== "") {
+      writer.uint32(10).string(message.adapter);
+    }
+    if (message.phase !== 0) {
+      writer.uint32(16).int32(message.phase);
+    }
+    if (message.examplesDone !== 0) {
+      writer.uint32(24).uint32(message.examplesDone);
+    }
+    if (message.examplesTotal !== 0) {
+      writer.uint32(32).uint32(message.examplesTotal);
+    }
+    if (message.modelIndex !== 0) {
+      writer.uint32(40).uint32(message.modelIndex);
+    }
+    if (message.numModels !== 0) {
+      writer.uint32(48).uint32(message.numModels);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EvaluateProgress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEvaluateProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.adapter = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.phase = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.examplesDone = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.examplesTotal = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.modelIndex = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.numModels = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EvaluateProgress {
+    return {
+      adapter: isSet(object.adapter) ? globalThis.String(object.adapter) : "",
+      phase: isSet(object.phase) ? evaluatePhaseFromJSON(object.phase) : 0,
+      examplesDone: isSet(object.examplesDone)
+        ? globalThis.Number(object.examplesDone)
+        : isSet(object.examples_done)
+        ? globalThis.Number(object.examples_done)
+        : 0,
+      examplesTotal: isSet(object.examplesTotal)
+        ? globalThis.Number(object.examplesTotal)
+        : isSet(object.examples_total)
+        ? globalThis.Number(object.examples_total)
+        : 0,
+      modelIndex: isSet(object.modelIndex)
+        ? globalThis.Number(object.modelIndex)
+        : isSet(object.model_index)
+        ? globalThis.Number(object.model_index)
+        : 0,
+      numModels: isSet(object.numModels)
+        ? globalThis.Number(object.numModels)
+        : isSet(object.num_models)
+        ? globalThis.Number(object.num_models)
+        : 0,
+    };
+  },
+
+  toJSON(message: EvaluateProgress): unknown {
+    const obj: any = {};
+    if (message.adapter !== "") {
+      obj.adapter = message.adapter;
+    }
+    if (message.phase !== 0) {
+      obj.phase = evaluatePhaseToJSON(message.phase);
+    }
+    if (message.examplesDone !== 0) {
+      obj.examplesDone = Math.round(message.examplesDone);
+    }
+    if (message.examplesTotal !== 0) {
+      obj.examplesTotal = Math.round(message.examplesTotal);
+    }
+    if (message.modelIndex !== 0) {
+      obj.modelIndex = Math.round(message.modelIndex);
+    }
+    if (message.numModels !== 0) {
+      obj.numModels = Math.round(message.numModels);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EvaluateProgress>): EvaluateProgress {
+    return EvaluateProgress.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EvaluateProgress>): EvaluateProgress {
+    const message = createBaseEvaluateProgress();
+    message.adapter = object.adapter ?? "";
+    message.phase = object.phase ?? 0;
+    message.examplesDone = object.examplesDone ?? 0;
+    message.examplesTotal = object.examplesTotal ?? 0;
+    message.modelIndex = object.modelIndex ?? 0;
+    message.numModels = object.numModels ?? 0;
+    return message;
+  },
+};
+
+function createBaseEvaluateEvent(): EvaluateEvent {
+  return { event: undefined };
+}
+
+export const EvaluateEvent: MessageFns<EvaluateEvent> = {
+  encode(message: EvaluateEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.event?.$case) {
+      case "progress":
+        EvaluateProgress.encode(message.event.value, writer.uint32(10).fork()).join();
+        break;
+      case "result":
+        EvaluateResponse.encode(message.event.value, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EvaluateEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEvaluateEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = { $case: "progress", value: EvaluateProgress.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.event = { $case: "result", value: EvaluateResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EvaluateEvent {
+    return {
+      event: isSet(object.progress)
+        ? { $case: "progress", value: EvaluateProgress.fromJSON(object.progress) }
+        : isSet(object.result)
+        ? { $case: "result", value: EvaluateResponse.fromJSON(object.result) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: EvaluateEvent): unknown {
+    const obj: any = {};
+    if (message.event?.$case === "progress") {
+      obj.progress = EvaluateProgress.toJSON(message.event.value);
+    } else if (message.event?.$case === "result") {
+      obj.result = EvaluateResponse.toJSON(message.event.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EvaluateEvent>): EvaluateEvent {
+    return EvaluateEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EvaluateEvent>): EvaluateEvent {
+    const message = createBaseEvaluateEvent();
+    switch (object.event?.$case) {
+      case "progress": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "progress", value: EvaluateProgress.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "result": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "result", value: EvaluateResponse.fromPartial(object.event.value) };
+        }
+        break;
+      }
+    }
     return message;
   },
 };

@@ -39,7 +39,7 @@ import {
   ListDatasetsResponse,
   UploadDatasetChunk,
 } from "./datasets.js";
-import { EvaluateRequest, EvaluateResponse } from "./evaluate.js";
+import { EvaluateEvent, EvaluateRequest, EvaluateResponse } from "./evaluate.js";
 import {
   CancelFineTuneRequest,
   CancelFineTuneResponse,
@@ -176,6 +176,22 @@ export const ModelServiceService = {
     requestDeserialize: (value: Buffer): EvaluateRequest => EvaluateRequest.decode(value),
     responseSerialize: (value: EvaluateResponse): Buffer => Buffer.from(EvaluateResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EvaluateResponse => EvaluateResponse.decode(value),
+  },
+  /**
+   * Evaluate with progress: the same work and result as Evaluate, streamed
+   * as EvaluateProgress events (one per chunk of examples, per model and
+   * phase) followed by one EvaluateEvent carrying the EvaluateResponse.
+   * Same role, validation and errors as Evaluate; honors the call's deadline
+   * and cancellation.
+   */
+  evaluateStream: {
+    path: "/gentune.v1.ModelService/EvaluateStream" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: EvaluateRequest): Buffer => Buffer.from(EvaluateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EvaluateRequest => EvaluateRequest.decode(value),
+    responseSerialize: (value: EvaluateEvent): Buffer => Buffer.from(EvaluateEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EvaluateEvent => EvaluateEvent.decode(value),
   },
   /**
    * Uploads a JSONL dataset: a metadata message, then data chunks. Every line
@@ -318,6 +334,14 @@ export interface ModelServiceServer extends UntypedServiceImplementation {
    */
   evaluate: handleUnaryCall<EvaluateRequest, EvaluateResponse>;
   /**
+   * Evaluate with progress: the same work and result as Evaluate, streamed
+   * as EvaluateProgress events (one per chunk of examples, per model and
+   * phase) followed by one EvaluateEvent carrying the EvaluateResponse.
+   * Same role, validation and errors as Evaluate; honors the call's deadline
+   * and cancellation.
+   */
+  evaluateStream: handleServerStreamingCall<EvaluateRequest, EvaluateEvent>;
+  /**
    * Uploads a JSONL dataset: a metadata message, then data chunks. Every line
    * is validated; an invalid line fails the upload with INVALID_ARGUMENT
    * naming the line ("line 17: missing `completion`") and stores nothing.
@@ -458,6 +482,19 @@ export interface ModelServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EvaluateResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Evaluate with progress: the same work and result as Evaluate, streamed
+   * as EvaluateProgress events (one per chunk of examples, per model and
+   * phase) followed by one EvaluateEvent carrying the EvaluateResponse.
+   * Same role, validation and errors as Evaluate; honors the call's deadline
+   * and cancellation.
+   */
+  evaluateStream(request: EvaluateRequest, options?: Partial<CallOptions>): ClientReadableStream<EvaluateEvent>;
+  evaluateStream(
+    request: EvaluateRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<EvaluateEvent>;
   /**
    * Uploads a JSONL dataset: a metadata message, then data chunks. Every line
    * is validated; an invalid line fails the upload with INVALID_ARGUMENT
