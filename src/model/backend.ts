@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { initWebGpu, type WebGpuAdapterInfo } from './webgpu-backend.js';
+import { probeWebGpuInChild, type WebGpuProbe } from './webgpu-probe.js';
 
 /** Backends gentune can run on, in the order `auto` tries them. */
 export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -7,8 +8,8 @@ export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export interface BackendOptions {
   /** wasm only: threads for XNNPACK. 1 (the default) keeps wasm single-threaded. */
   wasmThreads?: number;
-  /** Called with one line per backend tried, for the start-up log. */
-  log?: (message: string) => void;
+  /** Called with one line per backend tried (and `auto`'s WebGPU probe, with its fields), for the start-up log. */
+  log?: (message: string, fields?: Record<string, unknown>) => void;
 }
 
 /** What was chosen: the tfjs backend name and a human description of the device. */
@@ -32,7 +33,9 @@ export function activeBackend(): BackendInfo | undefined {
 /**
  * Chooses and initialises the TensorFlow.js backend. `auto` tries
  * tfjs-node-gpu, tfjs-node, then webgpu (hardware adapters only), then wasm
- * (SIMD), then the pure-JS cpu backend.
+ * (SIMD), then the pure-JS cpu backend. `auto` asks Dawn for an adapter in a
+ * child process first (webgpu-probe.ts), started at once so that it overlaps
+ * the tfjs-node attempt, and loads Dawn here only for a hardware adapter.
  * Idempotent: a second call returns the first choice.
  */
 export async function initBackend(requested: BackendName = 'auto', options: BackendOptions = {}): Promise<BackendInfo> {
@@ -40,9 +43,10 @@ export async function initBackend(requested: BackendName = 'auto', options: Back
   const log = options.log ?? (() => {});
   const order: Exclude<BackendName, 'auto'>[] =
     requested === 'auto' ? ['tensorflow', 'webgpu', 'wasm', 'cpu'] : [requested];
+  const webgpuProbe = requested === 'auto' ? probeWebGpuInChild() : undefined;
   for (const name of order) {
     try {
-      const info = await tryBackend(name, options, requested === 'auto');
+      const info = await tryBackend(name, { ...options, log }, webgpuProbe);
       if (info) {
         active = info;
         log(`backend ${info.name} (${info.device})`);
@@ -56,7 +60,12 @@ export async function initBackend(requested: BackendName = 'auto', options: Back
   throw new Error(`no TensorFlow.js backend could be initialised (asked for ${requested})`);
 }
 
-async function tryBackend(name: Exclude<BackendName, 'auto'>, options: BackendOptions, auto = false): Promise<BackendInfo | undefined> {
+/** `webgpuProbe` is set under `auto` only. */
+async function tryBackend(
+  name: Exclude<BackendName, 'auto'>,
+  options: BackendOptions & Required<Pick<BackendOptions, 'log'>>,
+  webgpuProbe?: Promise<WebGpuProbe>,
+): Promise<BackendInfo | undefined> {
   switch (name) {
     case 'tensorflow': {
       // Either package registers the `tensorflow` backend on import.
@@ -90,10 +99,16 @@ async function tryBackend(name: Exclude<BackendName, 'auto'>, options: BackendOp
     }
     case 'webgpu': {
       // Dawn over Vulkan (see webgpu-backend.ts). `auto` takes it only on a
-      // hardware adapter; an explicit `webgpu` accepts lavapipe too.
-      const r = await initWebGpu({ allowSoftware: !auto });
+      // hardware adapter, which the probe found without loading Dawn here; an
+      // explicit `webgpu` accepts lavapipe too.
+      if (webgpuProbe) {
+        const probe = await webgpuProbe;
+        options.log('webgpu probe', { ...probe });
+        if (!probe.available) return undefined;
+      }
+      const r = await initWebGpu({ allowSoftware: !webgpuProbe });
       if (r.ok) return { name: r.name, device: r.device, gpuAdapter: { ...r.adapter } };
-      options.log?.(`backend webgpu: ${r.reason}`);
+      options.log(`backend webgpu: ${r.reason}`);
       return undefined;
     }
     case 'cpu': {
