@@ -1,11 +1,11 @@
 /**
- * Follows an EvaluateStream: a cli-progress bar on stderr per model and phase
- * (examples done of total, ETA) when stderr is a terminal, else a line on
+ * Follows an EvaluateStream: a bar on stderr per model and phase (live-bar.ts,
+ * examples done of total) when stderr is a terminal, else a line on
  * stderr at each quarter of a phase, so stdout keeps only the table (or the
  * JSON). Resolves with the EvaluateResponse the stream ends with.
  */
-import cliProgress from 'cli-progress';
 import { type EvaluateEvent, EvaluatePhase, type EvaluateProgress, type EvaluateResponse } from '../gen/gentune/v1/evaluate.js';
+import { LiveBar } from './live-bar.js';
 
 const PHASE_NAMES: Record<number, string> = {
   [EvaluatePhase.EVALUATE_PHASE_LOSS]: 'loss',
@@ -29,7 +29,7 @@ export interface EvaluateProgressOptions {
  */
 export async function followEvaluation(events: AsyncIterable<EvaluateEvent>, options: EvaluateProgressOptions = {}): Promise<EvaluateResponse> {
   const tty = options.tty ?? process.stderr.isTTY === true;
-  let bar: cliProgress.SingleBar | undefined;
+  let bar: LiveBar | undefined;
   /** The model and phase the bar (or the lines) describe. */
   let current = '';
   let lastQuarter = 0;
@@ -47,13 +47,9 @@ export async function followEvaluation(events: AsyncIterable<EvaluateEvent>, opt
         if (label !== current) {
           // A finished bar stays on screen: one line per model and phase.
           bar?.stop();
-          bar = new cliProgress.SingleBar(
-            { format: '{bar} {percentage}% | {label} | {value}/{total} examples | ETA {eta_formatted}', hideCursor: true, stream: process.stderr },
-            cliProgress.Presets.shades_classic,
-          );
-          bar.start(p.examplesTotal, 0, { label });
+          bar = new LiveBar();
         }
-        bar!.update(p.examplesDone, { label });
+        bar!.update(p.examplesDone, p.examplesTotal, `${label} | ${p.examplesDone}/${p.examplesTotal} examples`);
       } else {
         if (label !== current) lastQuarter = 0;
         // Without a terminal, a line at each quarter: a long evaluation shows it is moving, a big one does not flood the log.
