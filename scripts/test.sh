@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for the test suite and runs it:
-# apt test peers (numpy reference, Jinja2 for the chat-template reference, protoc with protobuf's well-known types, the
+# apt test peers (numpy reference, Jinja2 for the chat-template reference, NLTK for METEOR, protoc with protobuf's well-known types, the
 # Python gRPC client and its plugin, Prometheus, openssl for the TLS test
 # certificates), npm ci, then node:test. Under CI (CI set) a test whose peer is
 # missing fails instead of skipping (tests/helpers/test-peer.ts).
@@ -19,7 +19,7 @@ apt_get() {
   return 1
 }
 
-apt_packages=(python3 python3-numpy python3-jinja2 protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio prometheus openssl)
+apt_packages=(python3 python3-numpy python3-jinja2 python3-nltk protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio prometheus openssl)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -71,7 +71,7 @@ export function evaluateCommand(): Command {
       new Option('--metrics <list>', `comma-separated: ${METRIC_NAMES.map((m) => m.name).join(', ')} (or enum names: METRIC_ROUGE_L)`).argParser(metricsArg),
     )
     .addOption(new Option('--max-examples <n>', 'only the first N examples').argParser(intArg('--max-examples', 1)))
-    .addOption(new Option('--max-new-tokens <n>', 'generation length for bleu/chrf/rouge/exact_match').argParser(intArg('--max-new-tokens', 1)))
+    .addOption(new Option('--max-new-tokens <n>', 'generation length for bleu/chrf/rouge/meteor/exact_match').argParser(intArg('--max-new-tokens', 1)))
     .addOption(new Option('--max-seq-len <n>', 'truncate sequences to N tokens').argParser(intArg('--max-seq-len', 1)))
     .option('--examples', 'print per-example rows (with --json)');
   return clientOptions(cmd).action(async (opts: EvaluateOptions) => {

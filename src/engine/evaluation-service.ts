@@ -40,7 +40,7 @@ import { modelSampling } from './generation-service.js';
 const TOKEN_METRICS: readonly MetricName[] = ['loss', 'perplexity', 'tokenAccuracy'];
 const GENERATION_METRICS: Partial<Record<MetricName, GenerationMetricName>> = {
   bleu: 'bleu', rouge1: 'rouge1', rouge2: 'rouge2', rougeL: 'rougeL', exactMatch: 'exact_match',
-  chrf: 'chrf', chrfPlusPlus: 'chrf_plus_plus',
+  chrf: 'chrf', chrfPlusPlus: 'chrf_plus_plus', meteor: 'meteor',
 };
 /** Sequences per teacher-forcing readback (one chunk of work between event-loop turns). */
 const LOSS_CHUNK = 16;

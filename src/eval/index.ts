@@ -1,5 +1,5 @@
 /**
- * Evaluation metrics: generation metrics (BLEU, chrF, ROUGE, exact match) scored
+ * Evaluation metrics: generation metrics (BLEU, chrF, ROUGE, METEOR, exact match) scored
  * against references, and token-level loss, perplexity and accuracy.
  */
 import { InvalidArgument } from '../common/errors.js';
@@ -7,11 +7,13 @@ import { type BleuOptions, type BleuScore, computeBleu, bleuSegmentStats, sumBle
 import { type ChrfOptions, type ChrfScore, CHRF_PLUS_PLUS, chrfSegmentStats, computeChrf, sumChrfStats } from './chrf.js';
 import { checkCorpus } from './corpus-args.js';
 import { corpusExactMatch, type ExactMatchOptions } from './exact-match.js';
+import { corpusMeteor, type MeteorOptions } from './meteor.js';
 import { corpusRouge, type RougeScore, type RougeType } from './rouge.js';
 
 export * from './bleu.js';
 export * from './chrf.js';
 export * from './exact-match.js';
+export * from './meteor.js';
 export * from './perplexity.js';
 export * from './porter-stemmer.js';
 export * from './rouge.js';
@@ -19,10 +21,10 @@ export * from './token-accuracy.js';
 export { tokenize13a } from './tokenizer-13a.js';
 
 /** Generation metrics by their names in the Evaluate RPC. */
-export type GenerationMetricName = 'bleu' | 'chrf' | 'chrf_plus_plus' | 'rouge1' | 'rouge2' | 'rougeL' | 'exact_match';
+export type GenerationMetricName = 'bleu' | 'chrf' | 'chrf_plus_plus' | 'rouge1' | 'rouge2' | 'rougeL' | 'meteor' | 'exact_match';
 
 const GENERATION_METRICS: readonly GenerationMetricName[] = [
-  'bleu', 'chrf', 'chrf_plus_plus', 'rouge1', 'rouge2', 'rougeL', 'exact_match',
+  'bleu', 'chrf', 'chrf_plus_plus', 'rouge1', 'rouge2', 'rougeL', 'meteor', 'exact_match',
 ];
 
 /** Options of {@link computeGenerationMetrics}; defaults are each tool's own. */
@@ -33,6 +35,8 @@ export interface GenerationMetricsOptions {
   chrf?: ChrfOptions;
   /** rouge-score's `use_stemmer`. Default false. */
   rougeUseStemmer?: boolean;
+  /** NLTK meteor_score parameters; default alpha 0.9, beta 3, gamma 0.5. */
+  meteor?: MeteorOptions;
   /** Exact-match options; default case-sensitive. */
   exactMatch?: ExactMatchOptions;
 }
@@ -46,7 +50,8 @@ export interface GenerationMetrics {
    * Corpus values: `bleu` is sacrebleu's corpus BLEU (0..100, statistics
    * pooled over the corpus); `chrf`/`chrf_plus_plus` are sacrebleu's corpus
    * chrF/chrF++ (0..100, statistics pooled likewise); `rouge1`/`rouge2`/`rougeL` are the mean of
-   * per-example ROUGE F-measures (0..1); `exact_match` is the fraction of
+   * per-example ROUGE F-measures (0..1); `meteor` is the mean of per-example
+   * METEOR scores (0..1); `exact_match` is the fraction of
    * examples matching a reference (0..1).
    */
   aggregates: MetricValues;
@@ -54,7 +59,8 @@ export interface GenerationMetrics {
    * One row per example: `bleu` is sacrebleu's sentence BLEU (0..100, exp
    * smoothing, effective order); `chrf`/`chrf_plus_plus` sentence chrF/chrF++
    * (0..100); ROUGE values are that example's F-measure
-   * against its best reference; `exact_match` is 0 or 1.
+   * against its best reference; `meteor` is NLTK's meteor_score of the example (0..1,
+   * best over its references); `exact_match` is 0 or 1.
    */
   perExample: MetricValues[];
   /** Full detail: BLEU statistics and ROUGE precision/recall means. */
@@ -71,7 +77,7 @@ export interface GenerationMetrics {
  * every reference of `hypotheses[i]`, one or more) with the named metrics.
  * Each metric is computed as its reference tool does: BLEU and chrF as sacrebleu,
  * ROUGE as Google's rouge-score (best of several references per example, as
- * its `score_multi`), exact match as {@link normalizeForExactMatch}.
+ * its `score_multi`), METEOR as NLTK's meteor_score, exact match as {@link normalizeForExactMatch}.
  *
  * @throws InvalidArgument for an unknown metric name, an empty corpus,
  *   mismatched lengths, or a hypothesis without references.
@@ -126,6 +132,14 @@ export function computeGenerationMetrics(
         perExample[i][type] = row[type].fmeasure;
       });
     }
+  }
+
+  if (wanted.has('meteor')) {
+    const meteor = corpusMeteor(hypotheses, references, options.meteor);
+    aggregates.meteor = meteor.score;
+    meteor.perExample.forEach((m, i) => {
+      perExample[i].meteor = m;
+    });
   }
 
   if (wanted.has('exact_match')) {

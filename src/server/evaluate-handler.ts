@@ -28,6 +28,7 @@ const METRICS = new Map<number, MetricName>([
   [Metric.METRIC_EXACT_MATCH, 'exactMatch'],
   [Metric.METRIC_CHRF, 'chrf'],
   [Metric.METRIC_CHRF_PLUS_PLUS, 'chrfPlusPlus'],
+  [Metric.METRIC_METEOR, 'meteor'],
 ]);
 const METRIC_NAMES = [...METRICS.keys()].map((m) => Metric[m]).join(', ');
 

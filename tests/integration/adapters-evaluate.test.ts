@@ -5,6 +5,8 @@ import { AdapterMethod, AdapterResidency } from '../../src/gen/gentune/v1/adapte
 import { Metric } from '../../src/gen/gentune/v1/evaluate.js';
 import { LrScheduler } from '../../src/gen/gentune/v1/fine_tune.js';
 import { FinishReason, type GenerateResponse } from '../../src/gen/gentune/v1/generate.js';
+import { meteorScore } from '../../src/eval/meteor.js';
+import { pySplit } from '../../src/eval/python-text.js';
 import { longGeneration } from './helpers/fixture-model.js';
 import { collect, eventually, rejectsWith, startHarness, type Harness } from './helpers/harness.js';
 
@@ -110,7 +112,7 @@ describe('Adapters and Evaluate', () => {
       examples: EXAMPLES,
       adapters: ['alpha', 'beta@1'],
       includeBaseModel: true,
-      metrics: [Metric.METRIC_LOSS, Metric.METRIC_PERPLEXITY, Metric.METRIC_EXACT_MATCH, Metric.METRIC_CHRF_PLUS_PLUS],
+      metrics: [Metric.METRIC_LOSS, Metric.METRIC_PERPLEXITY, Metric.METRIC_EXACT_MATCH, Metric.METRIC_CHRF_PLUS_PLUS, Metric.METRIC_METEOR],
       includeExamples: true,
     });
     assert.equal(res.numExamples, 3);
@@ -121,6 +123,10 @@ describe('Adapters and Evaluate', () => {
       const chrfPlusPlus = r.metrics?.chrfPlusPlus;
       assert.ok(chrfPlusPlus !== undefined && chrfPlusPlus >= 0 && chrfPlusPlus <= 100, `chrF++ 0..100, got ${chrfPlusPlus}`);
       assert.ok(r.examples.every((e) => e.metrics?.chrfPlusPlus !== undefined), 'sentence chrF++ per example');
+      // METEOR of each generation against its completion, as src/eval scores it; the mean in aggregates.
+      const meteor = r.examples.map((e) => meteorScore([pySplit(EXAMPLES[e.index].completion)], pySplit(e.generated)));
+      assert.deepEqual(r.examples.map((e) => e.metrics?.meteor), meteor);
+      assert.ok(Math.abs(r.metrics!.meteor! - meteor.reduce((a, b) => a + b, 0) / meteor.length) < 1e-12);
       assert.equal(r.metrics?.bleu, undefined, 'only requested metrics are set');
       assert.equal(r.metrics?.chrf, undefined, 'only requested metrics are set');
       assert.equal(r.examples.length, 3);

@@ -14,7 +14,8 @@ export type MetricName =
   | 'rougeL'
   | 'exactMatch'
   | 'chrf'
-  | 'chrfPlusPlus';
+  | 'chrfPlusPlus'
+  | 'meteor';
 
 /** Metric values; only the requested ones are set. */
 export type MetricValues = Partial<Record<MetricName, number>>;

@@ -1,6 +1,7 @@
 // The corpus is the multi-reference README example of mjpost/sacrebleu (also
 // test/test_bleu.py `_hyps`/`_refs`). Per-example values were produced by
-// sacrebleu 2.6.0 `sentence_bleu` and rouge-score's `score_multi`.
+// sacrebleu 2.6.0 `sentence_bleu` and rouge-score's `score_multi`; METEOR by
+// `tests/reference/meteor_reference.py score` (NLTK 3.8 meteor_score).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { computeGenerationMetrics, type GenerationMetricName } from '../../../src/eval/index.js';
@@ -12,7 +13,7 @@ const REFS = [
   ['It was not unexpected.', 'No one was surprised.'],
   ['The man bit him first.', 'The man had bitten the dog.'],
 ];
-const ALL: GenerationMetricName[] = ['bleu', 'chrf', 'chrf_plus_plus', 'rouge1', 'rouge2', 'rougeL', 'exact_match'];
+const ALL: GenerationMetricName[] = ['bleu', 'chrf', 'chrf_plus_plus', 'rouge1', 'rouge2', 'rougeL', 'meteor', 'exact_match'];
 
 function assertClose(actual: number | undefined, expected: number, epsilon: number, what = ''): void {
   assert.ok(actual !== undefined && Math.abs(actual - expected) < epsilon, `${what} expected ${expected}, got ${actual}`);
@@ -49,6 +50,13 @@ test('chrF and chrF++: sacrebleu corpus scores in aggregates, sentence scores pe
   assertClose(beta3.aggregates.chrf, 25.0, 1e-4, 'test_chrf.py effective order ["aa"] vs ["ab"]');
 });
 
+test('METEOR: NLTK meteor_score per example (best reference), their mean in aggregates', () => {
+  const result = computeGenerationMetrics(['meteor'], HYPS, REFS);
+  const nltk = [0.996, 0.12820512820512822, 0.5260416666666666];
+  result.perExample.forEach((row, i) => assertClose(row.meteor, nltk[i], 1e-12, `meteor[${i}]`));
+  assertClose(result.aggregates.meteor, (nltk[0] + nltk[1] + nltk[2]) / 3, 1e-12, 'meteor');
+});
+
 test('only the requested metrics are computed, duplicates once', () => {
   const result = computeGenerationMetrics(['rougeL', 'rougeL'], HYPS, REFS);
   assert.deepEqual(Object.keys(result.aggregates), ['rougeL']);
@@ -71,11 +79,11 @@ test('options reach each metric', () => {
 
 test('empty hypotheses score zero everywhere', () => {
   const result = computeGenerationMetrics(ALL, ['', '', ''], REFS);
-  assert.deepEqual(result.aggregates, { bleu: 0, chrf: 0, chrf_plus_plus: 0, rouge1: 0, rouge2: 0, rougeL: 0, exact_match: 0 });
+  assert.deepEqual(result.aggregates, { bleu: 0, chrf: 0, chrf_plus_plus: 0, rouge1: 0, rouge2: 0, rougeL: 0, meteor: 0, exact_match: 0 });
 });
 
 test('bad requests are rejected with InvalidArgument', () => {
-  assert.throws(() => computeGenerationMetrics(['meteor' as GenerationMetricName], HYPS, REFS), /`metrics` must be among/);
+  assert.throws(() => computeGenerationMetrics(['cider' as GenerationMetricName], HYPS, REFS), /`metrics` must be among/);
   assert.throws(() => computeGenerationMetrics(ALL, [], []), InvalidArgument);
   assert.throws(() => computeGenerationMetrics(ALL, HYPS, REFS.slice(1)), /one entry per hypothesis \(3\), got 2/);
 });

@@ -47,6 +47,13 @@ export enum Metric {
    * word order 2).
    */
   METRIC_CHRF_PLUS_PLUS = 10,
+  /**
+   * METRIC_METEOR - METEOR, 0..1, as NLTK's meteor_score computes it (exact, Porter-stem and
+   * WordNet 3.1 synonym alignment; alpha 0.9, beta 3, gamma 0.5; best over the
+   * references) on whitespace-split words; the corpus value is the mean of
+   * the per-example scores.
+   */
+  METRIC_METEOR = 11,
   UNRECOGNIZED = -1,
 }
 
@@ -85,6 +92,9 @@ export function metricFromJSON(object: any): Metric {
     case 10:
     case "METRIC_CHRF_PLUS_PLUS":
       return Metric.METRIC_CHRF_PLUS_PLUS;
+    case 11:
+    case "METRIC_METEOR":
+      return Metric.METRIC_METEOR;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -116,6 +126,8 @@ export function metricToJSON(object: Metric): string {
       return "METRIC_CHRF";
     case Metric.METRIC_CHRF_PLUS_PLUS:
       return "METRIC_CHRF_PLUS_PLUS";
+    case Metric.METRIC_METEOR:
+      return "METRIC_METEOR";
     case Metric.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -191,7 +203,7 @@ export interface EvaluateRequest {
   includeBaseModel: boolean;
   /**
    * Metrics to compute, no duplicates. Default [LOSS, PERPLEXITY,
-   * TOKEN_ACCURACY]. BLEU, CHRF, CHRF_PLUS_PLUS, ROUGE and EXACT_MATCH generate for every example.
+   * TOKEN_ACCURACY]. BLEU, CHRF, CHRF_PLUS_PLUS, ROUGE, METEOR and EXACT_MATCH generate for every example.
    */
   metrics: Metric[];
   /**
@@ -236,7 +248,11 @@ export interface MetricValues {
     | number
     | undefined;
   /** chrF++, 0..100 (corpus level in aggregates, sentence level per example). */
-  chrfPlusPlus?: number | undefined;
+  chrfPlusPlus?:
+    | number
+    | undefined;
+  /** METEOR, 0..1 (the mean over examples in aggregates, the example's own per example). */
+  meteor?: number | undefined;
 }
 
 /** Scores of one example under one model. */
@@ -569,6 +585,7 @@ function createBaseMetricValues(): MetricValues {
     exactMatch: undefined,
     chrf: undefined,
     chrfPlusPlus: undefined,
+    meteor: undefined,
   };
 }
 
@@ -603,6 +620,9 @@ export const MetricValues: MessageFns<MetricValues> = {
     }
     if (message.chrfPlusPlus !== undefined) {
       writer.uint32(81).double(message.chrfPlusPlus);
+    }
+    if (message.meteor !== undefined) {
+      writer.uint32(89).double(message.meteor);
     }
     return writer;
   },
@@ -700,6 +720,14 @@ export const MetricValues: MessageFns<MetricValues> = {
             message.chrfPlusPlus = reader.double();
             continue;
           }
+          case 11: {
+            if (tag !== 89) {
+              break;
+            }
+
+            message.meteor = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -740,6 +768,7 @@ export const MetricValues: MessageFns<MetricValues> = {
         : isSet(object.chrf_plus_plus)
         ? globalThis.Number(object.chrf_plus_plus)
         : undefined,
+      meteor: isSet(object.meteor) ? globalThis.Number(object.meteor) : undefined,
     };
   },
 
@@ -775,6 +804,9 @@ export const MetricValues: MessageFns<MetricValues> = {
     if (message.chrfPlusPlus !== undefined) {
       obj.chrfPlusPlus = floatToJson(message.chrfPlusPlus);
     }
+    if (message.meteor !== undefined) {
+      obj.meteor = floatToJson(message.meteor);
+    }
     return obj;
   },
 
@@ -793,6 +825,7 @@ export const MetricValues: MessageFns<MetricValues> = {
     message.exactMatch = object.exactMatch ?? undefined;
     message.chrf = object.chrf ?? undefined;
     message.chrfPlusPlus = object.chrfPlusPlus ?? undefined;
+    message.meteor = object.meteor ?? undefined;
     return message;
   },
 };
