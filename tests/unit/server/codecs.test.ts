@@ -49,6 +49,8 @@ test('every job event kind encodes into the FineTuneEvent oneof', () => {
   const bodies: JobEventBody[] = [
     { type: 'queued', position: 2 },
     { type: 'started', totalSteps: 10, numTrainExamples: 80, numValidationExamples: 20, trainableParameters: 4096 },
+    // A job resumed after a restart says from which step.
+    { type: 'started', totalSteps: 10, numTrainExamples: 80, numValidationExamples: 20, trainableParameters: 4096, resumedFromStep: 4 },
     { type: 'progress', step: 1, totalSteps: 10, epoch: 0.1, loss: 2.5, learningRate: 1e-4, gradNorm: 0.9, tokensPerSecond: 1500, etaSeconds: 9 },
     { type: 'evaluation', step: 5, evalLoss: 2, perplexity: Math.exp(2) },
     { type: 'checkpoint', step: 5 },
