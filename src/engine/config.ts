@@ -184,7 +184,7 @@ const SETTINGS: Setting[] = [
   { key: 'dataDir', flag: '--data-dir <dir>', description: 'datasets, adapters and job logs', default: './data', expect: 'a directory path', schema: text },
   { key: 'model', flag: '--model <dir>', description: 'base model folder in Hugging Face layout (GPT-2 or Llama family)', default: 'models/gentune-mini', expect: 'a directory path', schema: text },
   { key: 'backend', flag: '--backend <name>', description: `TensorFlow.js backend: ${BACKENDS.join('|')}`, default: 'auto', expect: `one of ${BACKENDS.join(', ')}`, schema: choice(BACKENDS) },
-  { key: 'dawnOptions', flag: '--dawn-options <list>', description: "webgpu only: Dawn create() options, comma-separated (e.g. backend=vulkan,adapter=H200)", default: '', expect: 'a comma-separated list of Dawn options', schema: commaList },
+  { key: 'dawnOptions', flag: '--dawn-options <list>', description: 'webgpu only: Dawn create() options, comma-separated (e.g. backend=vulkan,adapter=H200)', default: '', expect: 'a comma-separated list of Dawn options', schema: commaList },
   { key: 'wasmThreads', flag: '--wasm-threads <n>', description: 'wasm backend threads in the serving worker (auto: 1 below 20M parameters, else up to 4)', default: 'auto', expect: 'auto or an integer in 1..64', schema: z.union([z.string().trim().pipe(z.literal('auto')), int(1, 64)]) },
   { key: 'logLevel', flag: '--log-level <level>', description: `log level: ${LOG_LEVELS.join('|')}`, default: 'info', expect: `one of ${LOG_LEVELS.join(', ')}`, schema: choice(LOG_LEVELS) },
   { key: 'logPrompts', flag: '--log-prompts [bool]', description: 'log prompt and output text (debug only)', default: 'false', expect: 'true or false', schema: bool },
