@@ -14,7 +14,7 @@ import { GPT2_SMALL, type GptConfig } from '../src/model/gpt-config.js';
 import { GptModel } from '../src/model/gpt-model.js';
 import { BatchDecoder } from '../src/model/generation/batch-decoder.js';
 import { GenerationSequence } from '../src/model/generation/generation-sequence.js';
-import { DEFAULT_SAMPLING } from '../src/model/generation/sampling-params.js';
+import { DEFAULT_SAMPLING } from '../tests/helpers/default-sampling.js';
 import { forward } from '../src/model/gpt.js';
 import { printTable, randomWeightsOnDevice, silentTokenizer } from './lib/random-model.js';
 

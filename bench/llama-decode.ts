@@ -29,7 +29,7 @@ import { initBackend } from '../src/model/backend.js';
 import { parameterCount } from '../src/model/gpt-weights.js';
 import { BatchDecoder } from '../src/model/generation/batch-decoder.js';
 import { GenerationSequence } from '../src/model/generation/generation-sequence.js';
-import { DEFAULT_SAMPLING } from '../src/model/generation/sampling-params.js';
+import { DEFAULT_SAMPLING } from '../tests/helpers/default-sampling.js';
 import type { GptModel } from '../src/model/gpt-model.js';
 import { BENCH_MODELS, type BenchModel, benchModelConfig, loadBenchModel, writeBenchModel } from './lib/bench-models.js';
 import { printTable } from './lib/random-model.js';

@@ -20,7 +20,7 @@ import { assertWeightsFit, parameterCount, weightsFromHost } from '../src/model/
 import { randomLlamaTensors } from '../src/model/checkpoint/hf-llama-folder.js';
 import { BatchDecoder } from '../src/model/generation/batch-decoder.js';
 import { GenerationSequence } from '../src/model/generation/generation-sequence.js';
-import { DEFAULT_SAMPLING } from '../src/model/generation/sampling-params.js';
+import { DEFAULT_SAMPLING } from '../tests/helpers/default-sampling.js';
 import { autoWasmThreads } from '../src/model/wasm-thread-count.js';
 import { LLAMA_SHAPES as SHAPES } from './lib/bench-models.js';
 import { printTable, silentTokenizer } from './lib/random-model.js';

@@ -36,7 +36,7 @@ import type { AdapterRef, Engine, GenerateParams } from '../src/engine/engine-ap
 import { type Adapter, disposeAdapter } from '../src/model/adapter.js';
 import { BatchDecoder } from '../src/model/generation/batch-decoder.js';
 import { GenerationSequence } from '../src/model/generation/generation-sequence.js';
-import { DEFAULT_SAMPLING } from '../src/model/generation/sampling-params.js';
+import { DEFAULT_SAMPLING } from '../tests/helpers/default-sampling.js';
 import { configFromHf, type GptConfig } from '../src/model/gpt-config.js';
 import { GptModel } from '../src/model/gpt-model.js';
 import { initBackend } from '../src/model/backend.js';

@@ -16,7 +16,7 @@ import { initBackend } from '../src/model/backend.js';
 import { GptModel } from '../src/model/gpt-model.js';
 import { BatchDecoder } from '../src/model/generation/batch-decoder.js';
 import { GenerationSequence } from '../src/model/generation/generation-sequence.js';
-import { DEFAULT_SAMPLING } from '../src/model/generation/sampling-params.js';
+import { DEFAULT_SAMPLING } from '../tests/helpers/default-sampling.js';
 import { EMBEDDED } from './lib/serve-fixtures.js';
 import { printTable, randomWeightsOnDevice, silentTokenizer } from './lib/random-model.js';
 import { BENCH_MODELS, type BenchModel, benchModelInMemory } from './lib/bench-models.js';

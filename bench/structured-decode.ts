@@ -26,7 +26,8 @@ import { GptModel } from '../src/model/gpt-model.js';
 import { BatchDecoder } from '../src/model/generation/batch-decoder.js';
 import { sequenceGrammar } from '../src/model/generation/generate.js';
 import { GenerationSequence } from '../src/model/generation/generation-sequence.js';
-import { DEFAULT_SAMPLING, type SamplingParams } from '../src/model/generation/sampling-params.js';
+import type { SamplingParams } from '../src/model/generation/sampling-params.js';
+import { DEFAULT_SAMPLING } from '../tests/helpers/default-sampling.js';
 import { loadTokenizer } from '../src/model/tokenizer/load-tokenizer.js';
 import { printTable, randomWeightsOnDevice } from './lib/random-model.js';
 

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { GentuneClientOptions } from '../client/gentune-client.js';
-import { defaultClientSecurity } from '../engine/config.js';
+import { defaultClientSecurity } from './client-env.js';
 
 /** The parsed flags (commander camel-cases them). */
 export interface ClientSecurityFlags {
@@ -43,7 +43,7 @@ function read(flag: string, path: string): Buffer {
  * Client options from the flags, then the environment.
  * @throws Error naming the flag when a file cannot be read or only one of cert/key is given.
  */
-export function clientSecurity(flags: ClientSecurityFlags, env: Record<string, string | undefined> = process.env): Pick<GentuneClientOptions, 'token' | 'tls'> {
+export function clientSecurity(flags: ClientSecurityFlags, env?: Record<string, string | undefined>): Pick<GentuneClientOptions, 'token' | 'tls'> {
   const defaults = defaultClientSecurity(env);
   let token = flags.token ?? '';
   if (token === '' && flags.tokenFile) token = read('--token-file', flags.tokenFile).toString('utf8').split('\n')[0]!.trim();

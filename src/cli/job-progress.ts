@@ -24,7 +24,7 @@ export function describeEvent(e: FineTuneEvent): string {
     case 'queued':
       return `job ${e.jobId} queued (${ev.value.position} ahead)`;
     case 'started':
-      return `started: ${ev.value.totalSteps} steps, ${ev.value.numTrainExamples} train / ${ev.value.numValidationExamples} validation examples, ${ev.value.trainableParameters} trainable parameters`;
+      return `${ev.value.resumedFromStep === undefined ? 'started' : `resumed from step ${ev.value.resumedFromStep}`}: ${ev.value.totalSteps} steps, ${ev.value.numTrainExamples} train / ${ev.value.numValidationExamples} validation examples, ${ev.value.trainableParameters} trainable parameters`;
     case 'progress': {
       const p = ev.value;
       return `step ${p.step}/${p.totalSteps} epoch ${fmt(p.epoch)} loss ${fmt(p.loss)} lr ${p.learningRate.toExponential(2)} grad_norm ${fmt(p.gradNorm)} ${fmt(p.tokensPerSecond)} tok/s eta ${formatEta(p.etaSeconds)}`;

@@ -10,7 +10,7 @@ import { status as Code } from '@grpc/grpc-js';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { GentuneClient } from '../client/gentune-client.js';
 import { type ProtoMessageType, toProto3Json } from '../client/proto-json.js';
-import { defaultClientAddress } from '../engine/config.js';
+import { defaultClientAddress } from './client-env.js';
 import type { Example } from '../gen/gentune/v1/datasets.js';
 import { clientSecurity, securityOptions, type ClientSecurityFlags } from './client-security.js';
 

@@ -1,6 +1,9 @@
 /**
- * Domain errors. Every layer below src/server throws these; exactly one function
- * in src/server maps `code` to a gRPC status. Anything else thrown is INTERNAL.
+ * Domain errors. Every layer below src/server throws these. {@link ERROR_KINDS}
+ * is the one table of them: the class of each code (wire-error.ts rebuilds
+ * errors from it after a thread boundary) and its gRPC status (status.ts);
+ * {@link clientMessage} is the one rule for what a client may read of
+ * anything thrown. Anything else thrown is INTERNAL.
  */
 export type ErrorCode =
   | 'INVALID_ARGUMENT'
@@ -87,4 +90,51 @@ export class Unauthenticated extends GentuneError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('UNAUTHENTICATED', message, options);
   }
+}
+
+/** A GentuneError subclass, as {@link ERROR_KINDS} holds it. */
+export type ErrorClass = new (message: string, options?: { cause?: unknown }) => GentuneError;
+
+/** What one error kind is: its class, and the gRPC status it becomes. */
+export interface ErrorKind {
+  errorClass: ErrorClass;
+  /**
+   * The gRPC status code (the numbers of grpc's doc/statuscodes.md, which
+   * every gRPC library shares; ErrorCode is its name there). A number, not
+   * grpc-js's enum, so that nothing below src/server imports grpc-js;
+   * tests/unit/server/status.test.ts checks each against grpc-js.
+   */
+  grpcCode: number;
+}
+
+/** Every error kind: a Record over ErrorCode, so a new code does not compile without its row. */
+export const ERROR_KINDS: Readonly<Record<ErrorCode, ErrorKind>> = {
+  CANCELLED: { errorClass: Cancelled, grpcCode: 1 },
+  INVALID_ARGUMENT: { errorClass: InvalidArgument, grpcCode: 3 },
+  DEADLINE_EXCEEDED: { errorClass: DeadlineExceeded, grpcCode: 4 },
+  NOT_FOUND: { errorClass: NotFound, grpcCode: 5 },
+  ALREADY_EXISTS: { errorClass: AlreadyExists, grpcCode: 6 },
+  PERMISSION_DENIED: { errorClass: PermissionDenied, grpcCode: 7 },
+  RESOURCE_EXHAUSTED: { errorClass: ResourceExhausted, grpcCode: 8 },
+  FAILED_PRECONDITION: { errorClass: FailedPrecondition, grpcCode: 9 },
+  UNAVAILABLE: { errorClass: Unavailable, grpcCode: 14 },
+  UNAUTHENTICATED: { errorClass: Unauthenticated, grpcCode: 16 },
+};
+
+/** `err` when it is a domain error of a kind {@link ERROR_KINDS} has; undefined for anything else (a bug, a library's error). */
+export function domainError(err: unknown): GentuneError | undefined {
+  return err instanceof GentuneError && Object.hasOwn(ERROR_KINDS, err.code) ? err : undefined;
+}
+
+/** Said in place of the message of an error that is not a domain error: its cause goes to the log only. */
+export const INTERNAL_MESSAGE = 'internal error';
+
+/**
+ * What a client may read of anything thrown: a domain error's message
+ * (written for clients: it names the field and the value), else
+ * {@link INTERNAL_MESSAGE}. The gRPC status, the HTTP error body and a failed
+ * fine-tune job's reason all say this.
+ */
+export function clientMessage(err: unknown): string {
+  return domainError(err)?.message ?? INTERNAL_MESSAGE;
 }

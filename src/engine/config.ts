@@ -1,8 +1,9 @@
 /**
  * Server configuration, read in ONE place: command-line flags, else GENTUNE_*
  * environment variables, else defaults; every value validated with zod. Nothing
- * else in gentune reads process.env: the resulting {@link GentuneConfig} is
- * passed down.
+ * else in the server reads process.env: the resulting {@link GentuneConfig} is
+ * passed down. (The client CLI, another program, reads its own few variables
+ * in src/cli/client-env.ts.)
  *
  *   --max-new-tokens 128   ==   GENTUNE_MAX_NEW_TOKENS=128
  *
@@ -86,6 +87,8 @@ export interface GentuneConfig {
   /** Base model folder in Hugging Face layout (GPT-2 or Llama family). */
   model: string;
   backend: BackendName;
+  /** Options for Dawn's `create()` on the webgpu backend, e.g. `backend=vulkan`, `adapter=H200` (`--dawn-options`, comma-separated); none by default. */
+  dawnOptions: string[];
   /** Threads of the wasm backend in the serving worker (`auto`: by model size, see wasm-thread-count.ts); ignored by other backends. */
   wasmThreads: number | 'auto';
   logLevel: LogLevel;
@@ -123,7 +126,7 @@ export interface GentuneConfig {
 }
 
 type Key =
-  | 'host' | 'port' | 'metricsPort' | 'httpPort' | 'dataDir' | 'model' | 'backend' | 'wasmThreads' | 'logLevel' | 'logPrompts'
+  | 'host' | 'port' | 'metricsPort' | 'httpPort' | 'dataDir' | 'model' | 'backend' | 'dawnOptions' | 'wasmThreads' | 'logLevel' | 'logPrompts'
   | keyof LimitsConfig | 'adapterMemory' | 'maxAdapters' | 'preload' | 'adapterRescanMs' | 'graceMs' | 'checkpointIntervalMs'
   | 'tokenFile' | 'tlsCert' | 'tlsKey' | 'tlsClientCa';
 
@@ -135,7 +138,7 @@ interface Setting {
   default: string;
   /** Human description of valid values, used in error messages. */
   expect: string;
-  schema: z.ZodType<string | number | boolean | AdapterRef[], string>;
+  schema: z.ZodType<string | number | boolean | string[] | AdapterRef[], string>;
 }
 
 const int = (min: number, max: number) =>
@@ -166,6 +169,9 @@ const adapterRefs = z.string().transform((value, ctx): AdapterRef[] => {
   return refs;
 });
 
+/** "a,b" -> ['a', 'b'] ('' = none). */
+const commaList = z.string().transform((value) => value.split(',').map((s) => s.trim()).filter((s) => s !== ''));
+
 const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const MAX_INT = 2 ** 31 - 1;
@@ -178,6 +184,7 @@ const SETTINGS: Setting[] = [
   { key: 'dataDir', flag: '--data-dir <dir>', description: 'datasets, adapters and job logs', default: './data', expect: 'a directory path', schema: text },
   { key: 'model', flag: '--model <dir>', description: 'base model folder in Hugging Face layout (GPT-2 or Llama family)', default: 'models/gentune-mini', expect: 'a directory path', schema: text },
   { key: 'backend', flag: '--backend <name>', description: `TensorFlow.js backend: ${BACKENDS.join('|')}`, default: 'auto', expect: `one of ${BACKENDS.join(', ')}`, schema: choice(BACKENDS) },
+  { key: 'dawnOptions', flag: '--dawn-options <list>', description: 'webgpu only: Dawn create() options, comma-separated (e.g. backend=vulkan,adapter=H200)', default: '', expect: 'a comma-separated list of Dawn options', schema: commaList },
   { key: 'wasmThreads', flag: '--wasm-threads <n>', description: 'wasm backend threads in the serving worker (auto: 1 below 20M parameters, else up to 4)', default: 'auto', expect: 'auto or an integer in 1..64', schema: z.union([z.string().trim().pipe(z.literal('auto')), int(1, 64)]) },
   { key: 'logLevel', flag: '--log-level <level>', description: `log level: ${LOG_LEVELS.join('|')}`, default: 'info', expect: `one of ${LOG_LEVELS.join(', ')}`, schema: choice(LOG_LEVELS) },
   { key: 'logPrompts', flag: '--log-prompts [bool]', description: 'log prompt and output text (debug only)', default: 'false', expect: 'true or false', schema: bool },
@@ -231,7 +238,7 @@ export function resolveConfig(
   opts: Record<string, unknown>,
   env: Record<string, string | undefined> = process.env,
 ): GentuneConfig {
-  const values = new Map<Key, string | number | boolean | AdapterRef[]>();
+  const values = new Map<Key, string | number | boolean | string[] | AdapterRef[]>();
   for (const s of SETTINGS) {
     const fromFlag = opts[s.key];
     const fromEnv = env[envName(s.key)];
@@ -257,6 +264,7 @@ export function resolveConfig(
     dataDir: get('dataDir'),
     model: get('model'),
     backend: get('backend'),
+    dawnOptions: get('dawnOptions'),
     wasmThreads: get('wasmThreads'),
     logLevel: get('logLevel'),
     logPrompts: get('logPrompts'),
@@ -318,30 +326,4 @@ function resolveSecurity(get: <T>(key: Key) => T, env: Record<string, string | u
 /** The defaults, ignoring the environment (for tests and embedding). */
 export function defaultConfig(): GentuneConfig {
   return resolveConfig({}, {});
-}
-
-/** What the client CLI reads from the environment (its flags win): '' = not set. */
-export interface ClientSecurityDefaults {
-  /** GENTUNE_TOKEN: bearer token. */
-  token: string;
-  /** GENTUNE_TLS_CA: CA bundle (PEM file) to verify the server with; set = TLS. */
-  tlsCa: string;
-  /** GENTUNE_CLIENT_CERT / GENTUNE_CLIENT_KEY: client certificate and key (PEM files) for mutual TLS. */
-  tlsCert: string;
-  tlsKey: string;
-}
-
-/** The client CLI's security defaults from the environment (distinct names from the server's: one shell may hold both). */
-export function defaultClientSecurity(env: Record<string, string | undefined> = process.env): ClientSecurityDefaults {
-  return {
-    token: env.GENTUNE_TOKEN?.trim() ?? '',
-    tlsCa: env.GENTUNE_TLS_CA ?? '',
-    tlsCert: env.GENTUNE_CLIENT_CERT ?? '',
-    tlsKey: env.GENTUNE_CLIENT_KEY ?? '',
-  };
-}
-
-/** Default server address of the client CLI: GENTUNE_ADDR, else 127.0.0.1:50051. */
-export function defaultClientAddress(env: Record<string, string | undefined> = process.env): string {
-  return env.GENTUNE_ADDR || '127.0.0.1:50051';
 }

@@ -15,7 +15,7 @@
  * none; failed, saying why, if its inputs are gone).
  */
 import type { Logger } from 'pino';
-import { Cancelled, FailedPrecondition, GentuneError, InvalidArgument, ResourceExhausted, Unavailable } from '../common/errors.js';
+import { Cancelled, clientMessage, FailedPrecondition, ResourceExhausted, Unavailable } from '../common/errors.js';
 import type { GptModel } from '../model/gpt-model.js';
 import { resolveHyperparameters } from '../training/train-hyperparameters.js';
 import type { AdapterRegistry } from './adapter-registry.js';
@@ -230,8 +230,8 @@ export class FineTuneRunner {
         await this.ended(jobId, signal, log);
         return;
       }
-      // Domain errors are safe to show; anything else is ours, and goes to the log only.
-      const reason = err instanceof GentuneError ? err.message : 'internal error';
+      // What a client may read of it (errors.ts's rule, the gRPC status's too); the whole error goes to the log.
+      const reason = clientMessage(err);
       log.error({ err }, 'fine-tune job failed');
       await this.jobs.append(jobId, { type: 'failed', reason });
     }
@@ -258,7 +258,13 @@ export class FineTuneRunner {
     }
   }
 
-  /** What the server cannot check: the base model, stored datasets, lengths against the model. */
+  /**
+   * What the request's validation (src/server/fine-tune-codec.ts, where the
+   * field ranges are checked, the served model's included: num_layers,
+   * max_seq_len, batch_size) cannot check: the base model's name, the stored
+   * datasets, target_modules against the served model's family, and the
+   * hyperparameters taken together.
+   */
   private check(spec: FineTuneSpec): void {
     const { config, name } = this.model;
     if (spec.baseModel !== '' && spec.baseModel !== name) {
@@ -266,17 +272,6 @@ export class FineTuneRunner {
     }
     if ('datasetId' in spec.training) this.datasets.get(spec.training.datasetId, 'dataset_id');
     if (spec.validationDatasetId !== undefined) this.datasets.get(spec.validationDatasetId, 'validation_dataset_id');
-    const maxSeqLen = spec.hyperparameters.maxSeqLen;
-    if (maxSeqLen !== undefined && maxSeqLen > config.nPositions) {
-      throw new InvalidArgument(`\`max_seq_len\` must be <= n_positions ${config.nPositions}, got ${maxSeqLen}`);
-    }
-    const batchSize = spec.hyperparameters.batchSize;
-    if (batchSize !== undefined && batchSize > this.limits.maxBatchSize) {
-      throw new InvalidArgument(`\`batch_size\` must be <= ${limitLabel('maxBatchSize', this.limits.maxBatchSize)}, got ${batchSize}`);
-    }
-    if (spec.method.kind === 'last_layers' && !(spec.method.numLayers >= 1 && spec.method.numLayers <= config.nLayer)) {
-      throw new InvalidArgument(`\`num_layers\` must be in 1..${config.nLayer}, got ${spec.method.numLayers}`);
-    }
     const h = spec.hyperparameters;
     const hasValidation = spec.validationDatasetId !== undefined || (h.validationSplit ?? 0) > 0;
     // Fails now, naming the field, rather than when the job starts.

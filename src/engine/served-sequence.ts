@@ -62,10 +62,6 @@ export class ServedRequest {
     return this.abandoned || this.signal.aborted;
   }
 
-  get done(): boolean {
-    return this.finished;
-  }
-
   /** Emits one step's token; after the token that ends the sequence, the finish chunk. */
   deliver(out: TokenOutput): void {
     const now = Date.now();

@@ -9,7 +9,7 @@
  * only, like status.ts does for gRPC.
  */
 import type { Logger } from 'pino';
-import { GentuneError, type ErrorCode } from '../common/errors.js';
+import { domainError, INTERNAL_MESSAGE, type ErrorCode } from '../common/errors.js';
 
 /** The body of an error response, as OpenAI sends it. */
 export interface OpenAiErrorBody {
@@ -73,11 +73,10 @@ function body(message: string, type: string, code: string | null, param: string 
  * @param log receives unknown errors with their cause and stack.
  */
 export function toHttpError(err: unknown, log?: Pick<Logger, 'error'>): HttpError {
-  if (err instanceof GentuneError) {
-    const s = STATUS[err.code];
-    if (s !== undefined) {
-      return { status: s.status, body: body(err.message, s.type, err.code.toLowerCase(), paramOf(err.message)), codeName: err.code };
-    }
+  const known = domainError(err);
+  if (known) {
+    const s = STATUS[known.code];
+    return { status: s.status, body: body(known.message, s.type, known.code.toLowerCase(), paramOf(known.message)), codeName: known.code };
   }
   if (err instanceof PayloadTooLarge) {
     return { status: 413, body: body(err.message, 'invalid_request_error', 'payload_too_large', null), codeName: 'RESOURCE_EXHAUSTED' };
@@ -86,5 +85,5 @@ export function toHttpError(err: unknown, log?: Pick<Logger, 'error'>): HttpErro
     return { status: 499, body: body('cancelled', 'server_error', 'cancelled', null), codeName: 'CANCELLED' };
   }
   log?.error({ err }, 'internal error');
-  return { status: 500, body: body('internal error', 'server_error', 'internal', null), codeName: 'INTERNAL' };
+  return { status: 500, body: body(INTERNAL_MESSAGE, 'server_error', 'internal', null), codeName: 'INTERNAL' };
 }

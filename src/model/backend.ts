@@ -8,6 +8,8 @@ export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export interface BackendOptions {
   /** wasm only: threads for XNNPACK. 1 (the default) keeps wasm single-threaded. */
   wasmThreads?: number;
+  /** webgpu only: Dawn `create()` options such as `backend=vulkan` (config `dawnOptions`). Default none. */
+  dawnOptions?: string[];
   /** Called with one line per backend tried (and `auto`'s WebGPU probe, with its fields), for the start-up log. */
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -43,7 +45,7 @@ export async function initBackend(requested: BackendName = 'auto', options: Back
   const log = options.log ?? (() => {});
   const order: Exclude<BackendName, 'auto'>[] =
     requested === 'auto' ? ['tensorflow', 'webgpu', 'wasm', 'cpu'] : [requested];
-  const webgpuProbe = requested === 'auto' ? probeWebGpuInChild() : undefined;
+  const webgpuProbe = requested === 'auto' ? probeWebGpuInChild({ dawnOptions: options.dawnOptions }) : undefined;
   for (const name of order) {
     try {
       const info = await tryBackend(name, { ...options, log }, webgpuProbe);
@@ -106,7 +108,7 @@ async function tryBackend(
         options.log('webgpu probe', { ...probe });
         if (!probe.available) return undefined;
       }
-      const r = await initWebGpu({ allowSoftware: !webgpuProbe });
+      const r = await initWebGpu({ allowSoftware: !webgpuProbe, dawnOptions: options.dawnOptions });
       if (r.ok) return { name: r.name, device: r.device, gpuAdapter: { ...r.adapter } };
       options.log(`backend webgpu: ${r.reason}`);
       return undefined;

@@ -87,15 +87,6 @@ async function installDawn(dawnOptions: string[]): Promise<GpuLike> {
   return gpu;
 }
 
-/** GENTUNE_DAWN_OPTIONS split on commas: Dawn `create()` options such as `backend=vulkan`. */
-export function dawnOptionsFromEnv(): string[] {
-  const raw = process.env.GENTUNE_DAWN_OPTIONS ?? '';
-  return raw
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
 /** GPUAdapterInfo: the `info` attribute, or the older `requestAdapterInfo()`. */
 export async function rawAdapterInfo(adapter: GpuAdapterLike): Promise<RawAdapterInfo | undefined> {
   return adapter.info ?? (adapter.requestAdapterInfo ? await adapter.requestAdapterInfo() : undefined);
@@ -119,7 +110,7 @@ export async function adapterInfo(adapter: GpuAdapterLike): Promise<WebGpuAdapte
  * `gentune` start-up checks and scripts/gpu-check.sh. Undefined (with the
  * reason) when the package or a Vulkan driver is missing.
  */
-export async function probeWebGpuAdapter(dawnOptions = dawnOptionsFromEnv()): Promise<{ adapter?: WebGpuAdapterInfo; reason?: string }> {
+export async function probeWebGpuAdapter(dawnOptions: string[] = []): Promise<{ adapter?: WebGpuAdapterInfo; reason?: string }> {
   const r = await requestAdapter(dawnOptions);
   return r.adapter ? { adapter: await adapterInfo(r.adapter) } : { reason: r.reason };
 }

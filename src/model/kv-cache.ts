@@ -30,13 +30,6 @@ export class KvCache {
     this.valid = Array.from({ length: batch }, () => new Uint8Array(0));
   }
 
-  /** Real tokens held for a row (its next position id). */
-  tokens(row: number): number {
-    let n = 0;
-    for (const v of this.valid[row]) n += v;
-    return n;
-  }
-
   /** Replaces a layer's tensors (disposing the old ones); used by the forward pass. */
   setLayer(i: number, kv: LayerKv): void {
     const old = this.layers[i];

@@ -16,7 +16,6 @@ import * as tf from '@tensorflow/tfjs';
 import {
   adapterInfo,
   describeAdapter,
-  dawnOptionsFromEnv,
   rawAdapterInfo,
   requestAdapter,
   softwareOnlyReason,
@@ -37,8 +36,8 @@ export interface WebGpuOptions {
   /** Accept a software adapter (an explicit `--backend webgpu` does; `auto` does not). */
   allowSoftware: boolean;
   /**
-   * Dawn options for `create()`, e.g. `backend=vulkan` or `adapter=NVIDIA`.
-   * Default: GENTUNE_DAWN_OPTIONS split on commas, else none.
+   * Dawn options for `create()`, e.g. `backend=vulkan` or `adapter=NVIDIA`
+   * (config `dawnOptions`: --dawn-options / GENTUNE_DAWN_OPTIONS). Default none.
    */
   dawnOptions?: string[];
 }
@@ -138,7 +137,7 @@ function patchAddN(): void {
  * back to the next backend.
  */
 export async function initWebGpu(options: WebGpuOptions): Promise<WebGpuResult> {
-  const found = await requestAdapter(options.dawnOptions ?? dawnOptionsFromEnv());
+  const found = await requestAdapter(options.dawnOptions ?? []);
   if (!found.adapter) return { ok: false, reason: found.reason ?? 'no adapter' };
   const adapter = await adapterInfo(found.adapter);
   if (adapter.software && !options.allowSoftware) {

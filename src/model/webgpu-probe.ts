@@ -26,6 +26,8 @@ export interface WebGpuProbe {
 }
 
 export interface WebGpuProbeOptions {
+  /** Dawn `create()` options (config `dawnOptions`), handed to the child as its argument. Default none. */
+  dawnOptions?: string[];
   /** The child is killed after this long, milliseconds. Default 20000 (a cold driver can take seconds). */
   timeoutMs?: number;
 }
@@ -53,7 +55,7 @@ export async function probeWebGpuInChild(options: WebGpuProbeOptions = {}): Prom
     return done({ available: false, reason: 'the webgpu package (Dawn) could not be loaded: it is not installed (an optional dependency)', dawnOutput: [] });
   }
   const timeoutMs = options.timeoutMs ?? 20_000;
-  const child = spawn(process.execPath, ['--import', tsx, MAIN], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', tsx, MAIN, JSON.stringify(options.dawnOptions ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));

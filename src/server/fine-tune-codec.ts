@@ -28,25 +28,14 @@ import {
   checkId,
   checkItemsLimit,
   checkLimit,
-  checkMaxItems,
   checkMaxLength,
   checkNoPath,
-  checkOneOf,
   checkPrintable,
   checkRange,
   checkRequires,
   checkUnique,
   parseSafeUint,
 } from './validate.js';
-
-/**
- * LoRA target modules (PEFT names) of either family: GPT-2's ("c_proj" means both
- * projections) and the Llama family's. The engine refuses those the served model lacks.
- */
-export const TARGET_MODULES = [
-  'c_attn', 'c_proj', 'attn.c_proj', 'c_fc', 'mlp.c_proj',
-  'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj',
-] as const;
 
 const SCHEDULERS = new Map<number, DomainLrScheduler | undefined>([
   [LrScheduler.LR_SCHEDULER_UNSPECIFIED, undefined],
@@ -84,8 +73,8 @@ function decodeMethod(req: FineTuneRequest, nLayer: number): FineTuneMethod {
   }
   const lora = method?.value;
   const targets = lora?.targetModules ?? [];
-  checkMaxItems('target_modules', targets, TARGET_MODULES.length);
-  targets.forEach((t, i) => checkOneOf(`target_modules[${i}]`, t, TARGET_MODULES));
+  // Which names are allowed depends on the served model's family: the engine
+  // checks them at submit (family-modules.ts targetNames, the one list).
   checkUnique('target_modules', targets);
   const opt = (field: string, v: number | undefined, bounds: Parameters<typeof checkRange>[2]) =>
     v === undefined ? undefined : checkRange(field, v, bounds);
@@ -192,8 +181,8 @@ function encodeEventBody(e: JobEvent): FineTuneEvent['event'] {
     case 'queued':
       return { $case: 'queued', value: { position: e.position } };
     case 'started': {
-      const { totalSteps, numTrainExamples, numValidationExamples, trainableParameters } = e;
-      return { $case: 'started', value: { totalSteps, numTrainExamples, numValidationExamples, trainableParameters } };
+      const { totalSteps, numTrainExamples, numValidationExamples, trainableParameters, resumedFromStep } = e;
+      return { $case: 'started', value: { totalSteps, numTrainExamples, numValidationExamples, trainableParameters, resumedFromStep } };
     }
     case 'progress': {
       const { step, totalSteps, epoch, loss, learningRate, gradNorm, tokensPerSecond, etaSeconds } = e;

@@ -7,7 +7,7 @@ import { FinishReason, GenerateRequest, GenerateResponse } from '../gen/gentune/
 import { decodeChatMessages, decodeSampling } from './convert.js';
 import { DEFAULT_MAX_NEW_TOKENS } from './sampling-rules.js';
 import { serverStream, type CallContext, type RpcDeps } from './rpc.js';
-import { checkExactlyOne, checkItemsLimit, checkRange, checkRequires, parseOptionalAdapterRef } from './validate.js';
+import { checkExactlyOne, checkRange, checkRequires, parseOptionalAdapterRef } from './validate.js';
 
 export { DEFAULT_MAX_NEW_TOKENS } from './sampling-rules.js';
 
@@ -23,10 +23,9 @@ export function decodeGenerateRequest(req: GenerateRequest, deps: RpcDeps, reque
   const { limits } = deps.config;
   const vocabSize = deps.engine.info().model.vocabSize;
   const input = checkExactlyOne({ prompt: req.prompt !== '', prompt_token_ids: req.promptTokenIds.length > 0, messages: req.messages.length > 0 });
-  if (input === 'prompt_token_ids') {
-    checkItemsLimit('prompt_token_ids', req.promptTokenIds, limits, 'maxPromptTokens', 'tokens');
-    if (vocabSize > 0) req.promptTokenIds.forEach((id, i) => checkRange(`prompt_token_ids[${i}]`, id, { min: 0, max: vocabSize - 1 }));
-  }
+  // The prompt's rules (ids in the vocabulary, at most limits.max_prompt_tokens
+  // tokens) are the engine's (GenerationService.promptIds), the one place that
+  // knows a text or chat prompt's length too.
   const topLogprobs = checkRange('top_logprobs', req.topLogprobs ?? 0, { min: 0, max: 20 });
   if (topLogprobs > 0) checkRequires('top_logprobs', topLogprobs, req.logprobs, '`logprobs` to be true');
   return {

@@ -11,19 +11,12 @@ import type { LimitsConfig } from '../engine/config.js';
 import type { SamplingParams as DomainSampling } from '../engine/engine-api.js';
 import { checkLimit, checkMaxItems, checkMaxLength, checkRange, checkRequired } from './validate.js';
 
-/** Sampling fields as a request gives them: undefined = not set. */
-export interface SamplingInput {
-  maxNewTokens?: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  repetitionPenalty?: number;
-  presencePenalty?: number;
-  frequencyPenalty?: number;
-  /** Already an integer (the gRPC side parses its uint64 string first). */
-  seed?: number;
-  stop?: readonly string[];
-}
+/**
+ * Sampling fields as a request gives them (undefined = not set): the engine's
+ * SamplingParams with every field optional. `seed` is already an integer (the
+ * gRPC side parses its uint64 string first); response_format is decoded apart.
+ */
+export type SamplingInput = Partial<Omit<DomainSampling, 'stop' | 'maxNewTokensDefaulted' | 'responseFormat'>> & { stop?: readonly string[] };
 
 /** Defaults that differ between Generate and Evaluate. */
 export interface SamplingDefaults {

@@ -1,60 +1,40 @@
 /** Engine domain types (see ../engine-api.ts): Generate: its parameters, the streamed chunks and how a generation ends. */
+import type { SamplingParams as ModelSampling } from '../../model/generation/sampling-params.js';
 import type { AdapterRef } from './adapters.js';
 import type { ChatMessage } from './datasets.js';
 
 /**
  * The shape the output must take (OpenAI's `response_format`, proto
- * ResponseFormat). `json_object`: any JSON object; `json_schema`: JSON that
- * validates against `schema` (the subset of
- * src/model/generation/json-schema-subset.ts; check it with
- * `checkResponseFormat`). Both are enforced while decoding, so the output
- * parses unless it was cut short (finish reason `length`: then it is a valid
- * prefix). `name` and `strict` are informational.
+ * ResponseFormat): the model's own type (src/model/generation/response-format.ts;
+ * check it with `checkResponseFormat`). Plain data: it crosses the worker
+ * boundary by structured clone.
  */
-export type ResponseFormat =
-  | { type: 'text' }
-  | { type: 'json_object' }
-  | { type: 'json_schema'; schema: Record<string, unknown>; name?: string; strict?: boolean };
+export type { ResponseFormat } from '../../model/generation/response-format.js';
 
 /** Why a generation ended (proto FinishReason). */
 export type FinishReason = 'length' | 'eos' | 'stop_sequence' | 'cancelled';
 
 /**
  * Sampling settings with the server's defaults already applied, except `seed`
- * (undefined = random).
+ * (undefined = random): the model's SamplingParams (what each field means)
+ * less what the engine sets per request (the seed when unset, logprobs, EOS).
+ * The ranges are checked in one place, src/server/sampling-rules.ts, and
+ * documented for clients in generate.proto.
  */
-export interface SamplingParams {
-  /**
-   * Tokens to generate at most, 1..config.limits.maxNewTokens. The prompt plus
-   * this must fit in the context (n_positions): the engine does not shorten
-   * it, it rejects the request with InvalidArgument naming `max_new_tokens`.
-   */
-  maxNewTokens: number;
-  /** Softmax temperature, 0..100; 0 = greedy. */
-  temperature: number;
-  /** Top-k filter, 0 = off. */
-  topK: number;
-  /** Nucleus filter, (0, 1]; 1 = off. */
-  topP: number;
-  /** Repetition penalty, (0, 10]; 1 = off. */
-  repetitionPenalty: number;
-  /** OpenAI's presence penalty over generated tokens, [-2, 2]; 0 = off. */
-  presencePenalty: number;
-  /** OpenAI's frequency penalty over generated tokens, [-2, 2]; 0 = off. */
-  frequencyPenalty: number;
-  /** Sampler seed, 0..2^53-1; undefined = random. */
+export type SamplingParams = Pick<
+  ModelSampling,
+  'maxNewTokens' | 'temperature' | 'topK' | 'topP' | 'repetitionPenalty' | 'presencePenalty' | 'frequencyPenalty' | 'stop' | 'responseFormat'
+> & {
+  /** Sampler seed; undefined = random. */
   seed?: number;
-  /** Stop sequences (at most 4, 1..64 characters each); not included in the output. */
-  stop: string[];
   /**
    * True when the request left max_new_tokens out and `maxNewTokens` is the
    * server's default: the engine then caps it to the context the prompt leaves
-   * instead of refusing the request.
+   * instead of refusing the request (an explicit one that does not fit is
+   * InvalidArgument naming `max_new_tokens`).
    */
   maxNewTokensDefaulted?: boolean;
-  /** Structured output; absent = free text. Plain data: it crosses the worker boundary by structured clone. */
-  responseFormat?: ResponseFormat;
-}
+};
 
 /** Input of {@link Engine.generate}. */
 export interface GenerateParams {

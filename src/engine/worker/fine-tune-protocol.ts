@@ -17,6 +17,8 @@ export interface FineTuneWorkerInput {
   spec: FineTuneSpec;
   /** The backend the serving engine chose (never 'auto': both threads use the same one). */
   backend: BackendName;
+  /** Dawn's options on the webgpu backend (config `dawnOptions`), as the serving engine used them. */
+  dawnOptions: string[];
   /** Base model folder in Hugging Face layout (GPT-2 or Llama family), absolute. */
   modelDir: string;
   /** JSONL file of every stored dataset the job reads, by id. */

@@ -28,6 +28,8 @@ export interface WorkerTrainerOptions {
   modelDir: string;
   /** The backend the serving engine runs on. */
   backend: BackendName;
+  /** Dawn's options on the webgpu backend (config `dawnOptions`). */
+  dawnOptions: string[];
   /** `<dataDir>/datasets` (see datasetDataPath). */
   datasetsDir: string;
   /** `<dataDir>/adapters`. */
@@ -54,6 +56,7 @@ export function workerTrainer(options: WorkerTrainerOptions): JobTrainer {
       jobId: job.id,
       spec: job.spec,
       backend: options.backend,
+      dawnOptions: options.dawnOptions,
       modelDir: options.modelDir,
       datasetFiles,
       adaptersDir: options.adaptersDir,

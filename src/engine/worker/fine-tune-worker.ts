@@ -50,7 +50,7 @@ async function read(source: DataSource): Promise<NumberedExample[]> {
 }
 
 async function run(): Promise<FineTuneWorkerResult> {
-  await initBackend(input.backend);
+  await initBackend(input.backend, { dawnOptions: input.dawnOptions });
   const model = await GptModel.load(input.modelDir);
   try {
     const result = await trainJob(

@@ -67,7 +67,7 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
   // GetServerInfo reports what runs: an embedder's maxConcurrentJobs wins over --max-concurrent-jobs.
   const limits: Limits = { ...config.limits, maxConcurrentJobs: options.maxConcurrentJobs ?? config.limits.maxConcurrentJobs };
   const wasmThreads = config.wasmThreads === 'auto' ? autoWasmThreads(await readModelConfig(config.model)) : config.wasmThreads;
-  const backend = await initBackend(config.backend, { wasmThreads, log: (msg, fields) => log.info(fields ?? {}, msg) });
+  const backend = await initBackend(config.backend, { wasmThreads, dawnOptions: config.dawnOptions, log: (msg, fields) => log.info(fields ?? {}, msg) });
   const model = await GptModel.load(config.model);
   log.info({ model: model.name, parameters: model.parameters, backend: backend.name }, 'base model loaded');
   try {
@@ -87,6 +87,7 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
       ? workerTrainer({
           modelDir: model.path!,
           backend: backend.name as BackendName,
+          dawnOptions: config.dawnOptions,
           datasetsDir: datasets.dir,
           adaptersDir: adapterStore.dir,
           checkpointIntervalMs: config.checkpointIntervalMs,

@@ -3,20 +3,10 @@
  * but not its class, so a NotFound thrown in a worker would reach the gRPC
  * handler as a plain Error and turn into INTERNAL. Errors travel as their
  * code, message, name and stack instead, and are rebuilt as the same
- * GentuneError subclass on the other side.
+ * GentuneError subclass on the other side (ERROR_KINDS, src/common/errors.ts:
+ * the one table of error kinds, which the gRPC status mapping reads too).
  */
-import {
-  AlreadyExists,
-  Cancelled,
-  DeadlineExceeded,
-  FailedPrecondition,
-  GentuneError,
-  InvalidArgument,
-  NotFound,
-  ResourceExhausted,
-  Unavailable,
-  type ErrorCode,
-} from '../../common/errors.js';
+import { ERROR_KINDS, GentuneError, type ErrorCode } from '../../common/errors.js';
 
 /** An error as it crosses threads. */
 export interface WireError {
@@ -27,17 +17,6 @@ export interface WireError {
   /** The stack where it was thrown, for the log. */
   stack?: string;
 }
-
-const CLASSES: Partial<Record<ErrorCode, new (message: string, options?: { cause?: unknown }) => GentuneError>> = {
-  INVALID_ARGUMENT: InvalidArgument,
-  NOT_FOUND: NotFound,
-  ALREADY_EXISTS: AlreadyExists,
-  FAILED_PRECONDITION: FailedPrecondition,
-  RESOURCE_EXHAUSTED: ResourceExhausted,
-  UNAVAILABLE: Unavailable,
-  CANCELLED: Cancelled,
-  DEADLINE_EXCEEDED: DeadlineExceeded,
-};
 
 /** Anything thrown (or an abort reason) -> its wire form. */
 export function toWireError(err: unknown): WireError {
@@ -54,8 +33,9 @@ export function toWireError(err: unknown): WireError {
 export function fromWireError(wire: WireError): Error {
   let err: Error;
   if (wire.code !== undefined) {
-    const Class = CLASSES[wire.code];
-    err = Class ? new Class(wire.message) : new GentuneError(wire.code, wire.message);
+    // A code this side has no row for (a newer peer) keeps its code on the base class.
+    const kind = Object.hasOwn(ERROR_KINDS, wire.code) ? ERROR_KINDS[wire.code] : undefined;
+    err = kind ? new kind.errorClass(wire.message) : new GentuneError(wire.code, wire.message);
   } else if (wire.name === 'AbortError' || wire.name === 'TimeoutError') {
     err = new DOMException(wire.message, wire.name);
   } else {

@@ -62,11 +62,6 @@ export class PrefillGroup {
     return this.done === this.columns;
   }
 
-  /** Prompt columns still to run (of the longest row). */
-  get remainingColumns(): number {
-    return this.columns - this.done;
-  }
-
   /**
    * Runs the next chunk of at most `maxColumns` columns (one forward pass, at
    * most one readback). Returns each row's first token, in `rows` order, when

@@ -1,4 +1,3 @@
-import { InvalidArgument } from '../../common/errors.js';
 import {
   type LogitsProcessor,
   FrequencyPenaltyProcessor,
@@ -10,17 +9,22 @@ import {
 } from './logits-processors.js';
 import type { ResponseFormat } from './response-format.js';
 
-/** How to pick tokens and when to stop. Names follow TGI / OpenAI. */
+/**
+ * How to pick tokens and when to stop. Names follow TGI / OpenAI. The one
+ * sampling type: the engine's SamplingParams and the requests' SamplingInput
+ * are made from it; the allowed ranges are checked once, for both front doors,
+ * in src/server/sampling-rules.ts (and documented in generate.proto).
+ */
 export interface SamplingParams {
-  /** Tokens to generate at most (>= 1). */
+  /** Tokens to generate at most. */
   maxNewTokens: number;
-  /** 0 = greedy; otherwise logits are divided by it. Default 1. */
+  /** 0 = greedy; otherwise logits are divided by it. */
   temperature: number;
-  /** 0 = off. */
+  /** Keep the k most likely tokens; 0 = off. */
   topK: number;
-  /** In (0, 1]; 1 = off. */
+  /** Keep the smallest set of tokens whose probability reaches it; 1 = off. */
   topP: number;
-  /** >= 1 penalises repeats; 1 = off (values in (0, 1) encourage repeats). */
+  /** Above 1 penalises tokens already in the context (below 1 encourages them); 1 = off. */
   repetitionPenalty: number;
   /** OpenAI's presence penalty: subtracted once from the logit of every token generated so far; 0 = off. */
   presencePenalty: number;
@@ -47,40 +51,6 @@ export interface SamplingParams {
    * the model's GrammarCache) is handed to the sequence.
    */
   responseFormat?: ResponseFormat;
-}
-
-/** Defaults for every field; callers override what they set. */
-export const DEFAULT_SAMPLING: SamplingParams = {
-  maxNewTokens: 64,
-  temperature: 1,
-  topK: 0,
-  topP: 1,
-  repetitionPenalty: 1,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  seed: 0,
-  stop: [],
-  logprobs: false,
-  stopAtEos: true,
-};
-
-/** Checks each field, one rule per check; messages name the field and the value. */
-export function validateSampling(p: SamplingParams): SamplingParams {
-  const fail = (msg: string) => {
-    throw new InvalidArgument(msg);
-  };
-  if (!Number.isInteger(p.maxNewTokens) || p.maxNewTokens < 1) fail(`\`max_new_tokens\` must be an integer >= 1, got ${p.maxNewTokens}`);
-  if (!Number.isFinite(p.temperature) || p.temperature < 0) fail(`\`temperature\` must be >= 0, got ${p.temperature}`);
-  if (!Number.isInteger(p.topK) || p.topK < 0) fail(`\`top_k\` must be an integer >= 0, got ${p.topK}`);
-  if (!Number.isFinite(p.topP) || p.topP <= 0 || p.topP > 1) fail(`\`top_p\` must be > 0 and <= 1, got ${p.topP}`);
-  if (!Number.isFinite(p.repetitionPenalty) || p.repetitionPenalty <= 0) fail(`\`repetition_penalty\` must be > 0, got ${p.repetitionPenalty}`);
-  if (!Number.isFinite(p.presencePenalty)) fail(`\`presence_penalty\` must be a finite number, got ${p.presencePenalty}`);
-  if (!Number.isFinite(p.frequencyPenalty)) fail(`\`frequency_penalty\` must be a finite number, got ${p.frequencyPenalty}`);
-  if (!Number.isInteger(p.seed) || p.seed < 0) fail(`\`seed\` must be an integer >= 0, got ${p.seed}`);
-  p.stop.forEach((s, i) => {
-    if (s.length === 0) fail(`\`stop[${i}]\` must not be empty`);
-  });
-  return p;
 }
 
 /**

@@ -13,7 +13,8 @@ import { initLoraAdapter } from '../../../src/model/adapter-init.js';
 import { kvCacheMemory } from '../../../src/model/kernels/kv-arena.js';
 import { BatchDecoder } from '../../../src/model/generation/batch-decoder.js';
 import { GenerationSequence } from '../../../src/model/generation/generation-sequence.js';
-import { DEFAULT_SAMPLING, type SamplingParams } from '../../../src/model/generation/sampling-params.js';
+import type { SamplingParams } from '../../../src/model/generation/sampling-params.js';
+import { DEFAULT_SAMPLING } from '../../helpers/default-sampling.js';
 import type { GptConfig } from '../../../src/model/gpt-config.js';
 import { GptModel } from '../../../src/model/gpt-model.js';
 import { saveTokenizer } from '../../../src/model/tokenizer/load-tokenizer.js';
@@ -97,7 +98,6 @@ test('a prefill group runs one chunk per call, merges into a running batch, and 
   leaves.cancel();
   assert.deepEqual(group.removeFinished(), [leaves]);
   assert.equal(await group.next(16), null);
-  assert.equal(group.remainingColumns, 18);
   assert.equal(await group.next(16), null);
   const outs = await group.next(16);
   assert.equal(outs?.length, 1);

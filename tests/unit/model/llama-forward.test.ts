@@ -12,7 +12,8 @@ import { testBackend } from '../../helpers/tiny-model.js';
 import { byteTokenizer } from '../../helpers/byte-tokenizer.js';
 import { GptModel } from '../../../src/model/gpt-model.js';
 import { generateText } from '../../../src/model/generation/generate.js';
-import { DEFAULT_SAMPLING, type SamplingParams } from '../../../src/model/generation/sampling-params.js';
+import type { SamplingParams } from '../../../src/model/generation/sampling-params.js';
+import { DEFAULT_SAMPLING } from '../../helpers/default-sampling.js';
 import { LLAMA3_LIKE, llamaModelFolder, QWEN2_LIKE, QWEN3_LIKE, SMOLLM2_LIKE, type HfConfigJson } from '../../helpers/llama-model.js';
 
 // Each shape's forward pass (full, token-by-token through the KV cache, and

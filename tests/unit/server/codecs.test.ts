@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { defaultConfig } from '../../../src/engine/config.js';
 import type { Engine, FineTuneSpec, JobEventBody, ServerInfo } from '../../../src/engine/engine-api.js';
 import { FineTuneEvent, FineTuneRequest } from '../../../src/gen/gentune/v1/fine_tune.js';
-import { FinishReason, GenerateResponse } from '../../../src/gen/gentune/v1/generate.js';
+import { FinishReason, GenerateRequest, GenerateResponse } from '../../../src/gen/gentune/v1/generate.js';
 import { GetServerInfoResponse } from '../../../src/gen/gentune/v1/server_info.js';
 import { decodeFineTuneRequest, encodeFineTuneSpec, encodeJobEvent } from '../../../src/server/fine-tune-codec.js';
-import { encodeChunk } from '../../../src/server/generate-handler.js';
+import { decodeGenerateRequest, encodeChunk } from '../../../src/server/generate-handler.js';
 import type { RpcDeps } from '../../../src/server/rpc.js';
 import { encodeServerInfo } from '../../../src/server/server-info-handler.js';
 
@@ -45,10 +45,21 @@ test('a FineTuneSpec survives encode -> wire -> decode', () => {
   }
 });
 
+test('exclusive fields that cannot be oneofs (a repeated field is never in one) both reach the server and are refused, naming both', () => {
+  const both = wire(GenerateRequest, GenerateRequest.fromPartial({ prompt: 'x', promptTokenIds: [1, 2] }));
+  assert.equal(both.prompt, 'x', 'the wire carries both');
+  assert.deepEqual(both.promptTokenIds, [1, 2]);
+  assert.throws(() => decodeGenerateRequest(both, deps, 'r'), /exactly one of `prompt`, `prompt_token_ids`, `messages` must be set, got `prompt` and `prompt_token_ids`/);
+  const data = wire(FineTuneRequest, FineTuneRequest.fromPartial({ adapter: 'a', datasetId: 'ds-1', examples: [{ text: 't' }] }));
+  assert.throws(() => decodeFineTuneRequest(data, deps), /exactly one of `dataset_id` and `examples` must be set, got `dataset_id` and `examples`/);
+});
+
 test('every job event kind encodes into the FineTuneEvent oneof', () => {
   const bodies: JobEventBody[] = [
     { type: 'queued', position: 2 },
     { type: 'started', totalSteps: 10, numTrainExamples: 80, numValidationExamples: 20, trainableParameters: 4096 },
+    // A job resumed after a restart says from which step.
+    { type: 'started', totalSteps: 10, numTrainExamples: 80, numValidationExamples: 20, trainableParameters: 4096, resumedFromStep: 4 },
     { type: 'progress', step: 1, totalSteps: 10, epoch: 0.1, loss: 2.5, learningRate: 1e-4, gradNorm: 0.9, tokensPerSecond: 1500, etaSeconds: 9 },
     { type: 'evaluation', step: 5, evalLoss: 2, perplexity: Math.exp(2) },
     { type: 'checkpoint', step: 5 },

@@ -4,8 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Command } from 'commander';
 import { InvalidArgument } from '../../../src/common/errors.js';
-import { addConfigOptions, defaultClientAddress, defaultConfig, envName, resolveConfig } from '../../../src/engine/config.js';
-import { defaultClientSecurity } from '../../../src/engine/config.js';
+import { addConfigOptions, defaultConfig, envName, resolveConfig } from '../../../src/engine/config.js';
 
 function parse(argv: string[], env: Record<string, string> = {}) {
   const cmd = addConfigOptions(new Command('serve').exitOverride());
@@ -72,11 +71,6 @@ test('errors name the flag, the value and the variable it came from', () => {
   assert.throws(() => parse([], { GENTUNE_LOG_PROMPTS: 'maybe' }), /`--log-prompts` must be true or false, got "maybe" \(from GENTUNE_LOG_PROMPTS\)/);
 });
 
-test('client address default', () => {
-  assert.equal(defaultClientAddress({}), '127.0.0.1:50051');
-  assert.equal(defaultClientAddress({ GENTUNE_ADDR: 'gentune:443' }), 'gentune:443');
-});
-
 test('security: off by default; TLS files and the token file from flags or GENTUNE_*', () => {
   assert.deepEqual(defaultConfig().security, { tokenFile: '', adminTokens: [], userTokens: [], tlsCert: '', tlsKey: '', tlsClientCa: '' });
   const c = parse(['--tls-cert', 'server.pem', '--tls-key', 'server.key', '--token-file', '/etc/gentune/tokens.yaml'], { GENTUNE_TLS_CLIENT_CA: 'ca.pem' });
@@ -107,12 +101,10 @@ test('security: --tls-cert and --tls-key go together; --tls-client-ca needs them
   assert.throws(() => parse(['--tls-client-ca', 'ca.pem']), /`--tls-client-ca` \(mutual TLS\) needs `--tls-cert` and `--tls-key`/);
 });
 
-test('client security defaults come from GENTUNE_TOKEN, GENTUNE_TLS_CA and GENTUNE_CLIENT_CERT/KEY', () => {
-  assert.deepEqual(defaultClientSecurity({}), { token: '', tlsCa: '', tlsCert: '', tlsKey: '' });
-  assert.deepEqual(
-    defaultClientSecurity({ GENTUNE_TOKEN: ' t ', GENTUNE_TLS_CA: 'ca.pem', GENTUNE_CLIENT_CERT: 'c.pem', GENTUNE_CLIENT_KEY: 'c.key', GENTUNE_TLS_CERT: 'server.pem' }),
-    { token: 't', tlsCa: 'ca.pem', tlsCert: 'c.pem', tlsKey: 'c.key' },
-  );
+test('--dawn-options (comma-separated) comes from the flag or GENTUNE_DAWN_OPTIONS; none by default', () => {
+  assert.deepEqual(defaultConfig().dawnOptions, []);
+  assert.deepEqual(parse(['--dawn-options', 'backend=vulkan, adapter=H200']).dawnOptions, ['backend=vulkan', 'adapter=H200']);
+  assert.deepEqual(parse([], { GENTUNE_DAWN_OPTIONS: 'adapter=H200' }).dawnOptions, ['adapter=H200']);
 });
 
 test('--wasm-threads is auto (by model size) or a count', () => {

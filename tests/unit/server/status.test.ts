@@ -5,11 +5,14 @@ import {
   AlreadyExists,
   Cancelled,
   DeadlineExceeded,
+  ERROR_KINDS,
   FailedPrecondition,
   GentuneError,
   InvalidArgument,
   NotFound,
+  PermissionDenied,
   ResourceExhausted,
+  Unauthenticated,
   Unavailable,
   type ErrorCode,
 } from '../../../src/common/errors.js';
@@ -30,12 +33,16 @@ test('every domain error keeps its message and maps to its gRPC code', () => {
     [new Unavailable('loading'), Code.UNAVAILABLE],
     [new Cancelled('cancelled'), Code.CANCELLED],
     [new DeadlineExceeded('too slow'), Code.DEADLINE_EXCEEDED],
-    [new GentuneError('PERMISSION_DENIED', 'no'), Code.PERMISSION_DENIED],
-    [new GentuneError('UNAUTHENTICATED', 'who'), Code.UNAUTHENTICATED],
+    [new PermissionDenied('no'), Code.PERMISSION_DENIED],
+    [new Unauthenticated('who'), Code.UNAUTHENTICATED],
   ];
   const { log, logged } = recorder();
   for (const [err, code] of cases) assert.deepEqual(toGrpcStatus(err, log), { code, details: err.message });
   assert.equal(logged.length, 0, 'domain errors are not logged as internal');
+});
+
+test("the error table's gRPC numbers are grpc-js's codes of the same name", () => {
+  for (const [name, kind] of Object.entries(ERROR_KINDS)) assert.equal(kind.grpcCode, Code[name as keyof typeof Code], name);
 });
 
 test('unknown errors become INTERNAL "internal error"; the cause goes to the log only', () => {

@@ -15,7 +15,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from gentune.v1 import datasets_pb2 as gentune_dot_v1_dot_datasets__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agentune/v1/fine_tune.proto\x12\ngentune.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19gentune/v1/datasets.proto\"\x8e\x01\n\nLoraConfig\x12\x0e\n\x01r\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x17\n\nlora_alpha\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x19\n\x0clora_dropout\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\x16\n\x0etarget_modules\x18\x04 \x03(\tB\x04\n\x02_rB\r\n\x0b_lora_alphaB\x0f\n\r_lora_dropout\"&\n\x10LastLayersConfig\x12\x12\n\nnum_layers\x18\x01 \x01(\r\"\xe2\x05\n\x0fHyperparameters\x12\x13\n\x06\x65pochs\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x16\n\tmax_steps\x18\x02 \x01(\rH\x01\x88\x01\x01\x12\x17\n\nbatch_size\x18\x03 \x01(\rH\x02\x88\x01\x01\x12(\n\x1bgradient_accumulation_steps\x18\x04 \x01(\rH\x03\x88\x01\x01\x12\x1a\n\rlearning_rate\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x19\n\x0cwarmup_steps\x18\x06 \x01(\rH\x05\x88\x01\x01\x12-\n\x0clr_scheduler\x18\x07 \x01(\x0e\x32\x17.gentune.v1.LrScheduler\x12\x19\n\x0cweight_decay\x18\x08 \x01(\x01H\x06\x88\x01\x01\x12\x18\n\x0bmax_seq_len\x18\t \x01(\rH\x07\x88\x01\x01\x12 \n\x13\x65val_interval_steps\x18\n \x01(\rH\x08\x88\x01\x01\x12$\n\x17\x65\x61rly_stopping_patience\x18\x0b \x01(\rH\t\x88\x01\x01\x12\x15\n\x04seed\x18\x0c \x01(\x04\x42\x02\x30\x01H\n\x88\x01\x01\x12!\n\x14\x63ompletion_only_loss\x18\r \x01(\x08H\x0b\x88\x01\x01\x12\x1d\n\x10validation_split\x18\x0e \x01(\x02H\x0c\x88\x01\x01\x12\x1a\n\rmax_grad_norm\x18\x0f \x01(\x02H\r\x88\x01\x01\x42\t\n\x07_epochsB\x0c\n\n_max_stepsB\r\n\x0b_batch_sizeB\x1e\n\x1c_gradient_accumulation_stepsB\x10\n\x0e_learning_rateB\x0f\n\r_warmup_stepsB\x0f\n\r_weight_decayB\x0e\n\x0c_max_seq_lenB\x16\n\x14_eval_interval_stepsB\x1a\n\x18_early_stopping_patienceB\x07\n\x05_seedB\x17\n\x15_completion_only_lossB\x13\n\x11_validation_splitB\x10\n\x0e_max_grad_norm\"\xad\x02\n\x0f\x46ineTuneRequest\x12\x12\n\nbase_model\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x02 \x01(\t\x12\x12\n\ndataset_id\x18\x03 \x01(\t\x12%\n\x08\x65xamples\x18\x04 \x03(\x0b\x32\x13.gentune.v1.Example\x12\x1d\n\x15validation_dataset_id\x18\x05 \x01(\t\x12&\n\x04lora\x18\x06 \x01(\x0b\x32\x16.gentune.v1.LoraConfigH\x00\x12\x33\n\x0blast_layers\x18\x07 \x01(\x0b\x32\x1c.gentune.v1.LastLayersConfigH\x00\x12\x34\n\x0fhyperparameters\x18\x08 \x01(\x0b\x32\x1b.gentune.v1.HyperparametersB\x08\n\x06method\"\x1d\n\tJobQueued\x12\x10\n\x08position\x18\x01 \x01(\r\"|\n\nJobStarted\x12\x13\n\x0btotal_steps\x18\x01 \x01(\r\x12\x1a\n\x12num_train_examples\x18\x02 \x01(\r\x12\x1f\n\x17num_validation_examples\x18\x03 \x01(\r\x12\x1c\n\x14trainable_parameters\x18\x04 \x01(\x04\"\xac\x01\n\x10TrainingProgress\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x13\n\x0btotal_steps\x18\x02 \x01(\r\x12\r\n\x05\x65poch\x18\x03 \x01(\x01\x12\x0c\n\x04loss\x18\x04 \x01(\x01\x12\x15\n\rlearning_rate\x18\x05 \x01(\x01\x12\x11\n\tgrad_norm\x18\x06 \x01(\x01\x12\x19\n\x11tokens_per_second\x18\x07 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x08 \x01(\x01\"I\n\x12\x45valuationProgress\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x11\n\teval_loss\x18\x02 \x01(\x01\x12\x12\n\nperplexity\x18\x03 \x01(\x01\"\x1f\n\x0f\x43heckpointSaved\x12\x0c\n\x04step\x18\x01 \x01(\r\"\xa6\x01\n\x0c\x46inalMetrics\x12\x12\n\ntrain_loss\x18\x01 \x01(\x01\x12\x16\n\teval_loss\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nperplexity\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\r\n\x05steps\x18\x04 \x01(\r\x12\x0e\n\x06tokens\x18\x05 \x01(\x04\x12\x15\n\rtrain_seconds\x18\x06 \x01(\x01\x42\x0c\n\n_eval_lossB\r\n\x0b_perplexity\"[\n\x0cJobSucceeded\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12)\n\x07metrics\x18\x03 \x01(\x0b\x32\x18.gentune.v1.FinalMetrics\"\x1b\n\tJobFailed\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x0e\n\x0cJobCancelled\"\xda\x03\n\rFineTuneEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\r\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06queued\x18\n \x01(\x0b\x32\x15.gentune.v1.JobQueuedH\x00\x12)\n\x07started\x18\x0b \x01(\x0b\x32\x16.gentune.v1.JobStartedH\x00\x12\x30\n\x08progress\x18\x0c \x01(\x0b\x32\x1c.gentune.v1.TrainingProgressH\x00\x12\x34\n\nevaluation\x18\r \x01(\x0b\x32\x1e.gentune.v1.EvaluationProgressH\x00\x12\x31\n\ncheckpoint\x18\x0e \x01(\x0b\x32\x1b.gentune.v1.CheckpointSavedH\x00\x12-\n\tsucceeded\x18\x0f \x01(\x0b\x32\x18.gentune.v1.JobSucceededH\x00\x12\'\n\x06\x66\x61iled\x18\x10 \x01(\x0b\x32\x15.gentune.v1.JobFailedH\x00\x12-\n\tcancelled\x18\x11 \x01(\x0b\x32\x18.gentune.v1.JobCancelledH\x00\x42\x07\n\x05\x65vent\"\xa8\x03\n\x0b\x46ineTuneJob\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.gentune.v1.JobState\x12,\n\x07request\x18\x03 \x01(\x0b\x32\x1b.gentune.v1.FineTuneRequest\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04step\x18\x07 \x01(\r\x12\x13\n\x0btotal_steps\x18\x08 \x01(\r\x12\x11\n\x04loss\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x1c\n\x0f\x61\x64\x61pter_version\x18\n \x01(\rH\x01\x88\x01\x01\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12)\n\x07metrics\x18\x0c \x01(\x0b\x32\x18.gentune.v1.FinalMetricsB\x07\n\x05_lossB\x12\n\x10_adapter_version\"=\n\x14WatchFineTuneRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\r\"\'\n\x15GetFineTuneJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\">\n\x16GetFineTuneJobResponse\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.gentune.v1.FineTuneJob\"m\n\x17ListFineTuneJobsRequest\x12#\n\x05state\x18\x01 \x01(\x0e\x32\x14.gentune.v1.JobState\x12\x0f\n\x07\x61\x64\x61pter\x18\x02 \x01(\t\x12\x12\n\x05limit\x18\x03 \x01(\rH\x00\x88\x01\x01\x42\x08\n\x06_limit\"A\n\x18ListFineTuneJobsResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x17.gentune.v1.FineTuneJob\"\'\n\x15\x43\x61ncelFineTuneRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\">\n\x16\x43\x61ncelFineTuneResponse\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.gentune.v1.FineTuneJob*x\n\x0bLrScheduler\x12\x1c\n\x18LR_SCHEDULER_UNSPECIFIED\x10\x00\x12\x17\n\x13LR_SCHEDULER_COSINE\x10\x01\x12\x17\n\x13LR_SCHEDULER_LINEAR\x10\x02\x12\x19\n\x15LR_SCHEDULER_CONSTANT\x10\x03*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agentune/v1/fine_tune.proto\x12\ngentune.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19gentune/v1/datasets.proto\"\x8e\x01\n\nLoraConfig\x12\x0e\n\x01r\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x17\n\nlora_alpha\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x19\n\x0clora_dropout\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\x16\n\x0etarget_modules\x18\x04 \x03(\tB\x04\n\x02_rB\r\n\x0b_lora_alphaB\x0f\n\r_lora_dropout\"&\n\x10LastLayersConfig\x12\x12\n\nnum_layers\x18\x01 \x01(\r\"\xe2\x05\n\x0fHyperparameters\x12\x13\n\x06\x65pochs\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x16\n\tmax_steps\x18\x02 \x01(\rH\x01\x88\x01\x01\x12\x17\n\nbatch_size\x18\x03 \x01(\rH\x02\x88\x01\x01\x12(\n\x1bgradient_accumulation_steps\x18\x04 \x01(\rH\x03\x88\x01\x01\x12\x1a\n\rlearning_rate\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x19\n\x0cwarmup_steps\x18\x06 \x01(\rH\x05\x88\x01\x01\x12-\n\x0clr_scheduler\x18\x07 \x01(\x0e\x32\x17.gentune.v1.LrScheduler\x12\x19\n\x0cweight_decay\x18\x08 \x01(\x01H\x06\x88\x01\x01\x12\x18\n\x0bmax_seq_len\x18\t \x01(\rH\x07\x88\x01\x01\x12 \n\x13\x65val_interval_steps\x18\n \x01(\rH\x08\x88\x01\x01\x12$\n\x17\x65\x61rly_stopping_patience\x18\x0b \x01(\rH\t\x88\x01\x01\x12\x15\n\x04seed\x18\x0c \x01(\x04\x42\x02\x30\x01H\n\x88\x01\x01\x12!\n\x14\x63ompletion_only_loss\x18\r \x01(\x08H\x0b\x88\x01\x01\x12\x1d\n\x10validation_split\x18\x0e \x01(\x02H\x0c\x88\x01\x01\x12\x1a\n\rmax_grad_norm\x18\x0f \x01(\x02H\r\x88\x01\x01\x42\t\n\x07_epochsB\x0c\n\n_max_stepsB\r\n\x0b_batch_sizeB\x1e\n\x1c_gradient_accumulation_stepsB\x10\n\x0e_learning_rateB\x0f\n\r_warmup_stepsB\x0f\n\r_weight_decayB\x0e\n\x0c_max_seq_lenB\x16\n\x14_eval_interval_stepsB\x1a\n\x18_early_stopping_patienceB\x07\n\x05_seedB\x17\n\x15_completion_only_lossB\x13\n\x11_validation_splitB\x10\n\x0e_max_grad_norm\"\xad\x02\n\x0f\x46ineTuneRequest\x12\x12\n\nbase_model\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x02 \x01(\t\x12\x12\n\ndataset_id\x18\x03 \x01(\t\x12%\n\x08\x65xamples\x18\x04 \x03(\x0b\x32\x13.gentune.v1.Example\x12\x1d\n\x15validation_dataset_id\x18\x05 \x01(\t\x12&\n\x04lora\x18\x06 \x01(\x0b\x32\x16.gentune.v1.LoraConfigH\x00\x12\x33\n\x0blast_layers\x18\x07 \x01(\x0b\x32\x1c.gentune.v1.LastLayersConfigH\x00\x12\x34\n\x0fhyperparameters\x18\x08 \x01(\x0b\x32\x1b.gentune.v1.HyperparametersB\x08\n\x06method\"\x1d\n\tJobQueued\x12\x10\n\x08position\x18\x01 \x01(\r\"\xb2\x01\n\nJobStarted\x12\x13\n\x0btotal_steps\x18\x01 \x01(\r\x12\x1a\n\x12num_train_examples\x18\x02 \x01(\r\x12\x1f\n\x17num_validation_examples\x18\x03 \x01(\r\x12\x1c\n\x14trainable_parameters\x18\x04 \x01(\x04\x12\x1e\n\x11resumed_from_step\x18\x05 \x01(\rH\x00\x88\x01\x01\x42\x14\n\x12_resumed_from_step\"\xac\x01\n\x10TrainingProgress\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x13\n\x0btotal_steps\x18\x02 \x01(\r\x12\r\n\x05\x65poch\x18\x03 \x01(\x01\x12\x0c\n\x04loss\x18\x04 \x01(\x01\x12\x15\n\rlearning_rate\x18\x05 \x01(\x01\x12\x11\n\tgrad_norm\x18\x06 \x01(\x01\x12\x19\n\x11tokens_per_second\x18\x07 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x08 \x01(\x01\"I\n\x12\x45valuationProgress\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x11\n\teval_loss\x18\x02 \x01(\x01\x12\x12\n\nperplexity\x18\x03 \x01(\x01\"\x1f\n\x0f\x43heckpointSaved\x12\x0c\n\x04step\x18\x01 \x01(\r\"\xa6\x01\n\x0c\x46inalMetrics\x12\x12\n\ntrain_loss\x18\x01 \x01(\x01\x12\x16\n\teval_loss\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nperplexity\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\r\n\x05steps\x18\x04 \x01(\r\x12\x0e\n\x06tokens\x18\x05 \x01(\x04\x12\x15\n\rtrain_seconds\x18\x06 \x01(\x01\x42\x0c\n\n_eval_lossB\r\n\x0b_perplexity\"[\n\x0cJobSucceeded\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12)\n\x07metrics\x18\x03 \x01(\x0b\x32\x18.gentune.v1.FinalMetrics\"\x1b\n\tJobFailed\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x0e\n\x0cJobCancelled\"\xda\x03\n\rFineTuneEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\r\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06queued\x18\n \x01(\x0b\x32\x15.gentune.v1.JobQueuedH\x00\x12)\n\x07started\x18\x0b \x01(\x0b\x32\x16.gentune.v1.JobStartedH\x00\x12\x30\n\x08progress\x18\x0c \x01(\x0b\x32\x1c.gentune.v1.TrainingProgressH\x00\x12\x34\n\nevaluation\x18\r \x01(\x0b\x32\x1e.gentune.v1.EvaluationProgressH\x00\x12\x31\n\ncheckpoint\x18\x0e \x01(\x0b\x32\x1b.gentune.v1.CheckpointSavedH\x00\x12-\n\tsucceeded\x18\x0f \x01(\x0b\x32\x18.gentune.v1.JobSucceededH\x00\x12\'\n\x06\x66\x61iled\x18\x10 \x01(\x0b\x32\x15.gentune.v1.JobFailedH\x00\x12-\n\tcancelled\x18\x11 \x01(\x0b\x32\x18.gentune.v1.JobCancelledH\x00\x42\x07\n\x05\x65vent\"\xa8\x03\n\x0b\x46ineTuneJob\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.gentune.v1.JobState\x12,\n\x07request\x18\x03 \x01(\x0b\x32\x1b.gentune.v1.FineTuneRequest\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04step\x18\x07 \x01(\r\x12\x13\n\x0btotal_steps\x18\x08 \x01(\r\x12\x11\n\x04loss\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x1c\n\x0f\x61\x64\x61pter_version\x18\n \x01(\rH\x01\x88\x01\x01\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12)\n\x07metrics\x18\x0c \x01(\x0b\x32\x18.gentune.v1.FinalMetricsB\x07\n\x05_lossB\x12\n\x10_adapter_version\"=\n\x14WatchFineTuneRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\r\"\'\n\x15GetFineTuneJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\">\n\x16GetFineTuneJobResponse\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.gentune.v1.FineTuneJob\"m\n\x17ListFineTuneJobsRequest\x12#\n\x05state\x18\x01 \x01(\x0e\x32\x14.gentune.v1.JobState\x12\x0f\n\x07\x61\x64\x61pter\x18\x02 \x01(\t\x12\x12\n\x05limit\x18\x03 \x01(\rH\x00\x88\x01\x01\x42\x08\n\x06_limit\"A\n\x18ListFineTuneJobsResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x17.gentune.v1.FineTuneJob\"\'\n\x15\x43\x61ncelFineTuneRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\">\n\x16\x43\x61ncelFineTuneResponse\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.gentune.v1.FineTuneJob*x\n\x0bLrScheduler\x12\x1c\n\x18LR_SCHEDULER_UNSPECIFIED\x10\x00\x12\x17\n\x13LR_SCHEDULER_COSINE\x10\x01\x12\x17\n\x13LR_SCHEDULER_LINEAR\x10\x02\x12\x19\n\x15LR_SCHEDULER_CONSTANT\x10\x03*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gentune.v1.fine_tune_pb2', globals())
@@ -24,10 +24,10 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
   _HYPERPARAMETERS.fields_by_name['seed']._options = None
   _HYPERPARAMETERS.fields_by_name['seed']._serialized_options = b'0\001'
-  _LRSCHEDULER._serialized_start=3434
-  _LRSCHEDULER._serialized_end=3554
-  _JOBSTATE._serialized_start=3557
-  _JOBSTATE._serialized_end=3711
+  _LRSCHEDULER._serialized_start=3489
+  _LRSCHEDULER._serialized_end=3609
+  _JOBSTATE._serialized_start=3612
+  _JOBSTATE._serialized_end=3766
   _LORACONFIG._serialized_start=103
   _LORACONFIG._serialized_end=245
   _LASTLAYERSCONFIG._serialized_start=247
@@ -38,38 +38,38 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _FINETUNEREQUEST._serialized_end=1330
   _JOBQUEUED._serialized_start=1332
   _JOBQUEUED._serialized_end=1361
-  _JOBSTARTED._serialized_start=1363
-  _JOBSTARTED._serialized_end=1487
-  _TRAININGPROGRESS._serialized_start=1490
-  _TRAININGPROGRESS._serialized_end=1662
-  _EVALUATIONPROGRESS._serialized_start=1664
-  _EVALUATIONPROGRESS._serialized_end=1737
-  _CHECKPOINTSAVED._serialized_start=1739
-  _CHECKPOINTSAVED._serialized_end=1770
-  _FINALMETRICS._serialized_start=1773
-  _FINALMETRICS._serialized_end=1939
-  _JOBSUCCEEDED._serialized_start=1941
-  _JOBSUCCEEDED._serialized_end=2032
-  _JOBFAILED._serialized_start=2034
-  _JOBFAILED._serialized_end=2061
-  _JOBCANCELLED._serialized_start=2063
-  _JOBCANCELLED._serialized_end=2077
-  _FINETUNEEVENT._serialized_start=2080
-  _FINETUNEEVENT._serialized_end=2554
-  _FINETUNEJOB._serialized_start=2557
-  _FINETUNEJOB._serialized_end=2981
-  _WATCHFINETUNEREQUEST._serialized_start=2983
-  _WATCHFINETUNEREQUEST._serialized_end=3044
-  _GETFINETUNEJOBREQUEST._serialized_start=3046
-  _GETFINETUNEJOBREQUEST._serialized_end=3085
-  _GETFINETUNEJOBRESPONSE._serialized_start=3087
-  _GETFINETUNEJOBRESPONSE._serialized_end=3149
-  _LISTFINETUNEJOBSREQUEST._serialized_start=3151
-  _LISTFINETUNEJOBSREQUEST._serialized_end=3260
-  _LISTFINETUNEJOBSRESPONSE._serialized_start=3262
-  _LISTFINETUNEJOBSRESPONSE._serialized_end=3327
-  _CANCELFINETUNEREQUEST._serialized_start=3329
-  _CANCELFINETUNEREQUEST._serialized_end=3368
-  _CANCELFINETUNERESPONSE._serialized_start=3370
-  _CANCELFINETUNERESPONSE._serialized_end=3432
+  _JOBSTARTED._serialized_start=1364
+  _JOBSTARTED._serialized_end=1542
+  _TRAININGPROGRESS._serialized_start=1545
+  _TRAININGPROGRESS._serialized_end=1717
+  _EVALUATIONPROGRESS._serialized_start=1719
+  _EVALUATIONPROGRESS._serialized_end=1792
+  _CHECKPOINTSAVED._serialized_start=1794
+  _CHECKPOINTSAVED._serialized_end=1825
+  _FINALMETRICS._serialized_start=1828
+  _FINALMETRICS._serialized_end=1994
+  _JOBSUCCEEDED._serialized_start=1996
+  _JOBSUCCEEDED._serialized_end=2087
+  _JOBFAILED._serialized_start=2089
+  _JOBFAILED._serialized_end=2116
+  _JOBCANCELLED._serialized_start=2118
+  _JOBCANCELLED._serialized_end=2132
+  _FINETUNEEVENT._serialized_start=2135
+  _FINETUNEEVENT._serialized_end=2609
+  _FINETUNEJOB._serialized_start=2612
+  _FINETUNEJOB._serialized_end=3036
+  _WATCHFINETUNEREQUEST._serialized_start=3038
+  _WATCHFINETUNEREQUEST._serialized_end=3099
+  _GETFINETUNEJOBREQUEST._serialized_start=3101
+  _GETFINETUNEJOBREQUEST._serialized_end=3140
+  _GETFINETUNEJOBRESPONSE._serialized_start=3142
+  _GETFINETUNEJOBRESPONSE._serialized_end=3204
+  _LISTFINETUNEJOBSREQUEST._serialized_start=3206
+  _LISTFINETUNEJOBSREQUEST._serialized_end=3315
+  _LISTFINETUNEJOBSRESPONSE._serialized_start=3317
+  _LISTFINETUNEJOBSRESPONSE._serialized_end=3382
+  _CANCELFINETUNEREQUEST._serialized_start=3384
+  _CANCELFINETUNEREQUEST._serialized_end=3423
+  _CANCELFINETUNERESPONSE._serialized_start=3425
+  _CANCELFINETUNERESPONSE._serialized_end=3487
 # @@protoc_insertion_point(module_scope)

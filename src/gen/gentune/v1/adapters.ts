@@ -16,6 +16,7 @@ export const protobufFileName = "gentune/v1/adapters.proto";
 
 /** Where an adapter version lives. */
 export enum AdapterResidency {
+  /** ADAPTER_RESIDENCY_UNSPECIFIED - Never sent. */
   ADAPTER_RESIDENCY_UNSPECIFIED = 0,
   /** ADAPTER_RESIDENCY_STORED - On disk only; the first request loads it. */
   ADAPTER_RESIDENCY_STORED = 1,
@@ -65,6 +66,7 @@ export function adapterResidencyToJSON(object: AdapterResidency): string {
 
 /** How an adapter was trained. */
 export enum AdapterMethod {
+  /** ADAPTER_METHOD_UNSPECIFIED - Never sent. */
   ADAPTER_METHOD_UNSPECIFIED = 0,
   /** ADAPTER_METHOD_LORA - Low-rank update matrices (PEFT LoRA). */
   ADAPTER_METHOD_LORA = 1,
@@ -111,6 +113,7 @@ export interface AdapterVersion {
   version: number;
   /** Base model it was trained on. */
   baseModel: string;
+  /** How it was trained. */
   method: AdapterMethod;
   /** LoRA rank; 0 for last_layers. */
   r: number;
@@ -120,7 +123,9 @@ export interface AdapterVersion {
   targetModules: string[];
   /** Size of the weights on disk, in bytes. */
   sizeBytes: number;
+  /** Where it lives now. */
   residency: AdapterResidency;
+  /** When the version was published. */
   createdAt?:
     | Date
     | undefined;
@@ -184,6 +189,7 @@ export interface UnloadAdapterRequest {
 
 /** Output of ModelService.UnloadAdapter. */
 export interface UnloadAdapterResponse {
+  /** The adapter, after the unload. */
   adapter?: Adapter | undefined;
 }
 

@@ -78,7 +78,9 @@ export interface ChatMessage {
 /**
  * One training or evaluation example, as an inline alternative to a line of
  * an uploaded dataset. Exactly one shape must be used: `prompt` with
- * `completion`, or `messages`, or `text`.
+ * `completion`, or `messages`, or `text` (not a oneof: `messages` is
+ * repeated, which proto3 allows in no oneof; mixing shapes is
+ * INVALID_ARGUMENT).
  */
 export interface Example {
   /** Prompt text (prompt/completion shape). */
@@ -129,6 +131,7 @@ export interface UploadDatasetMetadata {
  * split anywhere (even inside a line or a UTF-8 character).
  */
 export interface UploadDatasetChunk {
+  /** Always set. */
   payload?:
     | //
     /** Name and format; must be the first message and only the first. */

@@ -17,6 +17,7 @@ export const protobufFileName = "gentune/v1/evaluate.proto";
 
 /** A metric Evaluate can compute. */
 export enum Metric {
+  /** METRIC_UNSPECIFIED - Not a metric: INVALID_ARGUMENT in EvaluateRequest.metrics. */
   METRIC_UNSPECIFIED = 0,
   /** METRIC_LOSS - Mean cross-entropy on target tokens, teacher forcing (nats per token). */
   METRIC_LOSS = 1,
@@ -136,6 +137,7 @@ export function metricToJSON(object: Metric): string {
 
 /** What an evaluation is working on, for EvaluateProgress. */
 export enum EvaluatePhase {
+  /** EVALUATE_PHASE_UNSPECIFIED - Never sent. */
   EVALUATE_PHASE_UNSPECIFIED = 0,
   /**
    * EVALUATE_PHASE_LOSS - Teacher-forced scoring of the reference completions (loss, perplexity,
@@ -179,7 +181,12 @@ export function evaluatePhaseToJSON(object: EvaluatePhase): string {
   }
 }
 
-/** Input of ModelService.Evaluate. */
+/**
+ * Input of ModelService.Evaluate.
+ *
+ * `dataset_id` and `examples` exclude each other but are not a oneof: proto3
+ * allows no repeated field in a oneof (see FineTuneRequest).
+ */
 export interface EvaluateRequest {
   /**
    * Id of an uploaded dataset. Exactly one of `dataset_id` and `examples`
@@ -233,13 +240,35 @@ export interface EvaluateRequest {
 
 /** Metric values; only the requested metrics are set. */
 export interface MetricValues {
-  loss?: number | undefined;
-  perplexity?: number | undefined;
-  tokenAccuracy?: number | undefined;
-  bleu?: number | undefined;
-  rouge1?: number | undefined;
-  rouge2?: number | undefined;
-  rougeL?: number | undefined;
+  /** METRIC_LOSS: nats per target token. */
+  loss?:
+    | number
+    | undefined;
+  /** METRIC_PERPLEXITY: exp(loss), >= 1. */
+  perplexity?:
+    | number
+    | undefined;
+  /** METRIC_TOKEN_ACCURACY: fraction of target tokens, 0..1. */
+  tokenAccuracy?:
+    | number
+    | undefined;
+  /** METRIC_BLEU, 0..100. */
+  bleu?:
+    | number
+    | undefined;
+  /** METRIC_ROUGE1: F-measure, 0..1. */
+  rouge1?:
+    | number
+    | undefined;
+  /** METRIC_ROUGE2: F-measure, 0..1. */
+  rouge2?:
+    | number
+    | undefined;
+  /** METRIC_ROUGE_L: F-measure, 0..1. */
+  rougeL?:
+    | number
+    | undefined;
+  /** METRIC_EXACT_MATCH: fraction of examples, 0..1. */
   exactMatch?:
     | number
     | undefined;
@@ -302,6 +331,7 @@ export interface EvaluateProgress {
    * base model.
    */
   adapter: string;
+  /** The phase this event counts. */
   phase: EvaluatePhase;
   /**
    * Examples this phase has finished for this model, 1..examples_total,
@@ -325,9 +355,15 @@ export interface EvaluateProgress {
  * one result (the last message).
  */
 export interface EvaluateEvent {
-  event?: { $case: "progress"; value: EvaluateProgress } | //
-  /** The same response unary Evaluate returns for the request. */
-  { $case: "result"; value: EvaluateResponse } | undefined;
+  /** Always set. */
+  event?:
+    | //
+    /** A chunk of one phase finished. */
+    { $case: "progress"; value: EvaluateProgress }
+    | //
+    /** The same response unary Evaluate returns for the request. */
+    { $case: "result"; value: EvaluateResponse }
+    | undefined;
 }
 
 function createBaseEvaluateRequest(): EvaluateRequest {

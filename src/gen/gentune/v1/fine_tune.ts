@@ -67,16 +67,21 @@ export function lrSchedulerToJSON(object: LrScheduler): string {
 
 /** Fine-tune job states, as in the OpenAI fine-tuning API. */
 export enum JobState {
+  /** JOB_STATE_UNSPECIFIED - Not a state: in ListFineTuneJobsRequest, "every state". */
   JOB_STATE_UNSPECIFIED = 0,
   /** JOB_STATE_QUEUED - Waiting for a trainer. */
   JOB_STATE_QUEUED = 1,
-  /** JOB_STATE_RUNNING - Training. */
+  /**
+   * JOB_STATE_RUNNING - Training. A server that shuts down checkpoints its running jobs and
+   * leaves them RUNNING; after the restart they resume from the checkpoint
+   * (JobStarted.resumed_from_step).
+   */
   JOB_STATE_RUNNING = 2,
   /** JOB_STATE_SUCCEEDED - Finished; the adapter version is published. */
   JOB_STATE_SUCCEEDED = 3,
   /** JOB_STATE_FAILED - Finished with an error. */
   JOB_STATE_FAILED = 4,
-  /** JOB_STATE_CANCELLED - Cancelled by CancelFineTune or server shutdown. */
+  /** JOB_STATE_CANCELLED - Cancelled by CancelFineTune (shutdown does not cancel: see RUNNING). */
   JOB_STATE_CANCELLED = 5,
   UNRECOGNIZED = -1,
 }
@@ -260,7 +265,14 @@ export interface Hyperparameters {
   maxGradNorm?: number | undefined;
 }
 
-/** Input of ModelService.FineTune. */
+/**
+ * Input of ModelService.FineTune.
+ *
+ * `dataset_id` and `examples` exclude each other but are not a oneof: proto3
+ * allows no repeated field in a oneof, and wrapping `examples` in a message
+ * would change the wire format of existing clients. A request that sets both
+ * (or neither) is INVALID_ARGUMENT naming them.
+ */
 export interface FineTuneRequest {
   /**
    * Base model name; must equal the served model (GetServerInfo model.name).
@@ -289,8 +301,12 @@ export interface FineTuneRequest {
   validationDatasetId: string;
   /** What to train. Default: lora with its defaults. */
   method?:
-    | { $case: "lora"; value: LoraConfig }
-    | { $case: "lastLayers"; value: LastLayersConfig }
+    | //
+    /** LoRA adapters on the chosen projections. */
+    { $case: "lora"; value: LoraConfig }
+    | //
+    /** Full fine-tuning of the top blocks. */
+    { $case: "lastLayers"; value: LastLayersConfig }
     | undefined;
   /** Training settings. Default: all defaults. */
   hyperparameters?: Hyperparameters | undefined;
@@ -312,6 +328,12 @@ export interface JobStarted {
   numValidationExamples: number;
   /** Number of trainable parameters. */
   trainableParameters: number;
+  /**
+   * Set when the job resumed from its checkpoint after a restart: the
+   * optimizer steps already done (progress continues from step + 1). Unset
+   * when training starts from step 0.
+   */
+  resumedFromStep?: number | undefined;
 }
 
 /** One optimizer step finished. */
@@ -376,6 +398,7 @@ export interface JobSucceeded {
   adapter: string;
   /** The new version (1, 2, ...). */
   version: number;
+  /** How the training went. */
   metrics?: FinalMetrics | undefined;
 }
 
@@ -396,18 +419,38 @@ export interface FineTuneEvent {
   /** Position in the job's event log, from 0; WatchFineTune can resume after it. */
   sequence: number;
   /** When the event happened. */
-  time?: Date | undefined;
+  time?:
+    | Date
+    | undefined;
+  /** What happened; always set. */
   event?:
-    | { $case: "queued"; value: JobQueued }
-    | { $case: "started"; value: JobStarted }
-    | { $case: "progress"; value: TrainingProgress }
-    | { $case: "evaluation"; value: EvaluationProgress }
-    | { $case: "checkpoint"; value: CheckpointSaved }
     | //
-    /** Terminal events: the last of a job. */
+    /** Accepted and persisted: the first event of every job. */
+    { $case: "queued"; value: JobQueued }
+    | //
+    /** Training began (again, after a restart: then resumed_from_step is set). */
+    { $case: "started"; value: JobStarted }
+    | //
+    /** An optimizer step finished. */
+    { $case: "progress"; value: TrainingProgress }
+    | //
+    /** A validation pass finished. */
+    { $case: "evaluation"; value: EvaluationProgress }
+    | //
+    /** Training state saved. */
+    { $case: "checkpoint"; value: CheckpointSaved }
+    | //
+    /**
+     * Terminal events, the last of a job: finished, its adapter version
+     * published.
+     */
     { $case: "succeeded"; value: JobSucceeded }
-    | { $case: "failed"; value: JobFailed }
-    | { $case: "cancelled"; value: JobCancelled }
+    | //
+    /** Terminal: stopped with an error. */
+    { $case: "failed"; value: JobFailed }
+    | //
+    /** Terminal: cancelled by CancelFineTune. */
+    { $case: "cancelled"; value: JobCancelled }
     | undefined;
 }
 
@@ -415,9 +458,13 @@ export interface FineTuneEvent {
 export interface FineTuneJob {
   /** Server-assigned id. */
   id: string;
+  /** Where the job is now. */
   state: JobState;
   /** The request that created it, with defaults not filled in. */
-  request?: FineTuneRequest | undefined;
+  request?:
+    | FineTuneRequest
+    | undefined;
+  /** When FineTune accepted it. */
   createdAt?:
     | Date
     | undefined;
@@ -463,6 +510,7 @@ export interface GetFineTuneJobRequest {
 
 /** Output of ModelService.GetFineTuneJob. */
 export interface GetFineTuneJobResponse {
+  /** The job, as it is now. */
   job?: FineTuneJob | undefined;
 }
 
@@ -1346,7 +1394,13 @@ export const JobQueued: MessageFns<JobQueued> = {
 };
 
 function createBaseJobStarted(): JobStarted {
-  return { totalSteps: 0, numTrainExamples: 0, numValidationExamples: 0, trainableParameters: 0 };
+  return {
+    totalSteps: 0,
+    numTrainExamples: 0,
+    numValidationExamples: 0,
+    trainableParameters: 0,
+    resumedFromStep: undefined,
+  };
 }
 
 export const JobStarted: MessageFns<JobStarted> = {
@@ -1362,6 +1416,9 @@ export const JobStarted: MessageFns<JobStarted> = {
     }
     if (message.trainableParameters !== 0) {
       writer.uint32(32).uint64(message.trainableParameters);
+    }
+    if (message.resumedFromStep !== undefined) {
+      writer.uint32(40).uint32(message.resumedFromStep);
     }
     return writer;
   },
@@ -1411,6 +1468,14 @@ export const JobStarted: MessageFns<JobStarted> = {
             message.trainableParameters = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.resumedFromStep = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1445,6 +1510,11 @@ export const JobStarted: MessageFns<JobStarted> = {
         : isSet(object.trainable_parameters)
         ? globalThis.Number(object.trainable_parameters)
         : 0,
+      resumedFromStep: isSet(object.resumedFromStep)
+        ? globalThis.Number(object.resumedFromStep)
+        : isSet(object.resumed_from_step)
+        ? globalThis.Number(object.resumed_from_step)
+        : undefined,
     };
   },
 
@@ -1462,6 +1532,9 @@ export const JobStarted: MessageFns<JobStarted> = {
     if (message.trainableParameters !== 0) {
       obj.trainableParameters = Math.round(message.trainableParameters);
     }
+    if (message.resumedFromStep !== undefined) {
+      obj.resumedFromStep = Math.round(message.resumedFromStep);
+    }
     return obj;
   },
 
@@ -1474,6 +1547,7 @@ export const JobStarted: MessageFns<JobStarted> = {
     message.numTrainExamples = object.numTrainExamples ?? 0;
     message.numValidationExamples = object.numValidationExamples ?? 0;
     message.trainableParameters = object.trainableParameters ?? 0;
+    message.resumedFromStep = object.resumedFromStep ?? undefined;
     return message;
   },
 };

@@ -20,7 +20,11 @@ export enum FinishReason {
   FINISH_REASON_UNSPECIFIED = 0,
   /** FINISH_REASON_LENGTH - max_new_tokens reached, or the model's context length. */
   FINISH_REASON_LENGTH = 1,
-  /** FINISH_REASON_EOS - The model produced its end-of-sequence token (not included in the output). */
+  /**
+   * FINISH_REASON_EOS - The model produced its end-of-sequence token (or, for `messages`, the
+   * chat template's end-of-turn token). Its id is the last of `token_ids`
+   * and counts in usage.generated_tokens; it adds no `text`.
+   */
   FINISH_REASON_EOS = 2,
   /** FINISH_REASON_STOP_SEQUENCE - The output contained one of the stop sequences. */
   FINISH_REASON_STOP_SEQUENCE = 3,
@@ -204,7 +208,14 @@ export interface ResponseFormat_JsonSchema {
   strict: boolean;
 }
 
-/** Input of ModelService.Generate. */
+/**
+ * Input of ModelService.Generate.
+ *
+ * `prompt`, `prompt_token_ids` and `messages` exclude each other but are not
+ * a oneof: proto3 allows no repeated field in a oneof, and moving the lists
+ * into wrapper messages would change the wire format of existing clients. A
+ * request that sets more than one (or none) is INVALID_ARGUMENT naming them.
+ */
 export interface GenerateRequest {
   /**
    * Prompt text, UTF-8. Exactly one of `prompt`, `prompt_token_ids` and
@@ -253,8 +264,12 @@ export interface TopLogprob {
   /** The token's text (may be a partial UTF-8 sequence rendered with U+FFFD). */
   token: string;
   /**
-   * Natural-log probability, <= 0, after temperature and repetition penalty
-   * but before top-k / top-p filtering.
+   * Natural-log probability, <= 0, under the model's raw distribution: the
+   * log-softmax of its logits before any sampling setting (temperature,
+   * penalties, top-k / top-p, response_format) changes them, so the same
+   * prompt gives the same value whatever the sampling settings. This is
+   * vLLM's default (logprobs_mode raw_logprobs); OpenAI does not say which
+   * distribution its API reports.
    */
   logprob: number;
 }
@@ -265,7 +280,10 @@ export interface TokenLogprob {
   tokenId: number;
   /** The generated token's text. */
   token: string;
-  /** Natural-log probability of the generated token, <= 0. */
+  /**
+   * Natural-log probability of the generated token, <= 0, under the raw
+   * distribution (as TopLogprob.logprob).
+   */
   logprob: number;
   /**
    * The `top_logprobs` most likely tokens at this position, most likely
@@ -279,8 +297,9 @@ export interface Usage {
   /** Number of prompt tokens. */
   promptTokens: number;
   /**
-   * Number of generated tokens (including a stop sequence's tokens, excluding
-   * the EOS token).
+   * Number of generated tokens: every id sent in `token_ids`, including a
+   * stop sequence's tokens and the end-of-sequence token that ended a
+   * FINISH_REASON_EOS generation (as vLLM counts completion_tokens).
    */
   generatedTokens: number;
   /** Milliseconds from the request's arrival to its first generated token. */

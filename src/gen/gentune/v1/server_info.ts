@@ -138,16 +138,19 @@ export interface GetServerInfoRequest {
 export interface GetServerInfoResponse {
   /** gentune version (semver). */
   version: string;
+  /** The served base model. */
   model?:
     | ModelInfo
     | undefined;
   /** TensorFlow.js backend in use: "tensorflow", "webgpu", "wasm" or "cpu". */
   backend: string;
+  /** The server's request limits. */
   limits?:
     | Limits
     | undefined;
   /** True once the base model is loaded (as grpc.health.v1 SERVING). */
   ready: boolean;
+  /** When the server process started. */
   startedAt?:
     | Date
     | undefined;
