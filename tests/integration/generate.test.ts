@@ -1,7 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:http2';
 import { status as Code } from '@grpc/grpc-js';
-import { FinishReason } from '../../src/gen/gentune/v1/generate.js';
+import { DeadlineExceeded } from '../../src/common/errors.js';
+import { FinishReason, GenerateRequest } from '../../src/gen/gentune/v1/generate.js';
 import { FIXTURE_MODEL, LONG_MAX_NEW_TOKENS, LONG_PROMPT, longGeneration } from './helpers/fixture-model.js';
 import { collect, eventually, rejectsWith, startHarness, type Harness } from './helpers/harness.js';
 
@@ -17,16 +19,17 @@ describe('Generate', () => {
   after(() => h.close());
 
   test('streams token deltas, then a last message with finish_reason and usage', async () => {
-    const messages = await collect(h.client.generate({ prompt: 'Hello there', sampling: { maxNewTokens: 5, seed: '7' } }));
+    // The long stream: it runs to max_new_tokens (see the fixture test below), so there is one outcome.
+    const messages = await collect(h.client.generate(longGeneration(5)));
     const last = messages.at(-1)!;
     const body = messages.slice(0, -1);
-    assert.ok(body.length >= 1 && body.length <= 5);
+    assert.equal(body.length, 5);
     for (const m of body) {
       assert.equal(m.finishReason, FinishReason.FINISH_REASON_UNSPECIFIED);
       assert.equal(m.tokenIds.length, 1);
       assert.equal(m.usage, undefined);
     }
-    assert.notEqual(last.finishReason, FinishReason.FINISH_REASON_UNSPECIFIED);
+    assert.equal(last.finishReason, FinishReason.FINISH_REASON_LENGTH);
     assert.ok(last.usage);
     assert.equal(last.usage.generatedTokens, body.reduce((n, m) => n + m.tokenIds.length, 0));
     assert.ok(last.usage.promptTokens > 0);
@@ -65,10 +68,11 @@ describe('Generate', () => {
     assert.equal(out.text, full.text.slice(0, at.index));
   });
 
-  test('max_new_tokens bounds the output and ends with LENGTH (or EOS)', async () => {
-    const out = await h.client.generateText({ prompt: 'a b c', sampling: { maxNewTokens: 3 } });
-    assert.ok(out.tokenIds.length <= 3);
-    assert.ok([FinishReason.FINISH_REASON_LENGTH, FinishReason.FINISH_REASON_EOS].includes(out.finishReason));
+  test('max_new_tokens bounds the output and ends with LENGTH', async () => {
+    // The long stream would go on: max_new_tokens is what ends it.
+    const out = await h.client.generateText(longGeneration(3));
+    assert.equal(out.tokenIds.length, 3);
+    assert.equal(out.finishReason, FinishReason.FINISH_REASON_LENGTH);
   });
 
   test('accepts a pre-tokenized prompt', async () => {
@@ -124,11 +128,48 @@ describe('Generate', () => {
     );
     h.engine.holdAfterChunks = undefined;
     assert.equal(chunks.length, 2, 'the chunks before the deadline reached the client');
+    // The client cancels at its deadline as the server's own deadline passes:
+    // which the server hears of first is a race, so the reason is the next test's.
     const signal = h.engine.generateSignals[before]!;
     await eventually(() => signal.aborted, 2000, 'the deadline to reach the engine');
-    // Usually "deadline exceeded"; on a loaded machine the client's cancellation
-    // can arrive too early to be told apart from a plain cancel.
-    assert.match(String(signal.reason?.message), /deadline|client cancelled/);
+  });
+
+  test("the server's deadline aborts the engine with DeadlineExceeded and ends the call with DEADLINE_EXCEEDED", async () => {
+    // A plain HTTP/2 peer that sends grpc-timeout and, unlike grpc-js, never
+    // cancels at its deadline: the server's deadline is the only one.
+    const before = h.engine.generateSignals.length;
+    h.engine.holdAfterChunks = 1;
+    const session = connect(`http://${h.address}`);
+    try {
+      const call = session.request({
+        ':method': 'POST',
+        ':path': '/gentune.v1.ModelService/Generate',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+        'grpc-timeout': '200m',
+      });
+      const message = GenerateRequest.encode(GenerateRequest.fromPartial(longGeneration())).finish();
+      const frame = Buffer.alloc(5 + message.length);
+      frame.writeUInt32BE(message.length, 1); // byte 0: not compressed
+      frame.set(message, 5);
+      call.end(frame);
+      call.resume();
+      const status = await new Promise<string | undefined>((resolve, reject) => {
+        // grpc-status comes in the trailers, or in the headers of a trailers-only reply.
+        call.on('response', (headers) => headers['grpc-status'] !== undefined && resolve(String(headers['grpc-status'])));
+        call.on('trailers', (trailers) => resolve(trailers['grpc-status'] === undefined ? undefined : String(trailers['grpc-status'])));
+        call.on('error', reject);
+        call.on('close', () => resolve(undefined));
+      });
+      assert.equal(status, String(Code.DEADLINE_EXCEEDED));
+    } finally {
+      h.engine.holdAfterChunks = undefined;
+      session.close();
+    }
+    const signal = h.engine.generateSignals[before]!;
+    await eventually(() => signal.aborted, 2000, 'the deadline to reach the engine');
+    assert.ok(signal.reason instanceof DeadlineExceeded, String(signal.reason));
+    assert.equal(signal.reason.message, 'deadline exceeded');
   });
 
   test('an unknown adapter is NOT_FOUND', async () => {

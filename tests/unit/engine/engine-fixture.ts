@@ -6,13 +6,44 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { pino } from 'pino';
 import { defaultConfig, type GentuneConfig, type LimitsConfig } from '../../../src/engine/config.js';
 import type { GenerateChunk, GenerateParams, JobEvent, SamplingParams } from '../../../src/engine/engine-api.js';
 import type { Engine } from '../../../src/engine/engine-api.js';
+import { kvCacheMemory } from '../../../src/model/kernels/kv-arena.js';
 import { saveTokenizer } from '../../../src/model/tokenizer/load-tokenizer.js';
 import { byteTokenizer } from '../../helpers/byte-tokenizer.js';
 import { testBackend, TINY, tinyModelFolder } from '../../helpers/tiny-model.js';
+
+/** Where the engine under test runs: in a serving worker (createEngine's default) or on this thread (`threads: false`). */
+export type EngineMode = 'threaded' | 'in-process';
+
+/** Both modes, for tests that run once in each. */
+export const ENGINE_MODES: readonly EngineMode[] = ['threaded', 'in-process'];
+
+/** What a leak test compares: tensors, and KV cache pages (held outside tensors, in wasm memory). */
+export interface ServingMemory {
+  tensors: number;
+  /** Bytes of KV cache pages in use by sequences (host backends; 0 elsewhere). */
+  kvCacheBytesInUse: number;
+}
+
+/**
+ * Memory held on the thread that holds `engine`'s model, for leak tests.
+ * In-process that is this thread: tf.memory() and the KV arenas. Threaded,
+ * this thread holds none (it never loads the model), so tf.memory() here
+ * proves nothing; the serving worker's gauges come with every reply it
+ * posts, read as the reply goes out, so after the round trip made here
+ * engine.info() gives the worker's memory as of now. A fine-tune job's
+ * worker holds its own tensors and is gone once the job has ended.
+ */
+export async function servingMemory(engine: Engine, mode: EngineMode): Promise<ServingMemory> {
+  if (mode === 'in-process') return { tensors: tf.memory().numTensors, kvCacheBytesInUse: kvCacheMemory().kvCacheBytesInUse };
+  await engine.listAdapters();
+  const m = engine.info().deviceMemory;
+  return { tensors: m.numTensors, kvCacheBytesInUse: m.kvCacheBytesInUse ?? 0 };
+}
 
 /** A logger that writes nothing. */
 export const silentLog = pino({ level: 'silent' });

@@ -1,11 +1,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
 import { GentuneError } from '../../../src/common/errors.js';
 import type { GentuneConfig } from '../../../src/engine/config.js';
 import { createEngine } from '../../../src/engine/create-engine.js';
 import type { DatasetInfo, Engine, FineTuneSpec, JobEvent, JobInfo } from '../../../src/engine/engine-api.js';
-import { chunked, collect, genParams, greedy, jsonl, silentLog, summary, tempDir, testConfig, tinyModelWithTokenizer, watchAll } from './engine-fixture.js';
+import { chunked, collect, genParams, greedy, jsonl, servingMemory, silentLog, summary, tempDir, testConfig, tinyModelWithTokenizer, watchAll } from './engine-fixture.js';
 
 let config: GentuneConfig;
 let engine: Engine;
@@ -50,7 +49,8 @@ let trained: JobInfo;
 let adapterOutput: number[];
 
 test('a fine-tune job runs end to end, publishes a new adapter version, and generate uses it at once', async () => {
-  const before = tf.memory().numTensors;
+  // The job trains in a worker of its own; the serving worker adopts what it published.
+  const before = await servingMemory(engine, 'threaded');
   const job = await engine.submitFineTune(spec());
   assert.equal(job.state, 'queued');
   const events = await watchAll(engine, job.id);
@@ -78,9 +78,26 @@ test('a fine-tune job runs end to end, publishes a new adapter version, and gene
   assert.equal(summary(chunks).last.finish!.adapter, 'animals@1');
   adapterOutput = summary(chunks).ids;
 
-  // What the job left on the backend is the published adapter, nothing more.
+  // What the job left on the serving backend is the published adapter, nothing more.
   await engine.unloadAdapter({ name: 'animals' });
-  assert.equal(tf.memory().numTensors, before);
+  assert.deepEqual(await servingMemory(engine, 'threaded'), before);
+});
+
+test('in-process, a job trains, evaluates and publishes on this thread, and leaves on it only the adapter', async () => {
+  const here = await createEngine({ ...config, dataDir: await tempDir() }, { log: silentLog, threads: false });
+  try {
+    const data = await here.uploadDataset({ name: 'animals', format: 'auto' }, chunked(jsonl(EXAMPLES), 10), new AbortController().signal);
+    const before = await servingMemory(here, 'in-process');
+    const job = await here.submitFineTune(spec({ training: { datasetId: data.id } }));
+    const events = await watchAll(here, job.id);
+    assert.deepEqual(events.map((e) => e.type), ['queued', 'started', 'progress', 'progress', 'evaluation', 'progress', 'progress', 'evaluation', 'succeeded']);
+    const chunks = await collect(here, genParams('Q: cat? A:', { sampling: greedy(6), adapter: { name: 'animals' } }));
+    assert.equal(summary(chunks).last.finish!.adapter, 'animals@1');
+    await here.unloadAdapter({ name: 'animals' });
+    assert.deepEqual(await servingMemory(here, 'in-process'), before);
+  } finally {
+    await here.drain(0);
+  }
 });
 
 test('the event log replays from any sequence after the job ended', async () => {

@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { GentuneError } from '../../../src/common/errors.js';
@@ -12,9 +13,12 @@ import { GptModel } from '../../../src/model/gpt-model.js';
 import { isLlamaBlock } from '../../../src/model/gpt-weights.js';
 import { TINY } from '../../helpers/tiny-model.js';
 import { byteTokenizer } from '../../helpers/byte-tokenizer.js';
-import { collect, genParams, greedy, silentLog, summary, tempDir, testConfig, tinyModelWithTokenizer } from './engine-fixture.js';
+import { collect, ENGINE_MODES, type EngineMode, genParams, greedy, servingMemory, silentLog, summary, tempDir, testConfig, tinyModelWithTokenizer } from './engine-fixture.js';
 
+/** The engine most tests use: createEngine's default, serving in a worker thread. */
 let engine: Engine;
+/** The same engine on this thread (`threads: false`), for the leak tests in both modes. */
+let inProcess: Engine;
 let modelDir: string;
 
 /** Stores a LoRA adapter `lora@1` and a last_layers adapter `top@1` where the engine will find them. */
@@ -39,10 +43,19 @@ before(async () => {
   modelDir = await tinyModelWithTokenizer();
   const dataDir = await tempDir();
   await seedAdapters(dataDir);
-  engine = await createEngine(await testConfig(modelDir, dataDir, { maxBatchSize: 8, maxQueue: 8, maxPromptTokens: 40 }), { log: silentLog });
+  const limits = { maxBatchSize: 8, maxQueue: 8, maxPromptTokens: 40 };
+  engine = await createEngine(await testConfig(modelDir, dataDir, limits), { log: silentLog });
+  const inProcessDir = await tempDir();
+  await cp(join(dataDir, 'adapters'), join(inProcessDir, 'adapters'), { recursive: true });
+  inProcess = await createEngine(await testConfig(modelDir, inProcessDir, limits), { log: silentLog, threads: false });
 });
 
-after(() => engine.drain(0));
+after(async () => {
+  await engine.drain(0);
+  await inProcess.drain(0);
+});
+
+const engineIn = (mode: EngineMode): Engine => (mode === 'threaded' ? engine : inProcess);
 
 function rejectsWith(code: string, pattern: RegExp) {
   return (err: unknown) => {
@@ -130,15 +143,21 @@ test('a cancelled request leaves the batch with finish reason cancelled; the oth
   assert.deepEqual(summary(theirs).ids, expected);
 });
 
-test('a consumer that stops reading leaves the batch too', async () => {
-  const before = tf.memory().numTensors;
-  for await (const c of engine.generate(genParams('Queequeg', { sampling: greedy(40) }), new AbortController().signal)) {
-    if (c.tokenIds.length > 0) break;
-  }
-  // The loop notices at its next step boundary and frees the row's cache.
-  for (let i = 0; i < 50 && tf.memory().numTensors !== before; i++) await new Promise((r) => setTimeout(r, 5));
-  assert.equal(tf.memory().numTensors, before);
-});
+for (const mode of ENGINE_MODES) {
+  test(`a consumer that stops reading leaves the batch too, and its row's cache is freed (${mode})`, async () => {
+    const e = engineIn(mode);
+    const before = await servingMemory(e, mode);
+    for await (const c of e.generate(genParams('Queequeg', { sampling: greedy(40) }), new AbortController().signal)) {
+      if (c.tokenIds.length > 0) break;
+    }
+    // A request sent after the consumer left joins at a later step boundary,
+    // where the loop drops the abandoned row first. Once that request has
+    // ended, its KV pages and the abandoned row's are back, unless the
+    // abandoned row still runs (it asked for 40 tokens, this one for 1).
+    assert.equal(summary(await collect(e, genParams('Q', { sampling: greedy(1) }))).last.finish?.reason, 'length');
+    assert.deepEqual(await servingMemory(e, mode), before);
+  });
+}
 
 test('logprobs: one entry per token, the greedy token is the most likely alternative', async () => {
   const chunks = await collect(engine, genParams('Pequod', { sampling: greedy(5), logprobs: true, topLogprobs: 3 }));
@@ -167,33 +186,36 @@ test('the engine checks prompt length, context length, token ids and the adapter
   assert.equal(last.finish!.usage.promptTokens, 2);
 });
 
-test('the tensor count does not grow across requests (base, LoRA, last_layers, cancelled)', async () => {
-  const round = async () => {
-    // Cancelled once its first chunk arrives, so it leaves the batch mid-generation.
-    // The engine runs in a worker, which the abort reaches some steps later (at most
-    // 13 in 100 rounds beside a busy loop): it asks for all 60 tokens the context leaves it.
-    const controller = new AbortController();
-    const cancelled = (async () => {
-      const chunks: GenerateChunk[] = [];
-      for await (const c of engine.generate(genParams('four', { sampling: greedy(60) }), controller.signal)) {
-        chunks.push(c);
-        if (chunks.length === 1) controller.abort(new Error('client went away'));
-      }
-      return chunks;
-    })();
-    const [, , , four] = await Promise.all([
-      collect(engine, genParams('one', { sampling: greedy(6) })),
-      collect(engine, genParams('two', { sampling: greedy(6), adapter: { name: 'lora' } })),
-      collect(engine, genParams('three', { sampling: greedy(6), adapter: { name: 'top' } })),
-      cancelled,
-    ]);
-    assert.equal(summary(four).last.finish?.reason, 'cancelled');
-  };
-  await round(); // adapters resident from here on
-  const before = tf.memory().numTensors;
-  for (let i = 0; i < 3; i++) await round();
-  assert.equal(tf.memory().numTensors, before);
-});
+for (const mode of ENGINE_MODES) {
+  test(`the tensor count does not grow across requests (base, LoRA, last_layers, cancelled) (${mode})`, async () => {
+    const e = engineIn(mode);
+    const round = async () => {
+      // Cancelled once its first chunk arrives, so it leaves the batch mid-generation.
+      // Threaded, the abort reaches the worker some steps later (at most 13 in 100
+      // rounds beside a busy loop): it asks for all 60 tokens the context leaves it.
+      const controller = new AbortController();
+      const cancelled = (async () => {
+        const chunks: GenerateChunk[] = [];
+        for await (const c of e.generate(genParams('four', { sampling: greedy(60) }), controller.signal)) {
+          chunks.push(c);
+          if (chunks.length === 1) controller.abort(new Error('client went away'));
+        }
+        return chunks;
+      })();
+      const [, , , four] = await Promise.all([
+        collect(e, genParams('one', { sampling: greedy(6) })),
+        collect(e, genParams('two', { sampling: greedy(6), adapter: { name: 'lora' } })),
+        collect(e, genParams('three', { sampling: greedy(6), adapter: { name: 'top' } })),
+        cancelled,
+      ]);
+      assert.equal(summary(four).last.finish?.reason, 'cancelled');
+    };
+    await round(); // adapters resident from here on
+    const before = await servingMemory(e, mode);
+    for (let i = 0; i < 3; i++) await round();
+    assert.deepEqual(await servingMemory(e, mode), before);
+  });
+}
 
 test('a full queue is ResourceExhausted; drain cancels what runs and refuses new work', async () => {
   const small = await createEngine(await testConfig(modelDir, await tempDir(), { maxBatchSize: 1, maxQueue: 0 }), { log: silentLog });
