@@ -14,6 +14,12 @@
  * stall, and prompts up to `prefillChunk` tokens still join in a single step.
  * Between steps the loop yields to the event loop so new requests, aborts and
  * other I/O get in.
+ *
+ * Background requests (Evaluate's generations) are rows like any other, but
+ * wait in a queue of their own that is admitted only when no Generate waits,
+ * so a Generate never queues behind an evaluation for more than the first
+ * background row to finish; they are not counted in `load` (the queue limit)
+ * nor in the request metrics.
  */
 import type { Logger } from 'pino';
 import { BatchDecoder, type DecoderModel, type PrefillGroup } from '../model/generation/batch-decoder.js';
@@ -42,16 +48,19 @@ interface Lane {
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** The scheduler: a FIFO of waiting requests and the running lanes. */
+/** The scheduler: FIFOs of waiting requests (Generate first, then background) and the running lanes. */
 export class DecodeLoop {
   private readonly waiting: ServedRequest[] = [];
+  private readonly background: ServedRequest[] = [];
   private readonly lanes = new Map<string, Lane>();
   private running: Promise<void> | null = null;
   private idleWaiters: (() => void)[] = [];
   /** Set by cancelAll: every request leaves at the next step boundary. */
   private cancelling = false;
-  /** Requests submitted and not yet ended (waiting, joining or running). */
+  /** Requests submitted and not yet ended (waiting, joining or running), background ones not counted. */
   private active = 0;
+  /** Background requests submitted and not yet ended. */
+  private activeBackground = 0;
   /** Set when the model backend trapped (see {@link backendFault}): nothing can run any more. */
   private fault: Error | undefined;
 
@@ -83,12 +92,17 @@ export class DecodeLoop {
     return this.fault;
   }
 
-  /** Requests waiting, joining or running. */
+  /** Requests waiting, joining or running (not background ones). */
   get load(): number {
     return this.active;
   }
 
-  /** Requests waiting for a batch slot. */
+  /** Background requests waiting, joining or running. */
+  get backgroundLoad(): number {
+    return this.activeBackground;
+  }
+
+  /** Requests waiting for a batch slot (not background ones). */
   get waitingCount(): number {
     return this.waiting.length;
   }
@@ -103,9 +117,14 @@ export class DecodeLoop {
   /** Queues a request; it starts its prefill at the next step boundary with a free slot. */
   submit(req: ServedRequest): void {
     if (this.fault) throw this.fault;
-    this.waiting.push(req);
-    this.active++;
-    this.metrics.onQueued(req.lease?.label ?? '');
+    if (req.background) {
+      this.background.push(req);
+      this.activeBackground++;
+    } else {
+      this.waiting.push(req);
+      this.active++;
+      this.metrics.onQueued(req.lease?.label ?? '');
+    }
     this.kick();
   }
 
@@ -127,13 +146,13 @@ export class DecodeLoop {
       .finally(() => {
         this.running = null;
         // A request may have arrived while the loop was winding down.
-        if (this.waiting.length > 0) this.kick();
+        if (this.waiting.length > 0 || this.background.length > 0) this.kick();
         else for (const wake of this.idleWaiters.splice(0)) wake();
       });
   }
 
   private async run(): Promise<void> {
-    while (this.waiting.length > 0 || this.lanes.size > 0) {
+    while (this.waiting.length > 0 || this.background.length > 0 || this.lanes.size > 0) {
       const joining = this.admit();
       for (const key of new Set([...this.lanes.keys(), ...joining.keys()])) {
         await this.stepLane(key, joining.get(key) ?? []);
@@ -143,23 +162,30 @@ export class DecodeLoop {
     }
   }
 
-  /** Takes waiting requests, oldest first, while batch slots are free; grouped by lane. */
+  /**
+   * Takes waiting requests, oldest first, while batch slots are free; grouped
+   * by lane. Background requests only once no Generate waits.
+   */
   private admit(): Map<string, ServedRequest[]> {
     const joining = new Map<string, ServedRequest[]>();
     let used = this.runningCount;
-    while (this.waiting.length > 0) {
-      const req = this.waiting[0];
-      if (req.wantsOut || this.cancelling) {
-        this.waiting.shift();
-        this.end(req);
-        continue;
+    for (const queue of [this.waiting, this.background]) {
+      while (queue.length > 0) {
+        const req = queue[0];
+        if (req.wantsOut || this.cancelling) {
+          queue.shift();
+          this.end(req);
+          continue;
+        }
+        if (used >= this.maxBatchSize) break;
+        queue.shift();
+        used++;
+        const list = joining.get(req.lane) ?? [];
+        list.push(req);
+        joining.set(req.lane, list);
       }
-      if (used >= this.maxBatchSize) break;
-      this.waiting.shift();
-      used++;
-      const list = joining.get(req.lane) ?? [];
-      list.push(req);
-      joining.set(req.lane, list);
+      // A Generate still waiting for a slot: no background request may take one first.
+      if (queue === this.waiting && queue.length > 0) break;
     }
     return joining;
   }
@@ -181,7 +207,7 @@ export class DecodeLoop {
         const now = Date.now();
         for (const req of joining) {
           req.joinedMs = now;
-          this.metrics.onPrefill(req.lease?.label ?? '', req.seq.promptIds.length, now - req.arrivalMs);
+          if (!req.background) this.metrics.onPrefill(req.lease?.label ?? '', req.seq.promptIds.length, now - req.arrivalMs);
         }
         lane.joining.push({ group: lane.decoder.prefill(joining.map((r) => r.seq)), requests: new Map(joining.map((r) => [r.seq, r])) });
       }
@@ -207,7 +233,7 @@ export class DecodeLoop {
       if (err instanceof WebAssembly.RuntimeError && !this.fault) {
         this.fault = new Unavailable(`the model backend failed (${err.message}); restart the server`, { cause: err });
         this.log.fatal({ err }, 'model backend trapped: no more requests are served, readiness reports not ready');
-        for (const req of this.waiting.splice(0)) this.end(req, this.fault);
+        for (const req of [...this.waiting.splice(0), ...this.background.splice(0)]) this.end(req, this.fault);
         for (const [k, l] of this.lanes) this.failLane(k, l, this.fault);
         return;
       }
@@ -268,6 +294,7 @@ export class DecodeLoop {
   private deliver(req: ServedRequest, out: TokenOutput): void {
     const previousMs = req.lastTokenMs;
     req.deliver(out);
+    if (req.background) return;
     const adapter = req.lease?.label ?? '';
     if (previousMs === undefined) this.metrics.onFirstToken(adapter, req.lastTokenMs! - req.arrivalMs);
     else this.metrics.onNextToken(adapter, req.lastTokenMs! - previousMs);
@@ -275,9 +302,11 @@ export class DecodeLoop {
 
   /** A request leaves for good: its stream ends (with `err`, if given). */
   private end(req: ServedRequest, err?: unknown): void {
-    this.active--;
+    if (req.background) this.activeBackground--;
+    else this.active--;
     if (err === undefined) req.close();
     else req.fail(err);
+    if (req.background) return;
     this.metrics.onFinish(err === undefined ? req.seq.finishReason ?? 'cancelled' : 'error', Date.now() - req.arrivalMs);
   }
 }

@@ -3,17 +3,18 @@
  * metrics (loss, perplexity, token accuracy) come from teacher forcing
  * (src/training/evaluate-loss.ts); generation metrics (BLEU, chrF, ROUGE,
  * exact match) from greedy-or-as-asked generation for each prompt, scored against
- * its completion (src/eval). Work is cut into small pieces with a readback
+ * its completion (src/eval). The generations are background rows of the
+ * serving decode loop (GenerationService.complete): they batch with Generate's
+ * rows and let every waiting Generate in first, rather than running a second
+ * decoder beside it. Teacher forcing is cut into small pieces with a readback
  * each, so the event loop keeps turning and an abort stops it quickly; after
- * each piece an optional listener hears how far the work got (EvaluateStream's
- * progress events).
+ * each piece (each example, for generation) an optional listener hears how
+ * far the work got (EvaluateStream's progress events).
  */
 import type { Logger } from 'pino';
 import { Cancelled, InvalidArgument, Unavailable } from '../common/errors.js';
 import { computeGenerationMetrics, type GenerationMetricName } from '../eval/index.js';
 import type { Adapter } from '../model/adapter.js';
-import { generate, type GenerationRequest } from '../model/generation/generate.js';
-import type { SequenceAdapter } from '../model/generation/generation-sequence.js';
 import type { GptModel } from '../model/gpt-model.js';
 import type { NumberedExample } from '../training/data/sft-example.js';
 import { encodeSegments } from '../training/data/tokenize-example.js';
@@ -35,7 +36,7 @@ import type {
   ModelEvaluation,
 } from './engine-api.js';
 import { readExamples, tokenizeExamples } from './examples.js';
-import { modelSampling } from './generation-service.js';
+import { type GenerationService, modelSampling } from './generation-service.js';
 
 const TOKEN_METRICS: readonly MetricName[] = ['loss', 'perplexity', 'tokenAccuracy'];
 const GENERATION_METRICS: Partial<Record<MetricName, GenerationMetricName>> = {
@@ -50,6 +51,8 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 interface Prompted {
   promptIds: number[];
   reference: string;
+  /** Where generation stops: end of turn for a chat example, EOS otherwise. */
+  eosIds: readonly number[];
 }
 
 /** Reports `examplesDone` of one phase of the model being scored. */
@@ -62,6 +65,7 @@ export class EvaluationService {
   constructor(
     private readonly model: GptModel,
     private readonly registry: AdapterRegistry,
+    private readonly generation: GenerationService,
     private readonly datasets: DatasetStore,
     private readonly limits: LimitsConfig,
     private readonly log: Logger,
@@ -215,7 +219,12 @@ export class EvaluationService {
     return totals;
   }
 
-  /** Generates for every prompt, limits.maxBatchSize prompts at a time. */
+  /**
+   * Generates for every prompt through the decode loop, keeping up to
+   * limits.maxBatchSize of them in it (a new one joins as each finishes);
+   * reports after each example. The first failure stops the others; the
+   * error thrown is the first one.
+   */
   private async generateAll(
     prompts: Prompted[],
     req: EvaluateParams,
@@ -224,24 +233,37 @@ export class EvaluationService {
     report: (examplesDone: number) => void,
   ): Promise<string[]> {
     const params = { ...modelSampling(req.generation, false), seed: req.generation.seed ?? 0 };
-    const adapter: SequenceAdapter = !lease
-      ? { key: '' }
-      : lease.adapter.kind === 'lora'
-        ? { key: lease.label, lora: lease.adapter.lora }
-        : { key: lease.label, blocks: lease.adapter.blocks, lnF: lease.adapter.lnF };
     const texts = prompts.map(() => '');
-    for (let start = 0; start < prompts.length; start += this.limits.maxBatchSize) {
-      const batch: GenerationRequest[] = prompts
-        .slice(start, start + this.limits.maxBatchSize)
-        .map((p) => ({ promptIds: p.promptIds, params, adapter }));
-      let tokens = 0;
-      for await (const e of generate(this.model, batch, signal)) {
-        texts[start + e.index] += e.text;
-        // One event per row per step: yield to the event loop once per step.
-        if (++tokens % batch.length === 0) await nextTurn();
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
+    let next = 0;
+    let done = 0;
+    const worker = async (): Promise<void> => {
+      while (next < prompts.length) {
+        if (stop.signal.aborted) throw stop.signal.reason;
+        const i = next++;
+        const p = prompts[i];
+        texts[i] = await this.generation.complete(p.promptIds, { ...params, eosIds: p.eosIds }, lease, stop.signal);
+        report(++done);
       }
-      if (signal.aborted) throw signal.reason;
-      report(start + batch.length);
+    };
+    try {
+      // Settle every worker before returning, even after a failure: their rows
+      // use the adapter lease, which the caller releases once this returns.
+      const settled = await Promise.allSettled(
+        Array.from({ length: Math.min(this.limits.maxBatchSize, prompts.length) }, () =>
+          worker().catch((err: unknown) => {
+            stop.abort(err);
+            throw err;
+          }),
+        ),
+      );
+      // Every failure aborted `stop` first, so its reason is the first error.
+      if (settled.some((s) => s.status === 'rejected')) throw stop.signal.reason;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
     }
     return texts;
   }
@@ -256,10 +278,12 @@ export class EvaluationService {
     return records.map(({ line, example }) => {
       let ids: number[];
       let reference: string;
+      let eosIds = this.model.eosIds;
       if (example.kind === 'prompt_completion') {
         ids = tok.encode(example.prompt);
         reference = example.completion;
       } else if (example.kind === 'chat') {
+        eosIds = this.model.chat.endOfTurnIds;
         const last = example.messages.length - 1;
         const segments = this.model.chat.segments(example.messages.slice(0, last), { addGenerationPrompt: true });
         ids = Array.from(encodeSegments(segments, tok).ids);
@@ -268,7 +292,7 @@ export class EvaluationService {
         throw new InvalidArgument(`line ${line}: generation metrics need prompt/completion or chat examples, got a text example`);
       }
       if (ids.length === 0) ids = [tok.eosId];
-      return { promptIds: ids.slice(Math.max(0, ids.length - room)), reference };
+      return { promptIds: ids.slice(Math.max(0, ids.length - room)), reference, eosIds };
     });
   }
 }

@@ -84,6 +84,41 @@ export class GenerationService {
     }
   }
 
+  /**
+   * Completes one prompt as a background row of the decode loop: Evaluate's
+   * generations batch with Generate's rows instead of running a decoder of
+   * their own, while every waiting Generate is admitted first. `params` are
+   * the model's sampling settings (EOS ids included); `lease` stays the
+   * caller's. Resolves to the generated text.
+   * @throws the signal's reason when it aborts; Unavailable when the server
+   *   drains or the backend failed.
+   */
+  async complete(promptIds: number[], params: ModelSampling, lease: AdapterLease | undefined, signal: AbortSignal): Promise<string> {
+    if (!this.accepting) throw new Unavailable('the server is shutting down');
+    const fault = this.loop.backendFault;
+    if (fault) throw new Unavailable(fault.message, { cause: fault });
+    const adapter = sequenceAdapter(lease);
+    const grammar = await sequenceGrammar(this.model, params);
+    if (signal.aborted) {
+      grammar?.dispose();
+      throw signal.reason;
+    }
+    const seq = new ServedSequence(promptIds, params, this.model.tokenizer, adapter, this.model.config.nPositions, 0, grammar);
+    const served = new ServedRequest('', seq, signal, laneOf(adapter), undefined, this.model.tokenizer, false, true);
+    this.loop.submit(served);
+    let text = '';
+    for (;;) {
+      const item = await served.out.next();
+      if (item.done) break;
+      text += item.value.text;
+      if (item.value.finish?.reason === 'cancelled') {
+        if (signal.aborted) throw signal.reason;
+        throw new Unavailable('the server is shutting down');
+      }
+    }
+    return text;
+  }
+
   /** Stops accepting requests; lets running ones finish within `graceMs`, then cancels them. */
   async drain(graceMs: number): Promise<void> {
     this.accepting = false;
@@ -121,8 +156,7 @@ export class GenerationService {
       grammar = await sequenceGrammar(this.model, params);
       if (signal.aborted) throw signal.reason;
       const seq = new ServedSequence(promptIds, params, this.model.tokenizer, adapter, this.model.config.nPositions, req.logprobs ? req.topLogprobs : 0, grammar);
-      const lane = adapter.blocks ? `last_layers:${adapter.key}` : SHARED_LANE;
-      const served = new ServedRequest(req.requestId, seq, signal, lane, lease, this.model.tokenizer, req.logprobs);
+      const served = new ServedRequest(req.requestId, seq, signal, laneOf(adapter), lease, this.model.tokenizer, req.logprobs);
       this.loop.submit(served);
       return served;
     } catch (err) {
@@ -185,6 +219,11 @@ export class GenerationService {
       throw new ResourceExhausted(`the generation queue is full: at most ${limitLabel('maxQueue', this.limits.maxQueue)} requests wait for a batch slot`);
     }
   }
+}
+
+/** The decode loop's lane of a row: the shared one, or its `last_layers` adapter's own. */
+function laneOf(adapter: SequenceAdapter): string {
+  return adapter.blocks ? `last_layers:${adapter.key}` : SHARED_LANE;
 }
 
 /** How a batch row uses an adapter; the lease's label groups rows sharing weights. */

@@ -55,6 +55,12 @@ export class ServedRequest {
     readonly lease: AdapterLease | undefined,
     private readonly tokenizer: Tokenizer,
     private readonly logprobs: boolean,
+    /**
+     * A background row (Evaluate's generations): admitted after every waiting
+     * Generate, outside the queue limit and the request metrics; its caller
+     * holds the adapter (`lease` is then undefined).
+     */
+    readonly background = false,
   ) {}
 
   /** The client went away (or the server is draining): leave at the next step. */

@@ -66,8 +66,8 @@ describe('EvaluateStream', () => {
       assert.ok(run.every((p) => p.examplesTotal === EXAMPLES.length && p.numModels === 2), `${key}: totals`);
       assert.equal(done.at(-1), EXAMPLES.length, `${key}: ends at examples_total`);
     }
-    // The generation phase reports once per batch of max_batch_size prompts.
-    assert.equal(runs.get(`0  ${EvaluatePhase.EVALUATE_PHASE_GENERATION}`)!.length, Math.ceil(EXAMPLES.length / MAX_BATCH));
+    // The generation phase reports once per example (each is a row of the decode loop).
+    assert.deepEqual(runs.get(`0  ${EvaluatePhase.EVALUATE_PHASE_GENERATION}`)!.map((p) => p.examplesDone), EXAMPLES.map((_, i) => i + 1));
 
     const streamed = results[0]!.event!.$case === 'result' ? results[0]!.event!.value : undefined;
     const unary = await h.client.evaluate(request);

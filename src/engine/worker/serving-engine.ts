@@ -82,7 +82,7 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
       onStepBoundary: placement.onStepBoundary,
       refreshAdapter: (name) => adapterStore.refresh([name]),
     });
-    const evaluation = new EvaluationService(model, registry, datasets, config.limits, log);
+    const evaluation = new EvaluationService(model, registry, generation, datasets, config.limits, log);
     const trainer = placement.jobsInWorkers
       ? workerTrainer({
           modelDir: model.path!,
