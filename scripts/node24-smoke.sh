@@ -14,7 +14,10 @@
 # end: gRPC Generate, the OpenAI HTTP path with the openai SDK, a fine-tune
 # over gRPC, the CLI on a terminal (finetune and evaluate), and a quiet start
 # of `gentune serve` (no stderr line that is not JSON: a new deprecation
-# warning would fail it). About 3 minutes on a busy 2-core machine.
+# warning would fail it). Those start real child processes, so they also
+# catch a V8 flag a newer Node refuses: Node 20 takes
+# --experimental-wasm-relaxed-simd, Node 24 exits 9 on it ("bad option").
+# About 3 minutes on a busy 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
