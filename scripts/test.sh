@@ -2,8 +2,10 @@
 # Sets up a fresh Debian machine for the test suite and runs it:
 # apt test peers (numpy reference, Jinja2 for the chat-template reference, NLTK for METEOR, protoc with protobuf's well-known types, the
 # Python gRPC client and its plugin, Prometheus, openssl for the TLS test
-# certificates), npm ci, then node:test. Under CI (CI set) a test whose peer is
-# missing fails instead of skipping (tests/helpers/test-peer.ts).
+# certificates), npm ci, then node:test, then a smoke subset on Node 24
+# (scripts/node24-smoke.sh) when the suite ran on another line. Under CI (CI
+# set) a test whose peer is missing fails instead of skipping
+# (tests/helpers/test-peer.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,3 +49,8 @@ fi
 npm ci --no-audit --no-fund
 npx tsc -p tsconfig.json
 npm test
+# The suite above ran on this machine's node; Node 24 (the newest LTS line)
+# gets a smoke subset on the same node_modules. A failure there fails the run.
+if [ "$(node -p 'process.versions.node.split(".")[0]')" != 24 ]; then
+  ./scripts/node24-smoke.sh 24
+fi
