@@ -244,7 +244,7 @@ test('the Dockerfiles: base images, npm ci, the copied folders, the GPU check', 
   const read = (name: string) => readFileSync(join(ROOT, 'deploy/docker', name), 'utf8');
   const cpu = read('Dockerfile.cpu');
   const gpu = read('Dockerfile.gpu');
-  assert.match(cpu, /^FROM node:20-slim$/m);
+  assert.match(cpu, /^FROM node:24-slim$/m);
   assert.match(gpu, /^FROM nvidia\/cuda:11\.8\.\d+-cudnn8-runtime-ubuntu22\.04$/m);
   for (const file of [cpu, gpu]) {
     assert.match(file, /RUN npm ci\b/);
