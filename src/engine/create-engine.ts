@@ -7,7 +7,7 @@
  * runs ops synchronously on the calling thread, and a decode step or a
  * training step would hold up every gRPC and HTTP call behind it. So by
  * default the caller gets a proxy (worker/threaded-engine.ts) that only
- * forwards calls; the engine itself, wired in worker/serving-engine.ts, runs
+ * forwards calls; the engine itself, wired in gentune-engine.ts, runs
  * in a serving worker thread (worker/engine-worker.ts), and each fine-tune
  * job in a worker of its own (worker/fine-tune-thread.ts). The calling
  * thread then never loads TensorFlow.js. `threads: false` builds the same
@@ -27,7 +27,7 @@ export type { EngineOptions } from './engine-options.js';
  */
 export async function createEngine(config: GentuneConfig, options: EngineOptions = {}): Promise<Engine> {
   if (options.threads === false) {
-    const { buildEngine } = await import('./worker/serving-engine.js');
+    const { buildEngine } = await import('./gentune-engine.js');
     return buildEngine(config, options, { jobsInWorkers: false, startedAtMs: Date.now() });
   }
   const { startThreadedEngine } = await import('./worker/threaded-engine.js');

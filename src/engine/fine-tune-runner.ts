@@ -5,7 +5,7 @@
  * stored as a new version and published at once. In the threaded engine the
  * trainer is fine-tune-thread.ts, which trains each job in a worker thread
  * of its own and hands the adapter over through the store on disk; with
- * `threads: false` it trains on this thread (worker/job-training.ts), awaiting
+ * `threads: false` it trains on this thread (job-training.ts), awaiting
  * one readback per step and yielding to the event loop between steps.
  *
  * Jobs survive restarts: a running job saves its trainer checkpoint every
@@ -26,9 +26,9 @@ import type { FineTuneSpec, JobInfo } from './engine-api.js';
 import { isFinished } from './job-state.js';
 import type { JobStore } from './job-store.js';
 import { limitLabel } from './limit-label.js';
-import { DEFAULT_CHECKPOINT_INTERVAL_MS, inProcessTrainer, type JobTrainer, trainHyperparameters, trainMethod } from './worker/job-training.js';
+import { DEFAULT_CHECKPOINT_INTERVAL_MS, inProcessTrainer, type JobTrainer, trainHyperparameters, trainMethod } from './job-training.js';
 
-export { trainMethod } from './worker/job-training.js';
+export { trainMethod } from './job-training.js';
 
 /**
  * Least time a draining runner gives its running jobs to reach a step

@@ -11,16 +11,18 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Cancelled } from '../../common/errors.js';
 import { ChunkChannel } from '../chunk-channel.js';
-import { buildEngine } from './serving-engine.js';
-import type {
-  AdapterRef,
-  Engine,
-  EvaluateParams,
-  FineTuneSpec,
-  GenerateParams,
-  JobFilter,
-} from '../engine-api.js';
-import type { CallMethod, EngineWorkerBatch, EngineWorkerInput, FromEngineWorker, StreamMethod, ToEngineWorker } from './engine-protocol.js';
+import { buildEngine } from '../gentune-engine.js';
+import type { Engine } from '../engine-api.js';
+import {
+  ENGINE_METHODS,
+  type CallMethod,
+  type EngineWorkerBatch,
+  type EngineWorkerInput,
+  type FromEngineWorker,
+  type StreamMethod,
+  type ToEngineWorker,
+  type WireArgs,
+} from './engine-protocol.js';
 import { relayLogger } from './log-relay.js';
 import { MetricsRecorder } from './metrics-relay.js';
 import { fromWireError, toWireError, type WireError } from './wire-error.js';
@@ -142,7 +144,9 @@ function stepBoundary(): void {
 function receive(m: ToEngineWorker): void {
   switch (m.t) {
     case 'call':
-      void answer(controllerFor(m.id, m.aborted), (signal) => invoke(m.method, m.args, signal)).finally(() => {
+      // Each message type pairs a method with its own arguments; TS cannot carry
+      // that pairing through `m.method` and `m.args` read apart, hence the widening.
+      void answer(controllerFor(m.id, m.aborted), (signal) => dispatch<CallMethod>(m.method, m.args as WireArgs<CallMethod>, signal)).finally(() => {
         if (m.method === 'submitFineTune' || m.method === 'cancelJob') recorder.jobChanged();
       });
       return;
@@ -196,30 +200,20 @@ async function answer({ id, signal }: { id: number; signal: AbortSignal }, run: 
   }
 }
 
-/** The engine's promise-returning methods, by name (arguments as the proxy sent them). */
-function invoke(method: CallMethod, args: unknown[], signal: AbortSignal): Promise<unknown> {
-  switch (method) {
-    case 'evaluate': return engine.evaluate(args[0] as EvaluateParams, signal);
-    case 'submitFineTune': return engine.submitFineTune(args[0] as FineTuneSpec);
-    case 'getJob': return engine.getJob(args[0] as string);
-    case 'listJobs': return engine.listJobs(args[0] as JobFilter);
-    case 'cancelJob': return engine.cancelJob(args[0] as string);
-    case 'jobEvents': return engine.jobEvents(args[0] as string);
-    case 'listDatasets': return engine.listDatasets();
-    case 'deleteDataset': return engine.deleteDataset(args[0] as string);
-    case 'datasetContent': return engine.datasetContent(args[0] as string);
-    case 'listAdapters': return engine.listAdapters();
-    case 'loadAdapter': return engine.loadAdapter(args[0] as AdapterRef, args[1] as boolean);
-    case 'unloadAdapter': return engine.unloadAdapter(args[0] as AdapterRef);
-    case 'deleteAdapter': return engine.deleteAdapter(args[0] as AdapterRef);
-    case 'drain': return engine.drain(args[0] as number);
-  }
+/**
+ * Calls engine method `method` with the arguments the proxy sent, plus this
+ * side's `signal` where the method takes one (ENGINE_METHODS says which), so
+ * every call and stream method is dispatched without a list of its own.
+ */
+function dispatch<M extends CallMethod | StreamMethod>(method: M, args: WireArgs<M>, signal: AbortSignal): ReturnType<Engine[M]> {
+  const fn = engine[method] as (...a: unknown[]) => ReturnType<Engine[M]>;
+  return ENGINE_METHODS[method].signal ? fn.call(engine, ...args, signal) : fn.call(engine, ...args);
 }
 
 /** Runs one streaming call: every item as it comes, then 'end' (or 'error'). */
-async function stream({ id, signal }: { id: number; signal: AbortSignal }, method: StreamMethod, args: unknown[]): Promise<void> {
+async function stream<M extends StreamMethod>({ id, signal }: { id: number; signal: AbortSignal }, method: M, args: WireArgs<M>): Promise<void> {
   try {
-    const items = openStream(method, args, signal);
+    const items: AsyncIterable<unknown> = dispatch(method, args, signal);
     for await (const item of items) {
       // A job event: the job gauges in this batch must already show it (a client may scrape right after).
       if (method === 'watchJob') recorder.jobChanged();
@@ -230,15 +224,6 @@ async function stream({ id, signal }: { id: number; signal: AbortSignal }, metho
     outbox.reply({ t: 'error', id, error: toWireError(err) });
   } finally {
     controllers.delete(id);
-  }
-}
-
-/** The engine's async-iterable methods, by name (arguments as the proxy sent them). */
-function openStream(method: StreamMethod, args: unknown[], signal: AbortSignal): AsyncIterable<unknown> {
-  switch (method) {
-    case 'generate': return engine.generate(args[0] as GenerateParams, signal);
-    case 'watchJob': return engine.watchJob(args[0] as string, args[1] as number, signal);
-    case 'evaluateStream': return engine.evaluateStream(args[0] as EvaluateParams, signal);
   }
 }
 

@@ -16,7 +16,7 @@ import { Cancelled } from '../../common/errors.js';
 import type { BackendName } from '../../model/backend.js';
 import type { DataSource } from '../engine-api.js';
 import type { FineTuneWorkerInput, FineTuneWorkerResult, FromFineTuneWorker, ToFineTuneWorker } from './fine-tune-protocol.js';
-import type { JobCallbacks, JobToTrain, JobTrainer, JobTrainResult } from './job-training.js';
+import type { JobCallbacks, JobToTrain, JobTrainer, JobTrainResult } from '../job-training.js';
 import { lineWriter } from './log-relay.js';
 import { startWorker } from './start-worker.js';
 import { fromWireError, toWireError } from './wire-error.js';

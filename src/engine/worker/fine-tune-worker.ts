@@ -25,7 +25,7 @@ import { AdapterStore } from '../adapter-store.js';
 import type { DataSource } from '../engine-api.js';
 import { inlineExamples } from '../examples.js';
 import type { FineTuneWorkerInput, FineTuneWorkerResult, FromFineTuneWorker, ToFineTuneWorker } from './fine-tune-protocol.js';
-import { trainJob } from './job-training.js';
+import { trainJob } from '../job-training.js';
 import { relayLogger } from './log-relay.js';
 import { fromWireError, toWireError } from './wire-error.js';
 

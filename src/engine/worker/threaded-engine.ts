@@ -46,11 +46,25 @@ import type {
   ServerInfo,
 } from '../engine-api.js';
 import { type EngineMetrics, noMetrics } from '../engine-metrics.js';
-import type { CallMethod, CallResult, EngineWorkerBatch, EngineWorkerInput, FromEngineWorker, StreamMethod, ToEngineWorker } from './engine-protocol.js';
+import type {
+  CallMethod,
+  CallResult,
+  EngineWorkerBatch,
+  EngineWorkerInput,
+  FromEngineWorker,
+  StreamItem,
+  StreamMethod,
+  ToEngineWorker,
+  WireArgs,
+} from './engine-protocol.js';
 import { lineWriter } from './log-relay.js';
 import { MetricsMirror } from './metrics-relay.js';
 import { startWorker } from './start-worker.js';
 import { fromWireError, toWireError } from './wire-error.js';
+
+type CallRequest = Extract<ToEngineWorker, { t: 'call' }>;
+type StreamRequest = Extract<ToEngineWorker, { t: 'stream' }>;
+type UploadRequest = Extract<ToEngineWorker, { t: 'upload' }>;
 
 /** Upload chunks in flight to the worker before waiting for it to read one. */
 const UPLOAD_WINDOW = 16;
@@ -130,7 +144,7 @@ class ThreadedEngine implements Engine {
   }
 
   generate(req: GenerateParams, signal: AbortSignal): AsyncIterable<GenerateChunk> {
-    return this.stream<GenerateChunk>('generate', [req], signal);
+    return this.stream('generate', [req], signal);
   }
 
   evaluate(req: EvaluateParams, signal: AbortSignal): Promise<EvaluateResult> {
@@ -140,7 +154,7 @@ class ThreadedEngine implements Engine {
 
   evaluateStream(req: EvaluateParams, signal: AbortSignal): AsyncIterable<EvaluateEvent> {
     this.checkAccepting();
-    return this.stream<EvaluateEvent>('evaluateStream', [req], signal);
+    return this.stream('evaluateStream', [req], signal);
   }
 
   submitFineTune(spec: FineTuneSpec): Promise<JobInfo> {
@@ -149,7 +163,7 @@ class ThreadedEngine implements Engine {
   }
 
   watchJob(jobId: string, fromSequence: number, signal: AbortSignal): AsyncIterable<JobEvent> {
-    return this.stream<JobEvent>('watchJob', [jobId, fromSequence], signal);
+    return this.stream('watchJob', [jobId, fromSequence], signal);
   }
 
   getJob(jobId: string): Promise<JobInfo> {
@@ -265,14 +279,15 @@ class ThreadedEngine implements Engine {
     }
   }
 
-  /** One promise-returning call. */
-  private call<M extends CallMethod>(method: M, args: unknown[], signal?: AbortSignal): Promise<CallResult<M>> {
+  /** One promise-returning call: `args` are the method's own parameters, checked against Engine. */
+  private call<M extends CallMethod>(method: M, args: WireArgs<M>, signal?: AbortSignal): Promise<CallResult<M>> {
     const id = this.nextId++;
-    return this.request<CallResult<M>>(id, { t: 'call', id, method, args }, signal);
+    // (TS cannot narrow a generic M to one member of the message union; the parameters' types are checked above.)
+    return this.request<CallResult<M>>(id, { t: 'call', id, method, args } as CallRequest, signal);
   }
 
   /** Posts a call-like message and resolves with its reply; forwards `signal`'s abort. */
-  private request<T>(id: number, message: Extract<ToEngineWorker, { aborted?: unknown }>, signal?: AbortSignal): Promise<T> {
+  private request<T>(id: number, message: CallRequest | UploadRequest, signal?: AbortSignal): Promise<T> {
     if (!this.alive) return Promise.reject(this.stoppedError());
     return new Promise<T>((resolve, reject) => {
       const onAbort = () => this.post({ t: 'abort', id, reason: toWireError(signal!.reason) });
@@ -304,7 +319,7 @@ class ThreadedEngine implements Engine {
   }
 
   /** One streaming call: items as the worker sends them, ending when it says so. */
-  private async *stream<T>(method: StreamMethod, args: unknown[], signal: AbortSignal): AsyncGenerator<T> {
+  private async *stream<M extends StreamMethod>(method: M, args: WireArgs<M>, signal: AbortSignal): AsyncGenerator<StreamItem<M>> {
     if (!this.alive) throw this.stoppedError();
     const id = this.nextId++;
     const items = new ChunkChannel<unknown>();
@@ -312,14 +327,14 @@ class ThreadedEngine implements Engine {
     this.streams.set(id, items);
     this.hold();
     try {
-      const message: ToEngineWorker = { t: 'stream', id, method, args };
+      const message = { t: 'stream', id, method, args } as StreamRequest;
       if (signal.aborted) message.aborted = toWireError(signal.reason);
       else signal.addEventListener('abort', onAbort, { once: true });
       this.post(message);
       for (;;) {
         const next = await items.next();
         if (next.done) return;
-        yield next.value as T;
+        yield next.value as StreamItem<M>;
       }
     } finally {
       signal.removeEventListener('abort', onAbort);

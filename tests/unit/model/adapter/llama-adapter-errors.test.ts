@@ -13,7 +13,7 @@ import type { GptConfig } from '../../../../src/model/gpt-config.js';
 import { disposeWeights, weightsFromHost } from '../../../../src/model/gpt-weights.js';
 import { forward } from '../../../../src/model/gpt.js';
 import type { LoraTarget } from '../../../../src/model/lora.js';
-import { trainMethod } from '../../../../src/engine/worker/job-training.js';
+import { trainMethod } from '../../../../src/engine/job-training.js';
 import { createTrainable } from '../../../../src/training/trainable.js';
 import { makeLlamaPeftAdapter } from '../../../reference/numpy-reference.js';
 import { testBackend, TINY, tinyModelFolder, tinyWeights } from '../../../helpers/tiny-model.js';

@@ -4,24 +4,24 @@
  * decode loop serving Generate, evaluation, and the fine-tune runner. This
  * file wires them together; each concern lives in its own module.
  *
- * The serving worker (engine-worker.ts) builds it with each fine-tune job in
+ * The serving worker (worker/engine-worker.ts) builds it with each fine-tune job in
  * a worker of its own; createEngine with `threads: false` builds it on the
  * caller's thread, jobs included.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { Unavailable } from '../../common/errors.js';
-import { type BackendInfo, type BackendName, deviceMemory, initBackend } from '../../model/backend.js';
-import { kvCacheMemory } from '../../model/kernels/kv-arena.js';
-import { autoWasmThreads } from '../../model/wasm-thread-count.js';
-import { readModelConfig } from '../../model/checkpoint/model-files.js';
-import { GptModel } from '../../model/gpt-model.js';
-import { AdapterRegistry, DEFAULT_ADAPTER_BUDGET_BYTES } from '../adapter-registry.js';
-import { AdapterStore } from '../adapter-store.js';
-import type { GentuneConfig } from '../config.js';
-import type { EngineOptions } from '../engine-options.js';
-import { DatasetStore } from '../dataset-store.js';
+import { Unavailable } from '../common/errors.js';
+import { type BackendInfo, type BackendName, deviceMemory, initBackend } from '../model/backend.js';
+import { kvCacheMemory } from '../model/kernels/kv-arena.js';
+import { autoWasmThreads } from '../model/wasm-thread-count.js';
+import { readModelConfig } from '../model/checkpoint/model-files.js';
+import { GptModel } from '../model/gpt-model.js';
+import { AdapterRegistry, DEFAULT_ADAPTER_BUDGET_BYTES } from './adapter-registry.js';
+import { AdapterStore } from './adapter-store.js';
+import type { GentuneConfig } from './config.js';
+import type { EngineOptions } from './engine-options.js';
+import { DatasetStore } from './dataset-store.js';
 import type {
   AdapterInfo,
   AdapterRef,
@@ -40,13 +40,13 @@ import type {
   JobState,
   Limits,
   ServerInfo,
-} from '../engine-api.js';
-import { noMetrics } from '../engine-metrics.js';
-import { EvaluationService } from '../evaluation-service.js';
-import { FineTuneRunner } from '../fine-tune-runner.js';
-import { GenerationService } from '../generation-service.js';
-import { JobStore } from '../job-store.js';
-import { workerTrainer } from './fine-tune-thread.js';
+} from './engine-api.js';
+import { noMetrics } from './engine-metrics.js';
+import { EvaluationService } from './evaluation-service.js';
+import { FineTuneRunner } from './fine-tune-runner.js';
+import { GenerationService } from './generation-service.js';
+import { JobStore } from './job-store.js';
+import { workerTrainer } from './worker/fine-tune-thread.js';
 import { inProcessTrainer } from './job-training.js';
 
 /** Where the parts of an in-process engine run. */
@@ -290,7 +290,7 @@ function countByState(jobs: readonly { state: JobState }[]): Partial<Record<JobS
 /** gentune's version from package.json ('' if it cannot be read). */
 async function packageVersion(): Promise<string> {
   try {
-    const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
     return pkg.version ?? '';
   } catch {
     return '';

@@ -14,23 +14,23 @@
  * job starts over from step 0.
  */
 import type { Logger } from 'pino';
-import { disposeAdapter, type Adapter } from '../../model/adapter.js';
-import type { GptConfig } from '../../model/gpt-config.js';
-import type { GptWeights } from '../../model/gpt-weights.js';
-import { familyModules, targetsFromNames } from '../../model/family-modules.js';
-import type { Tokenizer } from '../../model/tokenizer/tokenizer.js';
-import type { NumberedExample } from '../../training/data/sft-example.js';
-import { resolveValidation } from '../../training/data/split.js';
-import type { TokenizedExample } from '../../training/data/tokenize-example.js';
-import type { LossEvaluation } from '../../training/evaluate-loss.js';
-import type { TrainHyperparameters } from '../../training/train-hyperparameters.js';
-import type { TrainMethod } from '../../training/trainable.js';
-import { train, type EvaluationEvent, type ProgressEvent, type StartEvent } from '../../training/trainer.js';
-import type { DatasetStore } from '../dataset-store.js';
-import type { DataSource, FineTuneMethod, FineTuneSpec, Hyperparameters } from '../engine-api.js';
-import { readExamples, tokenizeExamples } from '../examples.js';
-import type { ChatSegmenter } from '../../training/data/tokenize-example.js';
-import { readJobCheckpoint, removeJobCheckpoint, writeJobCheckpoint } from '../job-checkpoint.js';
+import { disposeAdapter, type Adapter } from '../model/adapter.js';
+import type { GptConfig } from '../model/gpt-config.js';
+import type { GptWeights } from '../model/gpt-weights.js';
+import { familyModules, targetsFromNames } from '../model/family-modules.js';
+import type { Tokenizer } from '../model/tokenizer/tokenizer.js';
+import type { NumberedExample } from '../training/data/sft-example.js';
+import { resolveValidation } from '../training/data/split.js';
+import type { TokenizedExample } from '../training/data/tokenize-example.js';
+import type { LossEvaluation } from '../training/evaluate-loss.js';
+import type { TrainHyperparameters } from '../training/train-hyperparameters.js';
+import type { TrainMethod } from '../training/trainable.js';
+import { train, type EvaluationEvent, type ProgressEvent, type StartEvent } from '../training/trainer.js';
+import type { DatasetStore } from './dataset-store.js';
+import type { DataSource, FineTuneMethod, FineTuneSpec, Hyperparameters } from './engine-api.js';
+import { readExamples, tokenizeExamples } from './examples.js';
+import type { ChatSegmenter } from '../training/data/tokenize-example.js';
+import { readJobCheckpoint, removeJobCheckpoint, writeJobCheckpoint } from './job-checkpoint.js';
 
 /** Default training time between two checkpoints of a job, in milliseconds (config `checkpointIntervalMs`). */
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 30_000;
