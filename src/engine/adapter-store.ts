@@ -339,7 +339,7 @@ export class AdapterStore {
           if (known?.broken !== info.broken) this.log.warn({ adapter: label, dir, reason: info.broken }, 'adapter version is broken');
           this.unreadable.set(dir, name);
         }
-        if (known?.broken !== info.broken) added.push(info);
+        if (!known || known.broken !== info.broken) added.push(info);
       }
     }
     this.watcher?.trackIncomplete(this.unreadable);
