@@ -79,7 +79,7 @@ describe('names: one rule, no leading dot', () => {
   for (const name of ['.', '.tmp', '.hidden']) {
     test(`FineTune with adapter ${JSON.stringify(name)} is INVALID_ARGUMENT naming the field and the rule; nothing is written`, async () => {
       await rejectsWith(collect(h.client.fineTune({ adapter: name, examples: EXAMPLES, hyperparameters: { maxSteps: 1 } })), Code.INVALID_ARGUMENT, `\`adapter\` must be ${RULE}, got ${JSON.stringify(name)}`);
-      assert.deepEqual((await h.client.listFineTuneJobs()).filter((j) => j.adapter === name), []);
+      assert.deepEqual(await h.client.listFineTuneJobs(), [], 'no job created');
       assert.ok(!readdirSync(adapters).includes(name === '.' ? '1' : name), readdirSync(adapters).join(','));
     });
   }
