@@ -182,7 +182,7 @@ export class AdapterStore {
       await mkdir(parent, { recursive: true }).catch((err: unknown) => {
         throw diskError(err, this.dataDir);
       });
-      assertRealDir(parent);
+      if (!isRealDir(parent)) throw new FailedPrecondition(`\`adapter\` ${JSON.stringify(name)}: its folder in the store is a symbolic link or not a folder, which is never followed`);
       let tmp: string | undefined;
       try {
         tmp = await makeTempDir(parent);
