@@ -229,7 +229,7 @@ export class AdapterStore {
       return await loadAdapter(dir, this.base, { blocking: true, noFollow: true });
     } catch (err) {
       this.log.error({ adapter: `${name}@${version}`, err }, 'adapter does not load');
-      throw new FailedPrecondition(`adapter ${JSON.stringify(`${name}@${version}`)} is stored but cannot be loaded: ${clientReason(err, dir)}`, { cause: err });
+      throw new FailedPrecondition(`adapter ${JSON.stringify(`${name}@${version}`)} is stored but cannot be loaded: ${clientReason(err, dir, this.dir)}`, { cause: err });
     }
   }
 

@@ -82,9 +82,11 @@ export function assertRegularFile(path: string): void {
 /**
  * An error's message as a client may see it: every mention of `dir` (a
  * server path) is cut, so `<dir>/adapter_config.json: not valid JSON` reads
- * `adapter_config.json: not valid JSON`.
+ * `adapter_config.json: not valid JSON`, and so is every mention of `root`
+ * (the store's folder, which holds `dir`): `<root>/x: ...` reads `x: ...`.
  */
-export function clientReason(err: unknown, dir: string): string {
-  const message = err instanceof Error ? err.message : String(err);
-  return message.split(dir + sep).join('').split(dir).join('its folder');
+export function clientReason(err: unknown, dir: string, root?: string): string {
+  let message = err instanceof Error ? err.message : String(err);
+  message = message.split(dir + sep).join('').split(dir).join('its folder');
+  return root === undefined ? message : message.split(root + sep).join('').split(root).join('the store');
 }
