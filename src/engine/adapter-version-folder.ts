@@ -7,8 +7,7 @@
  */
 import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, checkAdapter, LAST_LAYERS_PEFT_TYPE } from '../model/checkpoint/peft-adapter.js';
-import { readSafetensorsHeaderSync } from '../model/checkpoint/safetensors.js';
+import { ADAPTER_CONFIG_FILE, checkAdapter, LAST_LAYERS_PEFT_TYPE } from '../model/checkpoint/peft-adapter.js';
 import type { GptConfig } from '../model/gpt-config.js';
 import { assertRealDir, clientReason, readTextNoFollowSync } from './store-path.js';
 
@@ -62,8 +61,7 @@ export function readVersion(dir: string, name: string, version: number, base: Gp
     } catch {
       // checkAdapter says what is wrong with it.
     }
-    checkAdapter(dir, base, { noFollow: true });
-    const weights = readSafetensorsHeaderSync(join(dir, ADAPTER_WEIGHTS_FILE), { noFollow: true });
+    const weights = checkAdapter(dir, base, { noFollow: true });
     sizeBytes = weights.sizeBytes;
     mtimeMs = weights.mtimeMs;
     meta = readMeta(join(dir, META_FILE));

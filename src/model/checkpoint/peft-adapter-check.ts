@@ -63,8 +63,10 @@ export interface CheckAdapterOptions {
 
 /** A checked adapter folder: which tensor of the file goes where, and the settings. */
 export type AdapterPlan = {
-  /** The weights file. */
+  /** The weights file, its size in bytes and modification time (ms since the epoch). */
   file: string;
+  sizeBytes: number;
+  mtimeMs: number;
   baseModel: string;
   /** Every tensor of the file the adapter uses. */
   names: Set<string>;
@@ -160,6 +162,8 @@ type Fields = ReturnType<typeof fields>;
 /** An adapter file's tensors by name under the model root (`h.0.attn.c_attn.lora_A.weight`, `layers.0.…`), and how to look one up. */
 interface AdapterHeader {
   file: string;
+  sizeBytes: number;
+  mtimeMs: number;
   byName: Map<string, { name: string; shape: number[]; layer?: number; rest?: string }>;
   /** The file's name of tensor `key`, or InvalidArgument if it is missing or not of shape `want`. */
   expect(key: string, want: number[], why?: string): string;
@@ -168,8 +172,10 @@ interface AdapterHeader {
 function readAdapterHeader(dir: string, config: GptConfig, family: FamilyModules, noFollow: boolean): AdapterHeader {
   const file = join(dir, ADAPTER_WEIGHTS_FILE);
   let tensors: Map<string, { shape: number[] }>;
+  let sizeBytes: number;
+  let mtimeMs: number;
   try {
-    ({ tensors } = readSafetensorsHeaderSync(file, { noFollow }));
+    ({ tensors, sizeBytes, mtimeMs } = readSafetensorsHeaderSync(file, { noFollow }));
   } catch (err) {
     let pickle = false;
     try {
@@ -206,7 +212,7 @@ function readAdapterHeader(dir: string, config: GptConfig, family: FamilyModules
     }
     return e.name;
   };
-  return { file, byName, expect };
+  return { file, sizeBytes, mtimeMs, byName, expect };
 }
 
 function lastLayersPlan(f: Fields, readHeader: () => AdapterHeader, config: GptConfig, family: FamilyModules, baseModel: string): AdapterPlan {
@@ -231,7 +237,7 @@ function lastLayersPlan(f: Fields, readHeader: () => AdapterHeader, config: GptC
   // Uploaded through the loader of the family's checkpoints (which transposes nn.Linear weights).
   const tensors = new Map<string, string>();
   for (const [key, shape] of shapes) tensors.set(`${family.checkpointRoot}${key}`, header.expect(key, shape));
-  return { kind: 'last_layers', file: header.file, baseModel, numLayers, tensors, names: new Set(tensors.values()) };
+  return { kind: 'last_layers', file: header.file, sizeBytes: header.sizeBytes, mtimeMs: header.mtimeMs, baseModel, numLayers, tensors, names: new Set(tensors.values()) };
 }
 
 function loraPlan(f: Fields, readHeader: () => AdapterHeader, config: GptConfig, family: FamilyModules, baseModel: string): AdapterPlan {
@@ -281,7 +287,7 @@ function loraPlan(f: Fields, readHeader: () => AdapterHeader, config: GptConfig,
   const loraConfig: LoraAdapterConfig = { r, loraAlpha, loraDropout, targetModules: targets, useRslora };
   const names = new Set(modules.flatMap((m) => [m.a, m.b]));
   const plan = modules.map(({ key, a, b, din, dout }) => ({ key, a, b, din, dout }));
-  return { kind: 'lora', file: header.file, baseModel, config: loraConfig, scale: loraScale(r, loraAlpha, useRslora), modules: plan, names };
+  return { kind: 'lora', file: header.file, sizeBytes: header.sizeBytes, mtimeMs: header.mtimeMs, baseModel, config: loraConfig, scale: loraScale(r, loraAlpha, useRslora), modules: plan, names };
 }
 
 function readJson(path: string, noFollow: boolean): Json {
