@@ -11,7 +11,7 @@ function rows(adapters: Adapter[]): string[][] {
       `${a.name}@${v.version}${v.version === a.latestVersion ? ' (latest)' : ''}`,
       AdapterMethod[v.method]?.replace('ADAPTER_METHOD_', '').toLowerCase() ?? '-',
       v.r ? String(v.r) : '-',
-      AdapterResidency[v.residency]?.replace('ADAPTER_RESIDENCY_', '').toLowerCase() ?? '-',
+      v.brokenReason ? 'broken' : (AdapterResidency[v.residency]?.replace('ADAPTER_RESIDENCY_', '').toLowerCase() ?? '-'),
       fmtBytes(v.sizeBytes),
       v.baseModel,
       String(v.requestsServed),

@@ -15,7 +15,7 @@
  * in the background, so the first request after the swap does not pay for it.
  */
 import type { Logger } from 'pino';
-import { NotFound } from '../common/errors.js';
+import { FailedPrecondition, NotFound } from '../common/errors.js';
 import { type Adapter, adapterTensors, disposeAdapter } from '../model/adapter.js';
 import type { AdapterStore, AdapterStoreChange, StoredAdapterVersion } from './adapter-store.js';
 import type { AdapterInfo, AdapterRef, AdapterVersionInfo } from './engine-api.js';
@@ -90,15 +90,28 @@ export class AdapterRegistry {
     this.unsubscribe = store.onChange((change) => this.onStoreChange(change));
   }
 
-  /** The stored version `ref` names (latest when no version). @throws NotFound naming `field`. */
+  /**
+   * The stored version `ref` names: the given one, or the newest that is not
+   * broken (the newest of all when every one is). It may be broken: use
+   * {@link usable} before serving it. @throws NotFound naming `field`.
+   */
   resolve(ref: AdapterRef, field = 'adapter'): StoredAdapterVersion {
     const versions = this.store.versions(ref.name);
-    const found = ref.version === undefined ? versions.at(-1) : versions.find((v) => v.version === ref.version);
+    const found = ref.version === undefined ? (latestLoadable(versions) ?? versions.at(-1)) : versions.find((v) => v.version === ref.version);
     if (!found) {
       const what = ref.version === undefined ? ref.name : `${ref.name}@${ref.version}`;
       throw new NotFound(`\`${field}\` ${JSON.stringify(what)}: no such adapter${versions.length > 0 && ref.version !== undefined ? ` version (latest is ${versions.at(-1)!.version})` : ''}`);
     }
     return found;
+  }
+
+  /** {@link resolve}, refusing a broken version. @throws FailedPrecondition with the reason it is broken. */
+  usable(ref: AdapterRef, field = 'adapter'): StoredAdapterVersion {
+    const v = this.resolve(ref, field);
+    if (v.broken !== undefined) {
+      throw new FailedPrecondition(`\`${field}\` ${JSON.stringify(`${v.name}@${v.version}`)} is stored but broken: ${v.broken}`);
+    }
+    return v;
   }
 
   /** Loads `ref` if needed and holds it until `release()`; counts as a request served by the version. */
@@ -124,7 +137,7 @@ export class AdapterRegistry {
     const loaded: string[] = [];
     for (const ref of refs) {
       try {
-        const v = this.resolve(ref, 'preload');
+        const v = this.usable(ref, 'preload');
         await this.load({ name: v.name, version: v.version }, false);
         loaded.push(`${v.name}@${v.version}`);
       } catch (err) {
@@ -189,7 +202,7 @@ export class AdapterRegistry {
   info(name: string): AdapterInfo {
     const versions = this.store.versions(name);
     if (versions.length === 0) throw new NotFound(`\`adapter\` ${JSON.stringify(name)}: no such adapter`);
-    return { name, latestVersion: versions.at(-1)!.version, versions: versions.map((v) => this.versionInfo(v)) };
+    return { name, latestVersion: latestLoadable(versions)?.version ?? 0, versions: versions.map((v) => this.versionInfo(v)) };
   }
 
   /** Versions whose tensors are resident (loaded, not still loading). */
@@ -217,7 +230,7 @@ export class AdapterRegistry {
   }
 
   private async lease(ref: AdapterRef, field: string, serve: boolean): Promise<AdapterLease> {
-    const v = this.resolve(ref, field);
+    const v = this.usable(ref, field);
     const label = `${v.name}@${v.version}`;
     const entry = this.entry(label, v);
     entry.refs++;
@@ -269,7 +282,7 @@ export class AdapterRegistry {
     }
     const names = new Set(change.added.map((v) => v.name));
     for (const name of names) {
-      const latest = this.store.versions(name).at(-1);
+      const latest = latestLoadable(this.store.versions(name));
       if (!latest || this.resident.has(`${name}@${latest.version}`)) continue;
       const inUse = [...this.resident.keys()].some((label) => label.slice(0, label.lastIndexOf('@')) === name);
       if (!inUse) continue;
@@ -358,6 +371,11 @@ export class AdapterRegistry {
       this.metrics.onAdapterEvicted();
     }
   }
+}
+
+/** The newest version that is not broken (what a bare name serves), if any. */
+function latestLoadable(versions: readonly StoredAdapterVersion[]): StoredAdapterVersion | undefined {
+  return [...versions].reverse().find((v) => v.broken === undefined);
 }
 
 /** Bytes an adapter's tensors occupy (float32). */

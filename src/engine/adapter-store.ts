@@ -16,26 +16,35 @@
  * process killed while it publishes leaves no half version, only a hidden
  * folder, removed when the store next opens (at once when it was this host's
  * dead process; after 15 minutes otherwise, as it may be another replica's
- * write in progress). A version that does not read (truncated weights, bad
- * adapter_config.json) is logged, naming the folder, and skipped; every
- * other version still loads.
+ * write in progress). Every version is checked as loading it would check it
+ * (adapter-version-folder.ts); one that fails (truncated weights, a bad
+ * adapter_config.json or gentune.json, an `r` its tensors do not have, a
+ * symbolic link) is logged, naming the folder, and listed as broken with the
+ * reason; it is rechecked at every scan of its name, and never served. A
+ * bare name resolves to its newest version that is not broken.
+ *
+ * Nothing below the folder is followed through a symbolic link: a name or
+ * version that is a link is not an adapter, files are opened with
+ * O_NOFOLLOW, and a delete removes a link, never what it points to.
  */
 import { readdirSync } from 'node:fs';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { FailedPrecondition } from '../common/errors.js';
+import { diskError } from '../common/atomic-write.js';
+import { FailedPrecondition, InvalidArgument } from '../common/errors.js';
+import { isStoreName, STORE_NAME_RULE } from '../common/store-name.js';
 import type { Adapter } from '../model/adapter.js';
-import { loadAdapter, saveAdapter } from '../model/checkpoint/peft-adapter.js';
+import { loadAdapter, writeAdapterFiles } from '../model/checkpoint/peft-adapter.js';
 import type { GptConfig } from '../model/gpt-config.js';
 import { META_FILE, readVersion, type StoredAdapterVersion } from './adapter-version-folder.js';
 
 export type { StoredAdapterVersion } from './adapter-version-folder.js';
-import { hiddenName, isOrphanedName, publishDir, removeDir, syncDir, writeJsonSynced } from './store-files.js';
+import { isOrphanedName, makeTempDir, publishDir, removeDir, writeJsonSynced } from './store-files.js';
+import { assertRealDir, clientReason, isRealDir } from './store-path.js';
 import { type DirtyScope, StoreWatcher } from './store-watcher.js';
 
 const VERSION_DIR = /^[1-9]\d*$/;
-const NAME_DIR = /^[A-Za-z0-9._-]{1,64}$/;
 /** Hidden leftovers older than this are removed at open (younger ones may be another replica's write in progress). */
 const STALE_TEMP_MS = 15 * 60 * 1000;
 /** Default period of the full rescan that backs up fs.watch, in milliseconds. */
@@ -80,17 +89,21 @@ export class AdapterStore {
   private fullScan: Promise<void> | null = null;
   /** Labels being deleted by this store: a scan must not bring them back. */
   private readonly deleting = new Set<string>();
-  /** Version folders found unreadable (reported once, retried at every scan of their name): path -> name. */
+  /** Version folders found broken (reported once per reason, rechecked at every scan of their name): path -> name. */
   private readonly unreadable = new Map<string, string>();
+  /** The data directory (the one server path a client may see: it names the disk when it is full). */
+  private readonly dataDir: string;
 
   private constructor(
     /** `<dataDir>/adapters`. */
     readonly dir: string,
     private readonly base: GptConfig,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.dataDir = dirname(dir);
+  }
 
-  /** Lists every version on disk (unreadable ones are logged and skipped), then watches for changes. */
+  /** Lists every version on disk (broken ones are logged and listed as broken), then watches for changes. */
   static async open(dir: string, base: GptConfig, log: Logger, options: AdapterStoreOptions = {}): Promise<AdapterStore> {
     const store = new AdapterStore(dir, base, log);
     await mkdir(dir, { recursive: true });
@@ -126,7 +139,7 @@ export class AdapterStore {
    * the same event-loop turn, the message first).
    */
   refresh(names: readonly string[]): Promise<void> {
-    return this.scanNames(names.filter((n) => NAME_DIR.test(n)), true);
+    return this.scanNames(names.filter(isStoreName), true);
   }
 
   /** Stops watching; idempotent. The store still serves what it knows. */
@@ -163,13 +176,18 @@ export class AdapterStore {
    */
   save(name: string, adapter: Adapter, jobId?: string): Promise<StoredAdapterVersion> {
     const run = this.writing.then(async () => {
+      // Checked where requests come in too; here so that no caller can make `.tmp` or `..` a name.
+      if (!isStoreName(name)) throw new InvalidArgument(`\`adapter\` must be ${STORE_NAME_RULE}, got ${JSON.stringify(name)}`);
       const parent = join(this.dir, name);
-      await mkdir(parent, { recursive: true });
-      const tmp = join(parent, hiddenName('tmp'));
+      await mkdir(parent, { recursive: true }).catch((err: unknown) => {
+        throw diskError(err, this.dataDir);
+      });
+      if (!isRealDir(parent)) throw new FailedPrecondition(`\`adapter\` ${JSON.stringify(name)}: its folder in the store is a symbolic link or not a folder, which is never followed`);
+      let tmp: string | undefined;
       try {
-        await saveAdapter(tmp, adapter, this.base);
+        tmp = await makeTempDir(parent);
+        await writeAdapterFiles(tmp, adapter, this.base);
         await writeJsonSynced(join(tmp, META_FILE), { createdAtMs: Date.now(), jobId });
-        await syncDir(tmp);
         for (let attempt = 1; ; attempt++) {
           await this.scanNames([name], true);
           const onDisk = (await readdir(parent)).filter((v) => VERSION_DIR.test(v)).map(Number);
@@ -181,14 +199,14 @@ export class AdapterStore {
             if ((code === 'ENOTEMPTY' || code === 'EEXIST') && attempt < SAVE_ATTEMPTS) continue;
             throw err;
           }
-          const info = readVersion(join(parent, String(version)), name, version);
+          const info = readVersion(join(parent, String(version)), name, version, this.base);
           this.remember([info]);
           this.log.info({ adapter: `${name}@${version}`, jobId, sizeBytes: info.sizeBytes }, 'adapter stored');
           return info;
         }
       } catch (err) {
-        await rm(tmp, { recursive: true, force: true });
-        throw err;
+        if (tmp !== undefined) await rm(tmp, { recursive: true, force: true });
+        throw diskError(err, this.dataDir);
       }
     });
     this.writing = run.catch(() => undefined);
@@ -200,15 +218,18 @@ export class AdapterStore {
    * The files are read with blocking I/O: on the serving thread each
    * asynchronous read would wait behind a decode step (measured: the first
    * request on a new version took ~2 s under 16 streams, ~0.2 s once loaded).
-   * @throws FailedPrecondition when the folder does not load (the cause, which
-   *   names server paths, goes to the log only).
+   * @throws FailedPrecondition with the reason when the folder does not load
+   *   (without server paths; the cause goes to the log).
    */
   async load(name: string, version: number): Promise<Adapter> {
+    const dir = join(this.dir, name, String(version));
     try {
-      return await loadAdapter(join(this.dir, name, String(version)), this.base, { blocking: true });
+      assertRealDir(join(this.dir, name));
+      assertRealDir(dir);
+      return await loadAdapter(dir, this.base, { blocking: true, noFollow: true });
     } catch (err) {
       this.log.error({ adapter: `${name}@${version}`, err }, 'adapter does not load');
-      throw new FailedPrecondition(`adapter ${JSON.stringify(`${name}@${version}`)} is stored but cannot be loaded`, { cause: err });
+      throw new FailedPrecondition(`adapter ${JSON.stringify(`${name}@${version}`)} is stored but cannot be loaded: ${clientReason(err, dir, this.dir)}`, { cause: err });
     }
   }
 
@@ -220,6 +241,9 @@ export class AdapterStore {
     try {
       if (info) this.forget([info]);
       const parent = join(this.dir, name);
+      // A name that is a link is never listed; were it followed, the rename below would move a folder outside the data directory.
+      if (!isRealDir(parent)) return;
+      // The version itself may be a link (listed as broken): removeDir renames and removes the link, never its target.
       await removeDir(join(parent, String(version)), parent);
       if (this.versions(name).length === 0) {
         // Another version may be on its way in: only an empty folder goes.
@@ -252,7 +276,7 @@ export class AdapterStore {
   /** The names the root folder holds (a synchronous listing, or not). */
   private async namesOnDisk(sync: boolean): Promise<string[]> {
     const entries = sync ? readdirSync(this.dir, { withFileTypes: true }) : await readdir(this.dir, { withFileTypes: true });
-    return entries.filter((d) => d.isDirectory() && NAME_DIR.test(d.name) && !d.name.startsWith('.')).map((d) => d.name);
+    return entries.filter((d) => d.isDirectory() && isStoreName(d.name)).map((d) => d.name);
   }
 
   /** After an event in the root: names that appeared or vanished (watched from now on) are scanned. */
@@ -284,6 +308,8 @@ export class AdapterStore {
       const dir = join(this.dir, name);
       let entries: string[];
       try {
+        // A name that is a symbolic link holds no versions: never followed.
+        if (listSync ? !isRealDir(dir) : !(await lstat(dir)).isDirectory()) throw new Error('not a folder');
         entries = listSync ? readdirSync(dir) : await readdir(dir);
       } catch {
         entries = [];
@@ -301,18 +327,19 @@ export class AdapterStore {
       for (const [path, of] of this.unreadable) if (of === name && !onDisk.has(Number(basename(path)))) this.unreadable.delete(path);
       for (const version of [...onDisk].sort((a, b) => a - b)) {
         const label = `${name}@${version}`;
-        if (this.get(name, version) || this.deleting.has(label)) continue;
+        const known = this.get(name, version);
+        if ((known && known.broken === undefined) || this.deleting.has(label)) continue;
         const dir = join(this.dir, name, String(version));
-        try {
-          const badMeta = (file: string, err: unknown) => this.log.warn({ adapter: label, file, err }, 'ignoring an unreadable gentune.json');
-          added.push(readVersion(dir, name, version, badMeta));
+        const info = readVersion(dir, name, version, this.base);
+        if (info.broken === undefined) {
           this.unreadable.delete(dir);
-        } catch (err) {
-          // Half-written by a writer that does not rename, or broken: watched and
-          // retried at every scan, reported once.
-          if (!this.unreadable.has(dir)) this.log.warn({ adapter: label, dir, err }, 'skipping unreadable adapter version (yet)');
+        } else {
+          // Half-written by a writer that does not rename, or broken: listed as
+          // broken, watched and rechecked at every scan, reported once per reason.
+          if (known?.broken !== info.broken) this.log.warn({ adapter: label, dir, reason: info.broken }, 'adapter version is broken');
           this.unreadable.set(dir, name);
         }
+        if (!known || known.broken !== info.broken) added.push(info);
       }
     }
     this.watcher?.trackIncomplete(this.unreadable);
@@ -320,11 +347,13 @@ export class AdapterStore {
     this.remember(added);
   }
 
+  /** Adds versions; a known one is replaced only while broken (rechecked: whole now, or broken another way). */
   private remember(infos: StoredAdapterVersion[]): void {
     const added = infos.filter((info) => {
       let versions = this.adapters.get(info.name);
       if (!versions) this.adapters.set(info.name, (versions = new Map()));
-      if (versions.has(info.version)) return false;
+      const known = versions.get(info.version);
+      if (known && (known.broken === undefined || known.broken === info.broken)) return false;
       versions.set(info.version, info);
       return true;
     });
@@ -342,7 +371,7 @@ export class AdapterStore {
   }
 
   private emit(change: AdapterStoreChange): void {
-    for (const l of change.added) this.log.info({ adapter: `${l.name}@${l.version}` }, 'adapter version available');
+    for (const l of change.added) if (l.broken === undefined) this.log.info({ adapter: `${l.name}@${l.version}` }, 'adapter version available');
     for (const l of change.removed) this.log.info({ adapter: `${l.name}@${l.version}` }, 'adapter version gone');
     for (const listener of this.listeners) {
       try {
@@ -362,13 +391,14 @@ export class AdapterStore {
  */
 async function removeLeftovers(dir: string, log: Logger): Promise<void> {
   const now = Date.now();
-  const parents = [dir, ...(await readdir(dir)).filter((n) => !n.startsWith('.')).map((n) => join(dir, n))];
+  // Only real name folders: a link could lead to another tree, whose hidden entries are not ours.
+  const parents = [dir, ...(await readdir(dir)).filter((n) => !n.startsWith('.')).map((n) => join(dir, n)).filter(isRealDir)];
   for (const parent of parents) {
     for (const name of await readdir(parent).catch(() => [] as string[])) {
       const hidden = name.startsWith('.tmp-') || name.startsWith('.trash-') || (name.startsWith('.') && name.endsWith('.tmp'));
       if (!hidden) continue;
       const path = join(parent, name);
-      const st = await stat(path).catch(() => null);
+      const st = await lstat(path).catch(() => null);
       if (st && (isOrphanedName(name) || now - st.mtimeMs > STALE_TEMP_MS)) {
         log.info({ path }, 'removing a leftover of an interrupted adapter write');
         await rm(path, { recursive: true, force: true });

@@ -1,13 +1,15 @@
 /**
  * Reads what the store lists of one version folder (`<name>/<version>/`):
  * adapter_config.json, the weights' size and gentune.json, after checking
- * the weights are whole. A handful of small reads, done synchronously: each
+ * the folder loads. A handful of small reads, done synchronously: each
  * await would wait behind a decode step of the busy event loop, and a new
  * version must become visible within milliseconds, not steps.
  */
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LAST_LAYERS_PEFT_TYPE } from '../model/checkpoint/peft-adapter.js';
+import { ADAPTER_CONFIG_FILE, checkAdapter, LAST_LAYERS_PEFT_TYPE } from '../model/checkpoint/peft-adapter.js';
+import type { GptConfig } from '../model/gpt-config.js';
+import { assertRealDir, clientReason, readTextNoFollowSync } from './store-path.js';
 
 /** What the store knows of one stored version (residency is the registry's business). */
 export interface StoredAdapterVersion {
@@ -25,80 +27,85 @@ export interface StoredAdapterVersion {
   sizeBytes: number;
   createdAtMs: number;
   jobId?: string;
+  /**
+   * Why the version cannot be loaded (a client may read it: no server
+   * path), e.g. "adapter_model.safetensors: tensor `…` has shape [4,16]:
+   * rank 4, but adapter_config.json says r=8"; undefined when it loads.
+   */
+  broken?: string;
 }
 
 /** gentune's own record in a version folder: when it was made and by which job. */
 export const META_FILE = 'gentune.json';
 
 /**
- * The size of a safetensors file, after checking it is whole: its header
- * parses and the file is exactly as long as the header says (a writer still
- * copying it in place is not done). @throws otherwise.
+ * Reads and checks a version folder as loading it would (checkAdapter: every
+ * field of adapter_config.json, every tensor's name, dtype and shape against
+ * the base model, the weights whole), plus gentune.json when present, without
+ * following a symbolic link anywhere. A version that fails is returned with
+ * `broken` set to the reason (no server path in it) and whatever of its
+ * settings could be read; it is listed so, and never served.
  */
-function completeSize(path: string): { size: number; mtimeMs: number } {
-  const fd = openSync(path, 'r');
-  try {
-    const { size, mtimeMs } = fstatSync(fd);
-    const head = Buffer.alloc(8);
-    if (size < 8 || readSync(fd, head, 0, 8, 0) < 8) throw new Error(`${path}: incomplete (${size} bytes)`);
-    const n = Number(head.readBigUInt64LE(0));
-    if (n > size - 8) throw new Error(`${path}: incomplete header`);
-    const json = Buffer.alloc(n);
-    if (readSync(fd, json, 0, n, 8) < n) throw new Error(`${path}: incomplete header`);
-    let end = 0;
-    for (const [key, entry] of Object.entries(JSON.parse(json.toString('utf8')) as Record<string, { data_offsets?: unknown[] }>)) {
-      if (key !== '__metadata__' && Array.isArray(entry.data_offsets)) end = Math.max(end, Number(entry.data_offsets[1]));
-    }
-    if (size !== 8 + n + end) throw new Error(`${path}: ${size} bytes, expected ${8 + n + end}`);
-    return { size, mtimeMs };
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * Reads what ListAdapters shows of a version folder: adapter_config.json, the
- * weights' size and gentune.json. A gentune.json that does not parse is
- * reported to `badMeta` and ignored (the version is listed as if imported by hand).
- * @throws when adapter_config.json does not parse or the weights are not whole.
- */
-export function readVersion(
-  dir: string,
-  name: string,
-  version: number,
-  badMeta: (file: string, err: unknown) => void = () => undefined,
-): StoredAdapterVersion {
-  const configFile = join(dir, ADAPTER_CONFIG_FILE);
-  let config: Record<string, unknown>;
-  try {
-    config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
-  } catch (err) {
-    throw new Error(`${configFile}: ${(err as Error).message}`, { cause: err });
-  }
-  if (typeof config !== 'object' || config === null) throw new Error(`${configFile}: not a JSON object`);
-  const weights = completeSize(join(dir, ADAPTER_WEIGHTS_FILE));
+export function readVersion(dir: string, name: string, version: number, base: GptConfig): StoredAdapterVersion {
+  let raw: Record<string, unknown> = {};
+  let sizeBytes = 0;
+  let mtimeMs = 0;
   let meta: { createdAtMs?: number; jobId?: string } = {};
-  const metaFile = join(dir, META_FILE);
+  let broken: string | undefined;
   try {
-    meta = JSON.parse(readFileSync(metaFile, 'utf8')) as typeof meta;
-    if (typeof meta !== 'object' || meta === null) throw new Error('not a JSON object');
+    assertRealDir(dir);
+    mtimeMs = lstatSync(dir).mtimeMs;
+    try {
+      raw = JSON.parse(readTextNoFollowSync(join(dir, ADAPTER_CONFIG_FILE))) as Record<string, unknown>;
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) raw = {};
+    } catch {
+      // checkAdapter says what is wrong with it.
+    }
+    const weights = checkAdapter(dir, base, { noFollow: true });
+    sizeBytes = weights.sizeBytes;
+    mtimeMs = weights.mtimeMs;
+    meta = readMeta(join(dir, META_FILE));
   } catch (err) {
-    // Imported by hand: no gentune.json, which is fine; one that does not parse is reported.
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') badMeta(metaFile, err);
-    meta = {};
+    broken = clientReason(err, dir);
   }
-  const lastLayers = config.peft_type === LAST_LAYERS_PEFT_TYPE;
-  const targets = config.target_modules ?? ['c_attn'];
+  const lastLayers = raw.peft_type === LAST_LAYERS_PEFT_TYPE;
+  const targets = raw.target_modules ?? ['c_attn'];
+  const num = (v: unknown, fallback: number) => (typeof v === 'number' && Number.isFinite(v) ? v : fallback);
   return {
     name,
     version,
-    baseModel: typeof config.base_model_name_or_path === 'string' ? config.base_model_name_or_path : '',
+    baseModel: typeof raw.base_model_name_or_path === 'string' ? raw.base_model_name_or_path : '',
     method: lastLayers ? 'last_layers' : 'lora',
-    r: lastLayers ? 0 : Number(config.r ?? 8),
-    loraAlpha: lastLayers ? 0 : Number(config.lora_alpha ?? 8),
+    r: lastLayers ? 0 : num(raw.r, 8),
+    loraAlpha: lastLayers ? 0 : num(raw.lora_alpha, 8),
     targetModules: lastLayers ? [] : Array.isArray(targets) ? targets.map(String) : [String(targets)],
-    sizeBytes: weights.size,
-    createdAtMs: Number.isFinite(meta.createdAtMs) ? meta.createdAtMs! : weights.mtimeMs,
+    sizeBytes,
+    createdAtMs: Number.isFinite(meta.createdAtMs) ? meta.createdAtMs! : mtimeMs,
     jobId: typeof meta.jobId === 'string' ? meta.jobId : undefined,
+    ...(broken === undefined ? {} : { broken }),
   };
+}
+
+/** gentune.json: absent (an adapter copied in by hand) is fine; one that does not read or parse makes the version broken. */
+function readMeta(file: string): { createdAtMs?: number; jobId?: string } {
+  let text: string;
+  try {
+    text = readTextNoFollowSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
+  let meta: unknown;
+  try {
+    meta = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file}: not valid JSON (${(err as Error).message})`, { cause: err });
+  }
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw new Error(`${file}: expected a JSON object`);
+  const { createdAtMs, jobId } = meta as Record<string, unknown>;
+  if (createdAtMs !== undefined && !(typeof createdAtMs === 'number' && Number.isFinite(createdAtMs))) {
+    throw new Error(`${file}: \`createdAtMs\` must be a number, got ${JSON.stringify(createdAtMs)}`);
+  }
+  if (jobId !== undefined && typeof jobId !== 'string') throw new Error(`${file}: \`jobId\` must be a string, got ${JSON.stringify(jobId)}`);
+  return { createdAtMs, jobId };
 }

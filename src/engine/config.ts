@@ -14,6 +14,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { z } from 'zod';
 import { InvalidArgument } from '../common/errors.js';
+import { isStoreName } from '../common/store-name.js';
 import type { AdapterRef } from './engine-api.js';
 
 export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -154,13 +155,12 @@ const bool = z
   .pipe(z.enum(['true', 'false', '1', '0']))
   .transform((v) => v === 'true' || v === '1');
 
-const ADAPTER_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 /** "name[@version][,...]" -> adapter refs ('' = none). */
 const adapterRefs = z.string().transform((value, ctx): AdapterRef[] => {
   const refs: AdapterRef[] = [];
   for (const item of value.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
     const m = /^(.+?)(?:@([1-9]\d{0,8}))?$/.exec(item);
-    if (!m || !ADAPTER_NAME.test(m[1]) || m[1].includes('..')) {
+    if (!m || !isStoreName(m[1])) {
       ctx.addIssue({ code: 'custom', message: item });
       return z.NEVER;
     }

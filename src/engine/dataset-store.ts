@@ -6,17 +6,23 @@
  * passed: a failed or cancelled upload leaves nothing behind, and a process
  * killed mid-upload leaves only the hidden folder, removed at the next open.
  * A dataset whose meta.json does not read is logged, naming the file, and skipped.
+ * Nothing is read through a symbolic link (store-path.ts). A full disk
+ * (ENOSPC, EDQUOT) fails the upload with RESOURCE_EXHAUSTED naming the data
+ * directory, and leaves nothing behind either.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
+import { diskError } from '../common/atomic-write.js';
 import { FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted } from '../common/errors.js';
-import { readSftJsonl, readSftJsonlFile } from '../training/data/jsonl-reader.js';
+import { isStoreName } from '../common/store-name.js';
+import { readSftJsonl } from '../training/data/jsonl-reader.js';
 import type { NumberedExample } from '../training/data/sft-example.js';
 import type { DatasetFormat, DatasetInfo, DatasetUploadMeta } from './engine-api.js';
 import { limitLabel } from './limit-label.js';
-import { listEntries, makeTempDir, newId, publishDir, removeDir, syncDir, writeJsonSynced } from './store-files.js';
+import { listEntries, makeTempDir, newId, publishDir, removeDir, writeJsonSynced } from './store-files.js';
+import { assertRegularFile, openNoFollow, readFileNoFollow } from './store-path.js';
 
 const DATA_FILE = 'data.jsonl';
 
@@ -43,7 +49,8 @@ export class DatasetStore {
     for (const id of await listEntries(dir)) {
       const file = join(dir, id, META_FILE);
       try {
-        const info = parseMeta(JSON.parse(await readFile(file, 'utf8')), id);
+        const info = parseMeta(JSON.parse(await readFileNoFollow(file, 'utf8')), id);
+        assertRegularFile(datasetDataPath(dir, id));
         store.datasets.set(id, info);
       } catch (err) {
         log.warn({ datasetId: id, file, err }, 'skipping dataset with an unreadable meta.json');
@@ -66,7 +73,12 @@ export class DatasetStore {
     maxBytes: number,
     maxExamples = Number.POSITIVE_INFINITY,
   ): Promise<DatasetInfo> {
-    const tmp = await makeTempDir(this.dir);
+    let tmp: string;
+    try {
+      tmp = await makeTempDir(this.dir);
+    } catch (err) {
+      throw diskError(err, dirname(this.dir));
+    }
     try {
       const fh = await open(join(tmp, DATA_FILE), 'wx');
       const hash = createHash('sha256');
@@ -115,14 +127,13 @@ export class DatasetStore {
         createdAtMs: Date.now(),
       };
       await writeJsonSynced(join(tmp, META_FILE), info);
-      await syncDir(tmp);
       await publishDir(tmp, join(this.dir, info.id), this.dir);
       this.datasets.set(info.id, info);
       this.log.info({ datasetId: info.id, numExamples, sizeBytes, format }, 'dataset stored');
       return info;
     } catch (err) {
       await removeDir(tmp, this.dir).catch(() => undefined);
-      throw err;
+      throw diskError(err, dirname(this.dir));
     }
   }
 
@@ -133,7 +144,7 @@ export class DatasetStore {
 
   /** @throws NotFound naming `field` (the request field that held the id). */
   get(id: string, field = 'dataset_id'): DatasetInfo {
-    const info = this.datasets.get(id);
+    const info = isStoreName(id) ? this.datasets.get(id) : undefined;
     if (!info) throw new NotFound(`\`${field}\` ${JSON.stringify(id)}: no such dataset`);
     return info;
   }
@@ -141,13 +152,13 @@ export class DatasetStore {
   /** The examples of a stored dataset, with their line numbers. */
   read(id: string): AsyncGenerator<NumberedExample> {
     this.get(id);
-    return readSftJsonlFile(datasetDataPath(this.dir, id));
+    return readNoFollow(datasetDataPath(this.dir, id));
   }
 
   /** The bytes of a stored dataset as uploaded. NotFound if unknown. */
   async content(id: string): Promise<Uint8Array> {
     this.get(id);
-    return readFile(datasetDataPath(this.dir, id));
+    return readFileNoFollow(datasetDataPath(this.dir, id));
   }
 
   /**
@@ -163,6 +174,13 @@ export class DatasetStore {
     await removeDir(join(this.dir, id), this.dir);
     this.log.info({ datasetId: id }, 'dataset deleted');
   }
+}
+
+/** The examples of a JSONL file that is not a symbolic link. */
+async function* readNoFollow(path: string): AsyncGenerator<NumberedExample> {
+  const fh = await openNoFollow(path);
+  // The stream closes the handle when it ends or is destroyed.
+  yield* readSftJsonl(fh.createReadStream());
 }
 
 /** Checks a meta.json read back from disk. */

@@ -86,7 +86,7 @@ export class EvaluationService {
         throw new InvalidArgument(`\`max_seq_len\` must be <= n_positions ${nPositions}, got ${maxSeqLen}`);
       }
       // Resolve every adapter before any work: a typo fails fast.
-      req.adapters.forEach((ref, i) => this.registry.resolve(ref, `adapters[${i}]`));
+      req.adapters.forEach((ref, i) => this.registry.usable(ref, `adapters[${i}]`));
       let records = await readExamples(req.data, this.datasets);
       if (req.maxExamples !== undefined) records = records.slice(0, req.maxExamples);
       if (records.length === 0) throw new InvalidArgument('the evaluation set has no examples');

@@ -8,7 +8,9 @@
  * checkpoint or the new one, whole. The job store deletes it when the job ends.
  */
 import { unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { diskError } from '../common/atomic-write.js';
 import { NotFound } from '../common/errors.js';
 import { readSafetensors, writeSafetensors } from '../model/checkpoint/safetensors.js';
 import { TRAINER_CHECKPOINT_VERSION, type TrainerCheckpoint, type TrainerCheckpointState } from '../training/trainer-checkpoint.js';
@@ -20,7 +22,12 @@ const STATE_KEY = 'gentune_trainer_state';
 
 /** Writes (atomically replaces) the checkpoint at `path`. */
 export async function writeJobCheckpoint(path: string, checkpoint: TrainerCheckpoint): Promise<void> {
-  await writeSafetensors(path, checkpoint.tensors, { metadata: { [STATE_KEY]: JSON.stringify(checkpoint.state) } });
+  try {
+    await writeSafetensors(path, checkpoint.tensors, { metadata: { [STATE_KEY]: JSON.stringify(checkpoint.state) } });
+  } catch (err) {
+    // `<dataDir>/jobs/<id>/checkpoint.safetensors`: a full disk names the data directory.
+    throw diskError(err, dirname(dirname(dirname(path))));
+  }
 }
 
 /**
@@ -30,7 +37,7 @@ export async function writeJobCheckpoint(path: string, checkpoint: TrainerCheckp
  */
 export async function readJobCheckpoint(path: string, log: Logger): Promise<TrainerCheckpoint | undefined> {
   try {
-    const { tensors, metadata } = await readSafetensors(path);
+    const { tensors, metadata } = await readSafetensors(path, { noFollow: true });
     const state = JSON.parse(metadata[STATE_KEY] ?? 'null') as TrainerCheckpointState | null;
     if (state === null || typeof state !== 'object' || state.version !== TRAINER_CHECKPOINT_VERSION || !Number.isInteger(state.step)) {
       throw new Error(`${path}: no trainer state of version ${TRAINER_CHECKPOINT_VERSION} in its metadata`);

@@ -13,14 +13,20 @@
  * {@link INTERRUPTED_REASON}, so that a job which crashes the process cannot
  * crash it forever.
  */
-import { open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { open, readdir, rm, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
+import { diskError } from '../common/atomic-write.js';
 import { NotFound } from '../common/errors.js';
 import type { FineTuneSpec, JobEvent, JobEventBody, JobFilter, JobInfo } from './engine-api.js';
 import { CHECKPOINT_FILE, removeJobCheckpoint } from './job-checkpoint.js';
 import { applyJobEvent, initialJobInfo, isFinished, isTerminalEvent } from './job-state.js';
-import { listEntries, makeTempDir, newId, publishDir, syncDir, writeFileSynced, writeJsonSynced } from './store-files.js';
+import { listEntries, makeTempDir, newId, publishDir, writeFileSynced, writeJsonSynced } from './store-files.js';
+import { readFileNoFollow } from './store-path.js';
+
+/** Appends to a job log, never through a symbolic link (it could lead out of the data directory). */
+const APPEND_NO_FOLLOW = constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW;
 
 const SPEC_FILE = 'spec.json';
 const EVENTS_FILE = 'events.jsonl';
@@ -70,7 +76,7 @@ export class JobStore {
       let spec: FineTuneSpec;
       let createdAtMs: number;
       try {
-        ({ spec, createdAtMs } = JSON.parse(await readFile(specFile, 'utf8')) as { spec: FineTuneSpec; createdAtMs: number });
+        ({ spec, createdAtMs } = JSON.parse(await readFileNoFollow(specFile, 'utf8')) as { spec: FineTuneSpec; createdAtMs: number });
         if (typeof spec !== 'object' || spec === null || typeof spec.adapter !== 'string' || !Number.isFinite(createdAtMs)) {
           throw new Error('not a fine-tune job spec');
         }
@@ -102,12 +108,17 @@ export class JobStore {
   async create(spec: FineTuneSpec, position: number): Promise<JobInfo> {
     const id = newId('ft');
     const createdAtMs = Date.now();
-    const tmp = await makeTempDir(this.dir);
-    await writeJsonSynced(join(tmp, SPEC_FILE), { id, spec, createdAtMs });
     const first: JobEvent = { jobId: id, sequence: 0, timeMs: createdAtMs, type: 'queued', position };
-    await writeFileSynced(join(tmp, EVENTS_FILE), JSON.stringify(first) + '\n');
-    await syncDir(tmp);
-    await publishDir(tmp, join(this.dir, id), this.dir);
+    let tmp: string | undefined;
+    try {
+      tmp = await makeTempDir(this.dir);
+      await writeJsonSynced(join(tmp, SPEC_FILE), { id, spec, createdAtMs });
+      await writeFileSynced(join(tmp, EVENTS_FILE), JSON.stringify(first) + '\n');
+      await publishDir(tmp, join(this.dir, id), this.dir);
+    } catch (err) {
+      if (tmp !== undefined) await rm(tmp, { recursive: true, force: true });
+      throw diskError(err, dirname(this.dir));
+    }
     const info = initialJobInfo(id, spec, createdAtMs);
     applyJobEvent(info, first);
     this.jobs.set(id, { info, count: 1, events: [first], file: null, tail: Promise.resolve(), listeners: new Set() });
@@ -119,10 +130,16 @@ export class JobStore {
     const rec = this.record(jobId);
     const run = rec.tail.then(async () => {
       const event = { jobId, sequence: rec.count, timeMs: Date.now(), ...body } as JobEvent;
-      rec.file ??= await open(join(this.dir, jobId, EVENTS_FILE), 'a');
-      await rec.file.write(`${rec.torn ? '\n' : ''}${JSON.stringify(event)}\n`);
-      rec.torn = false;
-      await rec.file.datasync();
+      try {
+        rec.file ??= await open(join(this.dir, jobId, EVENTS_FILE), APPEND_NO_FOLLOW);
+        await rec.file.write(`${rec.torn ? '\n' : ''}${JSON.stringify(event)}\n`);
+        rec.torn = false;
+        await rec.file.datasync();
+      } catch (err) {
+        // Part of the line may be on disk (a full disk): the next append starts a new line, and readers skip the torn one.
+        rec.torn = true;
+        throw diskError(err, dirname(this.dir));
+      }
       rec.count++;
       rec.events?.push(event);
       applyJobEvent(rec.info, event);
@@ -241,7 +258,7 @@ export class JobStore {
    */
   private async readLog(jobId: string): Promise<{ events: JobEvent[]; torn: boolean }> {
     const file = join(this.dir, jobId, EVENTS_FILE);
-    const text = await readFile(file, 'utf8');
+    const text = await readFileNoFollow(file, 'utf8');
     const events: JobEvent[] = [];
     text.split('\n').forEach((line, i) => {
       if (line.trim() === '') return;
@@ -269,7 +286,7 @@ function startsSinceCheckpoint(events: readonly JobEvent[]): number {
 
 /**
  * Removes what a kill can leave in a job's folder: a checkpoint's temporary
- * file (writeFileAtomic names them `.<file>.<pid>.<hex>.tmp`), and the
+ * file (writeFileAtomic names them `.tmp-<host>-<pid>-<hex>.tmp`), and the
  * checkpoint of a job that has ended.
  */
 async function removeLeftovers(jobDir: string, finished: boolean): Promise<void> {

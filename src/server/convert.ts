@@ -163,6 +163,7 @@ export function encodeAdapter(a: AdapterInfo): Adapter {
       lastUsedAt: toDate(v.lastUsedAtMs),
       jobId: v.jobId ?? '',
       requestsServed: v.requestsServed,
+      brokenReason: v.broken ?? '',
     })),
   });
 }

@@ -9,6 +9,7 @@
  * Handlers compose these rules while decoding a request into engine types.
  */
 import { InvalidArgument } from '../common/errors.js';
+import { isStoreName, STORE_NAME_RULE } from '../common/store-name.js';
 import type { LimitsConfig } from '../engine/config.js';
 import { limitLabel } from '../engine/limit-label.js';
 import type { AdapterRef } from '../engine/engine-api.js';
@@ -85,23 +86,21 @@ export function checkPrintable(field: string, value: string): string {
   return value;
 }
 
-const NAME = /^[A-Za-z0-9._-]{1,64}$/;
-
-/** An adapter name: required, no path, 1..64 characters of [A-Za-z0-9._-]. */
+/** An adapter name: required, no path, the store's name rule (src/common/store-name.ts). */
 export function checkAdapterName(field: string, value: string): string {
-  checkRequired(field, value);
-  checkNoPath(field, value);
-  if (!NAME.test(value)) fail(`\`${field}\` must be 1..64 characters of [A-Za-z0-9._-], got ${quote(value)}`);
-  return value;
+  return checkStoreName(field, value);
 }
 
-/** A server-assigned id (job, dataset): required, no path, 1..128 characters of [A-Za-z0-9._-]. */
+/** A server-assigned id (job, dataset): a folder name of its store, so the same rule as adapter names. */
 export function checkId(field: string, value: string): string {
+  return checkStoreName(field, value);
+}
+
+/** Required, no path, and {@link STORE_NAME_RULE}: no `.`, `.tmp` or other hidden name reaches a store. */
+function checkStoreName(field: string, value: string): string {
   checkRequired(field, value);
   checkNoPath(field, value);
-  if (!/^[A-Za-z0-9._-]{1,128}$/.test(value)) {
-    fail(`\`${field}\` must be 1..128 characters of [A-Za-z0-9._-], got ${quote(value)}`);
-  }
+  if (!isStoreName(value)) fail(`\`${field}\` must be ${STORE_NAME_RULE}, got ${quote(value)}`);
   return value;
 }
 

@@ -7,7 +7,8 @@
  * safetensors, bad JSON in adapter_config.json, gentune.json, a dataset's
  * meta.json and a job's spec.json, a torn last line in a job log). A new
  * server on the same data directory starts, reports each bad file, shows
- * nothing half-written, serves every earlier adapter as before, and resumes
+ * nothing half-written (a corrupt version is listed as broken with its
+ * reason, issue 18), serves every earlier adapter as before, and resumes
  * the job from its checkpoint, to the adapter an uninterrupted run makes.
  */
 import { after, before, test } from 'node:test';
@@ -132,7 +133,7 @@ test('SIGKILL mid fine-tune and leftovers of a kill mid publish / upload, plus c
   mkdirSync(uploadTmp);
   writeFileSync(join(uploadTmp, 'data.jsonl'), JSONL.slice(0, 30));
   // Corruption: a version whose weights are truncated, one with a bad adapter_config.json,
-  // one with a bad gentune.json (listed: its weights are whole), a dataset whose meta.json is cut,
+  // one with a bad gentune.json (listed as broken too), a dataset whose meta.json is cut,
   // a job whose spec.json is cut, and a torn last line in the killed job's log.
   const truncated = join(adapters, 'kept', '2');
   cpSync(keptV1, truncated, { recursive: true });
@@ -157,16 +158,23 @@ test('SIGKILL mid fine-tune and leftovers of a kill mid publish / upload, plus c
   try {
     const warned = (msg: string, key: 'file' | 'dir', path: string) =>
       assert.ok(second.logs.some((l) => l.msg === msg && l.level === 40 && l[key] === path), `no warning "${msg}" naming ${path}`);
-    warned('skipping unreadable adapter version (yet)', 'dir', truncated);
-    warned('skipping unreadable adapter version (yet)', 'dir', badConfig);
-    warned('ignoring an unreadable gentune.json', 'file', join(badMeta, 'gentune.json'));
+    warned('adapter version is broken', 'dir', truncated);
+    warned('adapter version is broken', 'dir', badConfig);
+    warned('adapter version is broken', 'dir', badMeta);
     warned('skipping dataset with an unreadable meta.json', 'file', join(badDataset, 'meta.json'));
     warned('skipping fine-tune job with an unreadable spec.json', 'file', join(badJob, 'spec.json'));
     warned('skipping a torn line of a job log', 'file', cutLog);
 
-    // Nothing half-written is visible, and the leftovers of the killed writers are gone.
+    // Nothing half-written is served: the corrupt versions are listed as broken, with their reasons (issue 18),
+    // and the leftovers of the killed writers are gone.
     const listed = await second.client.listAdapters();
-    assert.deepEqual(listed.map((a) => [a.name, a.versions.map((v) => v.version)]), [['kept', [1]], ['nometa', [1]]]);
+    const reasons = Object.fromEntries(listed.flatMap((a) => a.versions.map((v) => [`${a.name}@${v.version}`, v.brokenReason])));
+    assert.deepEqual(Object.keys(reasons), ['broken@1', 'kept@1', 'kept@2', 'nometa@1']);
+    assert.equal(reasons['kept@1'], '');
+    assert.match(reasons['kept@2'], /^adapter_model\.safetensors: .*file truncated\?$/);
+    assert.match(reasons['broken@1'], /^adapter_config\.json: not valid JSON/);
+    assert.match(reasons['nometa@1'], /^gentune\.json: not valid JSON/);
+    assert.deepEqual(listed.map((a) => [a.name, a.latestVersion]), [['broken', 0], ['kept', 1], ['nometa', 0]]);
     assert.deepEqual(readdirSync(join(adapters, 'kept')).sort(), ['1', '2']);
     assert.deepEqual((await second.client.listDatasets()).map((d) => d.id), [datasetId]);
     assert.ok(!readdirSync(join(dataDir, 'datasets')).some((n) => n.startsWith('.')));
@@ -174,7 +182,8 @@ test('SIGKILL mid fine-tune and leftovers of a kill mid publish / upload, plus c
 
     // Every earlier adapter still loads, and generates what it did before.
     assert.deepEqual((await second.client.generateText({ ...longGeneration(16), adapter: 'kept' })).tokenIds, keptOutput);
-    assert.deepEqual((await second.client.generateText({ ...longGeneration(16), adapter: 'nometa' })).tokenIds, keptOutput);
+    await assert.rejects(second.client.generateText({ ...longGeneration(16), adapter: 'nometa' }), (err: { code?: number; details?: string }) =>
+      err.code === 9 && /^`adapter` "nometa@1" is stored but broken: gentune\.json: not valid JSON/.test(err.details ?? ''));
 
     // The killed job resumes from its last checkpoint and finishes.
     assert.equal((await second.client.getFineTuneJob(cutId)).state, JobState.JOB_STATE_RUNNING);

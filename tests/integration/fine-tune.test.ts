@@ -206,7 +206,7 @@ describe('FineTune and jobs', () => {
   test('job RPCs validate their ids and filters', async () => {
     await rejectsWith(h.client.getFineTuneJob(''), Code.INVALID_ARGUMENT, /^`job_id` is required/);
     await rejectsWith(h.client.getFineTuneJob('../x'), Code.INVALID_ARGUMENT, /`job_id` must not contain/);
-    await rejectsWith(collect(h.client.watchFineTune('a b')), Code.INVALID_ARGUMENT, /`job_id` must be 1\.\.128 characters/);
+    await rejectsWith(collect(h.client.watchFineTune('a b')), Code.INVALID_ARGUMENT, /`job_id` must be 1\.\.64 characters of \[A-Za-z0-9._-\], starting with a letter or digit/);
     await rejectsWith(h.client.cancelFineTune(''), Code.INVALID_ARGUMENT, /`job_id`/);
     await rejectsWith(h.client.listFineTuneJobs({ limit: 0 }), Code.INVALID_ARGUMENT, /`limit` must be >= 1 and <= 1000, got 0/);
     await rejectsWith(h.client.listFineTuneJobs({ state: 42 as JobState }), Code.INVALID_ARGUMENT, /`state` must be one of JOB_STATE_QUEUED.*got 42/);

@@ -194,7 +194,7 @@ describe('Generate', () => {
     ['top_logprobs without logprobs', { prompt: 'x', topLogprobs: 3 }, /`top_logprobs` requires `logprobs` to be true, got 3/],
     ['top_logprobs 21', { prompt: 'x', logprobs: true, topLogprobs: 21 }, /`top_logprobs` must be >= 0 and <= 20, got 21/],
     ['adapter path', { prompt: 'x', adapter: '../x' }, /^`adapter` must not contain '\/', '\\' or '\.\.', got "\.\.\/x"$/],
-    ['adapter charset', { prompt: 'x', adapter: 'a b' }, /`adapter` must be 1\.\.64 characters of \[A-Za-z0-9\._-\], got "a b"/],
+    ['adapter charset', { prompt: 'x', adapter: 'a b' }, /`adapter` must be 1\.\.64 characters of \[A-Za-z0-9\._-\], starting with a letter or digit, got "a b"/],
     ['adapter version', { prompt: 'x', adapter: 'a@zero' }, /`adapter` version must be a positive integer/],
     ['too many prompt ids', { promptTokenIds: Array.from({ length: 33 }, () => 1) }, /`prompt_token_ids` must be at most limits\.max_prompt_tokens \(--max-prompt-tokens\) 32 tokens, got 33/],
     ['token id out of vocab', { promptTokenIds: [1, 100000] }, /`prompt_token_ids\[1\]` must be a token id in 0\.\.\d+, got 100000/],

@@ -1,7 +1,7 @@
 /** Engine domain types (see ../engine-api.ts): Adapters: references and the published versions with their residency and use. */
 /** An adapter reference: a name and an optional version (latest when absent). */
 export interface AdapterRef {
-  /** 1..64 characters of [A-Za-z0-9._-]. */
+  /** STORE_NAME_RULE (src/common/store-name.ts): 1..64 characters of [A-Za-z0-9._-], starting with a letter or digit. */
   name: string;
   /** Version number >= 1; undefined = latest. */
   version?: number;
@@ -31,11 +31,14 @@ export interface AdapterVersionInfo {
    * plus Evaluate calls that scored it (one per call). LoadAdapter does not count.
    */
   requestsServed: number;
+  /** Why the version cannot be loaded (no server path in it); undefined when it loads. */
+  broken?: string;
 }
 
 /** A named adapter with all its versions. */
 export interface AdapterInfo {
   name: string;
+  /** The newest version that is not broken; 0 when every one is. */
   latestVersion: number;
   /** Oldest first. */
   versions: AdapterVersionInfo[];

@@ -5,7 +5,8 @@ import { Rng } from '../../common/rng.js';
 import { configToHf, hfTensorShapes } from '../gpt-config.js';
 import type { Gpt2Config } from '../gpt-config.js';
 import { CONFIG_FILE, matchTensorShapes, MODEL_FILE, readCheckpointTensors, readModelConfig } from './model-files.js';
-import { writeFileAtomic, writeSafetensors } from './safetensors.js';
+import { writeFileAtomic } from '../../common/atomic-write.js';
+import { writeSafetensors } from './safetensors.js';
 import type { HostTensor, SafetensorsDtype } from './safetensors.js';
 
 /**

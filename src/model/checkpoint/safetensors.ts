@@ -1,8 +1,7 @@
-import { closeSync, fstatSync, openSync, readSync as readFd } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fstatSync, openSync, readSync as readFd } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { writeFileAtomic } from '../../common/atomic-write.js';
 import { InvalidArgument, NotFound } from '../../common/errors.js';
 import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from './dtype.js';
 
@@ -59,6 +58,12 @@ export interface ReadSafetensorsOptions {
    * a decode step; a blocking read of an adapter-sized file takes far less.
    */
   blocking?: boolean;
+  /**
+   * Refuse a symbolic link (default false: a Hugging Face cache links its
+   * files to blobs). The stores set it: nothing under the data directory is
+   * read through a link, which could lead anywhere (O_NOFOLLOW: ELOOP).
+   */
+  noFollow?: boolean;
 }
 
 /** Positioned reads of one open file, asynchronous (a FileHandle) or blocking (a descriptor). */
@@ -69,12 +74,21 @@ interface ReadSource {
   close(): Promise<void> | void;
 }
 
-async function openSource(path: string, blocking: boolean): Promise<ReadSource> {
+async function openSource(path: string, blocking: boolean, noFollow: boolean): Promise<ReadSource> {
+  const flags = constants.O_RDONLY | (noFollow ? constants.O_NOFOLLOW : 0);
   if (blocking) {
-    const fd = openSync(path, 'r');
+    const fd = openSync(path, flags);
+    if (noFollow && !fstatSync(fd).isFile()) {
+      closeSync(fd);
+      throw new InvalidArgument(`${path}: not a regular file`);
+    }
     return { size: () => fstatSync(fd).size, read: (dst, offset, length, position) => readFd(fd, dst, offset, length, position), close: () => closeSync(fd) };
   }
-  const fh = await open(path, 'r');
+  const fh = await open(path, flags);
+  if (noFollow && !(await fh.stat()).isFile()) {
+    await fh.close();
+    throw new InvalidArgument(`${path}: not a regular file`);
+  }
   return {
     size: async () => (await fh.stat()).size,
     read: async (dst, offset, length, position) => (await fh.read(dst, offset, length, position)).bytesRead,
@@ -218,6 +232,85 @@ async function readTensor(fh: ReadSource, file: string, e: Entry, dataStart: num
   return { shape: [...e.shape], data };
 }
 
+/** A failure to open `path` as the error this module throws for it. */
+function openError(path: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return new NotFound(`${path}: no such file`, { cause: err });
+  if (code === 'ELOOP') return new InvalidArgument(`${path}: is a symbolic link, which is not followed`, { cause: err });
+  return err;
+}
+
+function checkSize(path: string, size: number): void {
+  if (size < 8) throw new InvalidArgument(`${path}: file is ${size} bytes, too short for a safetensors header`);
+}
+
+/** The header's length N from the 8-byte prefix, checked against the file's `size` and the limit. */
+function headerLength(path: string, prefix: Uint8Array, size: number): number {
+  const headerBytes = Buffer.from(prefix).readBigUInt64LE(0);
+  if (headerBytes > BigInt(size - 8)) {
+    throw new InvalidArgument(`${path}: header length ${headerBytes} bytes is beyond the file (${size} bytes)`);
+  }
+  if (headerBytes > BigInt(MAX_HEADER_BYTES)) {
+    throw new InvalidArgument(`${path}: header length ${headerBytes} bytes exceeds the limit of ${MAX_HEADER_BYTES}`);
+  }
+  return Number(headerBytes);
+}
+
+function decodeHeader(path: string, raw: Uint8Array): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(raw);
+  } catch (err) {
+    throw new InvalidArgument(`${path}: header is not valid UTF-8`, { cause: err });
+  }
+}
+
+/** What a safetensors header says of a file: each tensor's dtype and shape, the metadata, the file's size. */
+export interface SafetensorsHeader {
+  tensors: Map<string, { dtype: string; shape: number[] }>;
+  metadata: Record<string, string>;
+  /** Bytes of the whole file. */
+  sizeBytes: number;
+  mtimeMs: number;
+}
+
+/**
+ * Reads and checks a safetensors file's header, with blocking I/O and
+ * without reading the tensors: the layout is checked as {@link readSafetensors}
+ * checks it (so a truncated file fails here), and so are dtypes (any the format
+ * defines passes for tensors `include` skips). A few small reads: the stores
+ * validate every adapter they list.
+ * @throws as readSafetensors does.
+ */
+export function readSafetensorsHeaderSync(path: string, options: Pick<ReadSafetensorsOptions, 'include' | 'noFollow'> = {}): SafetensorsHeader {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | (options.noFollow ? constants.O_NOFOLLOW : 0));
+  } catch (err) {
+    throw openError(path, err);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (options.noFollow && !st.isFile()) throw new InvalidArgument(`${path}: not a regular file`);
+    checkSize(path, st.size);
+    const readAll = (dst: Uint8Array, position: number) => {
+      for (let done = 0; done < dst.length; ) {
+        const got = readFd(fd, dst, done, dst.length - done, position + done);
+        if (got === 0) throw new InvalidArgument(`${path}: file ended early (truncated while reading?)`);
+        done += got;
+      }
+    };
+    const prefix = new Uint8Array(8);
+    readAll(prefix, 0);
+    const n = headerLength(path, prefix, st.size);
+    const raw = new Uint8Array(n);
+    readAll(raw, 8);
+    const { entries, metadata } = parseHeader(path, decodeHeader(path, raw), st.size - 8 - n, options.include ?? (() => true));
+    return { tensors: new Map(entries.map((e) => [e.name, { dtype: e.dtype, shape: [...e.shape] }])), metadata, sizeBytes: st.size, mtimeMs: st.mtimeMs };
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Reads a safetensors file; F16 and BF16 tensors are widened to float32.
  * Tensors come back in file-offset order, without those `options.include` skips.
@@ -230,33 +323,19 @@ export async function readSafetensors(
 ): Promise<{ tensors: Map<string, HostTensor>; metadata: Record<string, string> }> {
   let fh: ReadSource;
   try {
-    fh = await openSource(path, options.blocking ?? false);
+    fh = await openSource(path, options.blocking ?? false, options.noFollow ?? false);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFound(`${path}: no such file`, { cause: err });
-    throw err;
+    throw openError(path, err);
   }
   try {
     const size = await fh.size();
-    if (size < 8) throw new InvalidArgument(`${path}: file is ${size} bytes, too short for a safetensors header`);
+    checkSize(path, size);
     const prefix = new Uint8Array(8);
     await readFully(fh, path, prefix, 0);
-    const headerBytes = Buffer.from(prefix).readBigUInt64LE(0);
-    if (headerBytes > BigInt(size - 8)) {
-      throw new InvalidArgument(`${path}: header length ${headerBytes} bytes is beyond the file (${size} bytes)`);
-    }
-    if (headerBytes > BigInt(MAX_HEADER_BYTES)) {
-      throw new InvalidArgument(`${path}: header length ${headerBytes} bytes exceeds the limit of ${MAX_HEADER_BYTES}`);
-    }
-    const n = Number(headerBytes);
+    const n = headerLength(path, prefix, size);
     const raw = new Uint8Array(n);
     await readFully(fh, path, raw, 8);
-    let text: string;
-    try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
-    } catch (err) {
-      throw new InvalidArgument(`${path}: header is not valid UTF-8`, { cause: err });
-    }
-    const { entries, metadata } = parseHeader(path, text, size - 8 - n, options.include ?? (() => true));
+    const { entries, metadata } = parseHeader(path, decodeHeader(path, raw), size - 8 - n, options.include ?? (() => true));
     const tensors = new Map<string, HostTensor>();
     for (const e of [...entries].sort((a, b) => a.begin - b.begin)) {
       if (e.skip) continue;
@@ -280,48 +359,7 @@ function encode(data: Float32Array, dtype: SafetensorsDtype): Uint8Array {
 }
 
 /**
- * Writes `path` atomically: the chunks go to a hidden temporary file in the
- * same folder, which is fsynced and then renamed over `path`; readers see the
- * old file or the new one, never a partial one. Chunks are pulled one at a
- * time, so a generator can produce them lazily.
- */
-export async function writeFileAtomic(path: string, chunks: Iterable<Uint8Array | string>): Promise<void> {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx');
-  try {
-    try {
-      for (const chunk of chunks) {
-        const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-        for (let done = 0; done < bytes.length; ) {
-          const { bytesWritten } = await fh.write(bytes, done, Math.min(bytes.length - done, CHUNK_BYTES));
-          done += bytesWritten;
-        }
-      }
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  // Persist the rename itself; some platforms cannot open a directory, which is fine.
-  try {
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-  } catch {
-    // best effort
-  }
-}
-
-/**
- * Writes tensors as a safetensors file, atomically (see {@link writeFileAtomic}).
+ * Writes tensors as a safetensors file, atomically (src/common/atomic-write.ts).
  * Tensors are laid out in sorted name order; the header is padded with spaces
  * to a multiple of 8 bytes, as the reference implementation does, so every
  * tensor starts 8-byte aligned relative to the buffer.

@@ -143,7 +143,8 @@ test('a stored version that does not load is FailedPrecondition without server p
   await writeFile(join(dir, 'broken', '1', 'adapter_config.json'), '{"peft_type": "PREFIX_TUNING"}');
   await assert.rejects(registry.acquire({ name: 'broken' }), (err: Error) => {
     assert.equal((err as { code?: string }).code, 'FAILED_PRECONDITION');
-    assert.equal(err.message, 'adapter "broken@1" is stored but cannot be loaded');
+    // The reason reaches the client (issue 18), without the folder's path.
+    assert.equal(err.message, 'adapter "broken@1" is stored but cannot be loaded: adapter_config.json: unknown `peft_type` "PREFIX_TUNING" (supported: LORA, LAST_LAYERS)');
     return true;
   });
   assert.equal(registry.info('broken').versions[0].residency, 'stored');

@@ -1,7 +1,7 @@
 // Store watching (issue "Model manager and scheduler", item 3): a version
 // folder another replica renames into <dataDir>/adapters/<name>/ becomes
 // available without a restart, a deleted one disappears, and half-written
-// folders are ignored until complete.
+// folders are listed as broken until complete (issue 18), never served.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -83,9 +83,12 @@ test('half-written folders are ignored: hidden temp folders, and a version folde
     await writeFile(join(slow, ADAPTER_CONFIG_FILE), await readFile(join(tmp, ADAPTER_CONFIG_FILE)));
     await writeFile(join(slow, ADAPTER_WEIGHTS_FILE), whole.subarray(0, whole.length >> 1));
     await store.rescan();
-    assert.deepEqual(versionsOf(store, 'chat'), []);
+    // Listed as broken, with the reason and no server path (issue 18); never served while so.
+    assert.deepEqual(versionsOf(store, 'chat'), [1]);
+    assert.match(store.get('chat', 1)?.broken ?? '', /^adapter_model\.safetensors: .*truncated/);
+    assert.ok(!store.get('chat', 1)!.broken!.includes(dir), store.get('chat', 1)!.broken);
     await writeFile(join(slow, ADAPTER_WEIGHTS_FILE), whole);
-    await within(2000, () => versionsOf(store, 'chat').includes(1), 'chat@1 complete');
+    await within(2000, () => store.get('chat', 1)?.broken === undefined, 'chat@1 complete');
     assert.deepEqual(versionsOf(store, 'chat'), [1]);
     // The temp folder never became a version, and a store that opens now leaves a young one alone (another writer's).
     const again = await AdapterStore.open(dir, TINY, silentLog, { watch: false });

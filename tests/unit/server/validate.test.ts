@@ -67,12 +67,18 @@ describe('validate rules', () => {
 
   test('checkAdapterName and checkId: charset and length', () => {
     assert.equal(checkAdapterName('adapter', 'support-v2_1.0'), 'support-v2_1.0');
-    throwsExactly(() => checkAdapterName('adapter', 'a b'), '`adapter` must be 1..64 characters of [A-Za-z0-9._-], got "a b"');
+    throwsExactly(() => checkAdapterName('adapter', 'a b'), '`adapter` must be 1..64 characters of [A-Za-z0-9._-], starting with a letter or digit, got "a b"');
+    // Issue 18: no hidden names (the stores remove `.tmp*` as leftovers) and no `.` (a version folder straight in adapters/).
+    for (const bad of ['.', '.tmp', '.hidden', '-x', '_x', '.tmp-host-1-0123456789ab']) {
+      throwsExactly(() => checkAdapterName('adapter', bad), `\`adapter\` must be 1..64 characters of [A-Za-z0-9._-], starting with a letter or digit, got ${JSON.stringify(bad)}`);
+      assert.throws(() => checkId('dataset_id', bad), /`dataset_id` must be 1\.\.64 characters .* starting with a letter or digit/);
+    }
+    assert.equal(checkAdapterName('adapter', '7b.chat-v1_2'), '7b.chat-v1_2');
     assert.throws(() => checkAdapterName('adapter', 'a'.repeat(65)), /1\.\.64 characters/);
     assert.throws(() => checkAdapterName('adapter', 'a@1'), /1\.\.64 characters/);
     assert.equal(checkId('job_id', 'ft-1234'), 'ft-1234');
     throwsExactly(() => checkId('job_id', ''), '`job_id` is required, got ""');
-    assert.throws(() => checkId('job_id', 'x'.repeat(129)), /1\.\.128 characters/);
+    assert.throws(() => checkId('job_id', 'x'.repeat(65)), /1\.\.64 characters/);
   });
 
   test('parseAdapterRef: name, name@version', () => {

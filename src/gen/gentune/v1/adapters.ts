@@ -142,13 +142,27 @@ export interface AdapterVersion {
    * it (one per call). Starts at 0 on every start; LoadAdapter does not count.
    */
   requestsServed: number;
+  /**
+   * Why this version cannot be loaded; empty when it loads. Every version is
+   * checked when it is listed, as loading it would check it (adapter_config.json,
+   * gentune.json, every tensor's name, dtype and shape against the base model,
+   * the weights whole, no symbolic link), e.g. "adapter_model.safetensors:
+   * tensor `...` has shape [4,16]: rank 4, but adapter_config.json says r=8".
+   * It names files of the version folder, never a server path. A broken
+   * version is never served: Generate, Evaluate and LoadAdapter naming it fail
+   * with FAILED_PRECONDITION and this reason; DeleteAdapter removes it.
+   */
+  brokenReason: string;
 }
 
 /** A named adapter with all of its versions. */
 export interface Adapter {
-  /** 1..64 characters of [A-Za-z0-9._-]. */
+  /** 1..64 characters of [A-Za-z0-9._-], starting with a letter or digit. */
   name: string;
-  /** The version "name" (without @version) resolves to. */
+  /**
+   * The version "name" (without @version) resolves to: the newest one that is
+   * not broken (see AdapterVersion.broken_reason); 0 when every version is broken.
+   */
   latestVersion: number;
   /** Every stored version, oldest first. */
   versions: AdapterVersion[];
@@ -217,6 +231,7 @@ function createBaseAdapterVersion(): AdapterVersion {
     lastUsedAt: undefined,
     jobId: "",
     requestsServed: 0,
+    brokenReason: "",
   };
 }
 
@@ -257,6 +272,9 @@ export const AdapterVersion: MessageFns<AdapterVersion> = {
     }
     if (message.requestsServed !== 0) {
       writer.uint32(96).uint64(message.requestsServed);
+    }
+    if (message.brokenReason !== "") {
+      writer.uint32(106).string(message.brokenReason);
     }
     return writer;
   },
@@ -370,6 +388,14 @@ export const AdapterVersion: MessageFns<AdapterVersion> = {
             message.requestsServed = longToNumber(reader.uint64());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.brokenReason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -428,6 +454,11 @@ export const AdapterVersion: MessageFns<AdapterVersion> = {
         : isSet(object.requests_served)
         ? globalThis.Number(object.requests_served)
         : 0,
+      brokenReason: isSet(object.brokenReason)
+        ? globalThis.String(object.brokenReason)
+        : isSet(object.broken_reason)
+        ? globalThis.String(object.broken_reason)
+        : "",
     };
   },
 
@@ -469,6 +500,9 @@ export const AdapterVersion: MessageFns<AdapterVersion> = {
     if (message.requestsServed !== 0) {
       obj.requestsServed = Math.round(message.requestsServed);
     }
+    if (message.brokenReason !== "") {
+      obj.brokenReason = message.brokenReason;
+    }
     return obj;
   },
 
@@ -489,6 +523,7 @@ export const AdapterVersion: MessageFns<AdapterVersion> = {
     message.lastUsedAt = object.lastUsedAt ?? undefined;
     message.jobId = object.jobId ?? "";
     message.requestsServed = object.requestsServed ?? 0;
+    message.brokenReason = object.brokenReason ?? "";
     return message;
   },
 };

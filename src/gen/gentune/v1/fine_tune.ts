@@ -280,7 +280,8 @@ export interface FineTuneRequest {
    */
   baseModel: string;
   /**
-   * Name of the adapter to produce, 1..64 characters of [A-Za-z0-9._-]. If it
+   * Name of the adapter to produce, 1..64 characters of [A-Za-z0-9._-],
+   * starting with a letter or digit (so never ".", ".tmp" or hidden). If it
    * exists, a new version is published. Required.
    */
   adapter: string;

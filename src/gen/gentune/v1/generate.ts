@@ -240,7 +240,8 @@ export interface GenerateRequest {
   messages: ChatMessage[];
   /**
    * Adapter to generate with: "name" (latest version) or "name@version".
-   * Names are 1..64 characters of [A-Za-z0-9._-]. Empty: the bare base model.
+   * Names are 1..64 characters of [A-Za-z0-9._-], starting with a letter or
+   * digit. Empty: the bare base model.
    * Default empty.
    */
   adapter: string;
