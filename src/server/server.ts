@@ -95,7 +95,13 @@ export async function startServer(
   // --max-message-bytes: grpc-js refuses a larger message itself, with
   // RESOURCE_EXHAUSTED "Received message larger than max (<size> vs. <limit>)".
   const messageBytes = config.limits.maxMessageBytes;
-  const server = new Server({ 'grpc.max_receive_message_length': messageBytes, 'grpc.max_send_message_length': messageBytes });
+  const server = new Server({
+    'grpc.max_receive_message_length': messageBytes,
+    'grpc.max_send_message_length': messageBytes,
+    // --idle-connection-ms: a connection with no call in flight gets a GOAWAY;
+    // grpc-js's default keeps it for ever (issue 18: 500 idle ones still open after 20 s).
+    'grpc.max_connection_idle_ms': config.idleConnectionMs,
+  });
   // Undecodable requests are the client's fault: INVALID_ARGUMENT, not grpc-js's INTERNAL (undecodable.ts).
   server.addService(tolerantDecoding(ModelServiceService), modelService(deps));
   const health = new ReadinessHealth(engine);
@@ -115,15 +121,20 @@ export async function startServer(
       tracker.draining = true;
       health.stop();
       log.info({ graceMs, calls: tracker.size }, 'shutting down: waiting for calls in flight');
-      const closed = new Promise<boolean>((resolve) => server.tryShutdown(() => resolve(true)));
-      if (!(await Promise.race([closed, sleep(graceMs).then(() => false)]))) {
+      // The listener and the connections stay open until the calls in flight
+      // have ended, so that every new call meanwhile is refused at once with
+      // UNAVAILABLE "server is shutting down" (rpc.ts admit). Closing first
+      // (tryShutdown's GOAWAY) left a client with a connection to wait on a
+      // reconnect with backoff, or until its deadline with wait-for-ready (issue 18).
+      if (!(await Promise.race([tracker.idle().then(() => true), sleep(graceMs).then(() => false)]))) {
         log.warn({ calls: tracker.size }, 'grace period over: cancelling calls');
         tracker.abortAll(new Unavailable('server is shutting down'));
-        // Once the cancelled calls have ended, the connections close by themselves
-        // (after flushing the last messages); whatever is left is cut.
-        await Promise.race([closed, sleep(CANCEL_FLUSH_MS)]);
-        server.forceShutdown();
+        await Promise.race([tracker.idle(), sleep(CANCEL_FLUSH_MS)]);
       }
+      // The last messages flush as the connections close; whatever is left (health watches) is cut.
+      const closed = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await Promise.race([closed, sleep(CANCEL_FLUSH_MS)]);
+      server.forceShutdown();
       log.info('gRPC server stopped');
     })();
     return closing;
