@@ -102,8 +102,9 @@ export async function startServer(
     // grpc-js's default keeps it for ever (issue 18: 500 idle ones still open after 20 s).
     'grpc.max_connection_idle_ms': config.idleConnectionMs,
   });
-  // Undecodable requests are the client's fault: INVALID_ARGUMENT, not grpc-js's INTERNAL (undecodable.ts).
-  server.addService(tolerantDecoding(ModelServiceService), modelService(deps));
+  // Undecodable requests are the client's fault: INVALID_ARGUMENT, not grpc-js's INTERNAL;
+  // invalid UTF-8 in a string field likewise, naming it (undecodable.ts).
+  server.addService(tolerantDecoding(ModelServiceService, 'gentune.v1.ModelService'), modelService(deps));
   const health = new ReadinessHealth(engine);
   health.addToServer(server);
   addReflection(server);
