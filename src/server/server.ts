@@ -21,6 +21,7 @@ import { fineTuneHandlers } from './fine-tune-handler.js';
 import { generateHandler } from './generate-handler.js';
 import { ReadinessHealth } from './health.js';
 import { addReflection } from './reflection.js';
+import { keepRepeatedAuthorization } from './repeated-headers.js';
 import type { RpcDeps } from './rpc.js';
 import { serverInfoHandler } from './server-info-handler.js';
 import { tolerantDecoding } from './undecodable.js';
@@ -113,6 +114,8 @@ export async function startServer(
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, credentials, (err, bound) => (err ? reject(err) : resolve(bound))),
   );
+  // Only now do grpc-js's HTTP/2 servers exist.
+  keepRepeatedAuthorization(server);
   health.start();
   log.info({ address: hostPort(config.host, port), transport, tokens: auth.enabled ? auth.counts() : 'off' }, 'gRPC server listening');
 

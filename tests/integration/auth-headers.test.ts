@@ -2,15 +2,32 @@
 // front doors (issue 18): several values are refused, never "first wins", and
 // a refusal says what is wrong with the value rather than "missing".
 import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { GentuneClient } from '../../src/client/gentune-client.js';
+import { fileURLToPath } from 'node:url';
+import { requirePeer, skipWithoutPeer } from '../helpers/test-peer.js';
 import { startHarness, type Harness } from './helpers/harness.js';
 
 const Code = grpc.status;
 const TOKEN = 'auth-headers-test-token-0123456789';
 const INFO = '/gentune.v1.ModelService/GetServerInfo';
+
+const PYTHON = '/usr/bin/python3';
+const REPEATED = fileURLToPath(new URL('./python/repeated_authorization.py', import.meta.url));
+const noPython = !(existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import grpc']).status === 0) && `${PYTHON} with grpcio not available (apt-get install -y python3-grpcio)`;
+
+/** GetServerInfo from Debian's grpcio, which sends every value as its own `authorization` entry. */
+function pythonStatus(address: string, values: string[]): Promise<{ code: string; details: string }> {
+  return new Promise((resolve, reject) =>
+    execFile(PYTHON, [REPEATED, address, ...values], { timeout: 60_000, env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(JSON.parse(stdout) as { code: string; details: string }),
+    ),
+  );
+}
 
 /** GetServerInfo over grpc-js with these `authorization` values (empty request); resolves to its status. */
 function grpcStatus(address: string, values: string[]): Promise<{ code: number; details: string }> {
@@ -55,6 +72,17 @@ describe('authorization header', () => {
       const r = await httpStatus(h, values);
       assert.equal(r.status, 401, JSON.stringify(values));
       assert.match(r.message, /2 `authorization` headers: send exactly one `Bearer <token>`/);
+    }
+  });
+
+  test('gRPC: several `authorization` values (from grpcio; Node keeps only the first of them) are refused whichever comes first', async (t) => {
+    if (skipWithoutPeer(noPython)) return t.skip(noPython || undefined);
+    requirePeer(noPython);
+    assert.equal((await pythonStatus(h.address, [`Bearer ${TOKEN}`])).code, 'OK');
+    for (const values of [[`Bearer ${TOKEN}`, 'Bearer not-the-token-at-all-0000'], [`Bearer ${TOKEN}`, `Bearer ${TOKEN}`]]) {
+      const r = await pythonStatus(h.address, values);
+      assert.equal(r.code, 'UNAUTHENTICATED', JSON.stringify(values));
+      assert.match(r.details, /^2 `authorization` metadata values: send exactly one `Bearer <token>`/);
     }
   });
 
