@@ -22,36 +22,32 @@ export type Utf8Check = (bytes: Uint8Array) => void;
 /** A string field that is not valid UTF-8; the message names it. */
 export class InvalidUtf8Field extends Error {}
 
-/** Deeper than any of our messages nest; a hostile request cannot recurse for ever. */
+/** Deeper than any of our messages nest: beyond it nested messages are skipped (the decoder refuses them anyway). */
 const MAX_DEPTH = 32;
 
-interface Walk {
-  /** Fields by number. */
-  fields: Map<number, DescField>;
-}
+/** Each message's fields by number, built on first use. */
+const fieldMaps = new Map<DescMessage, Map<number, DescField>>();
 
-const walks = new Map<DescMessage, Walk>();
-
-function walkOf(desc: DescMessage): Walk {
-  let walk = walks.get(desc);
-  if (!walk) {
-    walk = { fields: new Map(desc.fields.map((f) => [f.number, f])) };
-    walks.set(desc, walk);
+function fieldsOf(desc: DescMessage): Map<number, DescField> {
+  let fields = fieldMaps.get(desc);
+  if (!fields) {
+    fields = new Map(desc.fields.map((f) => [f.number, f]));
+    fieldMaps.set(desc, fields);
   }
-  return walk;
+  return fields;
 }
 
 const isString = (f: DescField) => (f.fieldKind === 'scalar' || (f.fieldKind === 'list' && f.listKind === 'scalar')) && f.scalar === ScalarType.STRING;
 const messageOf = (f: DescField): DescMessage | undefined => (f.fieldKind === 'message' ? f.message : f.fieldKind === 'list' && f.listKind === 'message' ? f.message : undefined);
 
 function check(desc: DescMessage, reader: BinaryReader, end: number, path: string, depth: number): void {
-  const { fields } = walkOf(desc);
+  const fields = fieldsOf(desc);
   const seen = new Map<number, number>();
   while (reader.pos < end) {
     const [no, wireType] = reader.tag();
     const f = fields.get(no);
     const nested = f && wireType === WireType.LengthDelimited ? (isString(f) ? 'string' : messageOf(f)) : undefined;
-    if (!f || nested === undefined) {
+    if (!f || nested === undefined || (nested !== 'string' && depth >= MAX_DEPTH)) {
       reader.skip(wireType, no);
       continue;
     }
@@ -63,8 +59,6 @@ function check(desc: DescMessage, reader: BinaryReader, end: number, path: strin
       const at = invalidUtf8At(bytes);
       if (at > 0) throw new InvalidUtf8Field(`\`${name}\` is not valid UTF-8 (byte ${at} of ${bytes.length})`);
     } else {
-      // The decoder reports what is malformed in the framing; this check only looks at text.
-      if (depth >= MAX_DEPTH) return;
       const length = reader.uint32();
       check(nested, reader, reader.pos + length, `${name}.`, depth + 1);
     }
