@@ -66,7 +66,6 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
   const log = options.log ?? pino({ level: config.logLevel });
   const metrics = options.metrics ?? noMetrics;
   const { startedAtMs } = placement;
-  // GetServerInfo reports what runs: an embedder's maxConcurrentJobs wins over --max-concurrent-jobs.
   const wasmThreads = config.wasmThreads === 'auto' ? autoWasmThreads(await readModelConfig(config.model)) : config.wasmThreads;
   const backend = await initBackend(config.backend, { wasmThreads, log: (msg, fields) => log.info(fields ?? {}, msg) });
   const model = await GptModel.load(config.model);
