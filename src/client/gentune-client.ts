@@ -100,6 +100,19 @@ function* split(data: Uint8Array, size: number): Generator<Uint8Array> {
   for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
 }
 
+/**
+ * `token`, or a TypeError naming the first character that cannot travel: HTTP/2
+ * drops a metadata value with leading or trailing whitespace on the way, so a
+ * token with a stray space (or a newline from a file) would reach the server as
+ * no token at all.
+ */
+function checkToken(token: string): string {
+  const bad = token.search(/[^\x21-\x7e]/);
+  if (bad === -1) return token;
+  const what = /\s/.test(token[bad]!) ? 'whitespace' : 'a character outside printable ASCII';
+  throw new TypeError(`\`token\` has ${what} at character ${bad + 1} of ${token.length}: a bearer token is printable ASCII without spaces`);
+}
+
 export class GentuneClient {
   /** The generated grpc-js client, for anything this wrapper does not cover. */
   readonly raw: ModelServiceClient;
@@ -114,7 +127,7 @@ export class GentuneClient {
     const creds =
       options.credentials ??
       (tls ? grpcCredentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null) : grpcCredentials.createInsecure());
-    this.authorization = options.token ? `Bearer ${options.token}` : undefined;
+    this.authorization = options.token ? `Bearer ${checkToken(options.token)}` : undefined;
     this.raw = new ModelServiceClient(address, creds, options.channelOptions);
     // Share the channel: same address, credentials and options.
     this.health = new HealthClient(address, creds, { ...options.channelOptions, channelOverride: this.raw.getChannel() });

@@ -26,6 +26,12 @@ export interface LimitsConfig {
   maxConcurrentStreams: number;
   /** Prompt length, in tokens. */
   maxPromptTokens: number;
+  /**
+   * Prompt size, in UTF-8 bytes, checked before the prompt is tokenized
+   * (0 = derived: the most bytes a prompt of maxPromptTokens tokens can have,
+   * prompt-bytes.ts). A prompt over the smaller of the two is refused unread.
+   */
+  maxPromptBytes: number;
   /** Ceiling (and the cap of the default) of max_new_tokens, in tokens. */
   maxNewTokens: number;
   /** Size of one dataset upload, in bytes. */
@@ -117,6 +123,12 @@ export interface GentuneConfig {
   /** How long shutdown lets calls and jobs finish before cancelling them, in milliseconds. */
   graceMs: number;
   /**
+   * A connection with no call in flight for this long is closed, in
+   * milliseconds: gRPC with a GOAWAY (grpc.max_connection_idle_ms; clients
+   * reconnect when they next call), HTTP as its keep-alive timeout.
+   */
+  idleConnectionMs: number;
+  /**
    * Training time between two checkpoints of a running fine-tune job, in
    * milliseconds, checked at step boundaries (0: after every step). A job
    * also checkpoints when the server drains; after a restart it resumes
@@ -128,7 +140,7 @@ export interface GentuneConfig {
 
 type Key =
   | 'host' | 'port' | 'metricsPort' | 'httpPort' | 'dataDir' | 'model' | 'backend' | 'dawnOptions' | 'wasmThreads' | 'logLevel' | 'logPrompts'
-  | keyof LimitsConfig | 'adapterMemory' | 'maxAdapters' | 'preload' | 'adapterRescanMs' | 'graceMs' | 'checkpointIntervalMs'
+  | keyof LimitsConfig | 'adapterMemory' | 'maxAdapters' | 'preload' | 'adapterRescanMs' | 'graceMs' | 'idleConnectionMs' | 'checkpointIntervalMs'
   | 'tokenFile' | 'tlsCert' | 'tlsKey' | 'tlsClientCa';
 
 interface Setting {
@@ -190,8 +202,9 @@ const SETTINGS: Setting[] = [
   { key: 'logPrompts', flag: '--log-prompts [bool]', description: 'log prompt and output text (debug only)', default: 'false', expect: 'true or false', schema: bool },
   { key: 'maxConcurrentStreams', flag: '--max-concurrent-streams <n>', description: 'concurrent streaming calls', default: '64', expect: `an integer in 1..${MAX_INT}`, schema: int(1, MAX_INT) },
   { key: 'maxPromptTokens', flag: '--max-prompt-tokens <n>', description: 'prompt length, tokens', default: '1024', expect: `an integer in 1..${MAX_INT}`, schema: int(1, MAX_INT) },
+  { key: 'maxPromptBytes', flag: '--max-prompt-bytes <n>', description: 'prompt size, UTF-8 bytes, checked before tokenizing (0 = the most a prompt of --max-prompt-tokens tokens can have)', default: '0', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
   { key: 'maxNewTokens', flag: '--max-new-tokens <n>', description: 'max_new_tokens ceiling, tokens', default: '256', expect: `an integer in 1..${MAX_INT}`, schema: int(1, MAX_INT) },
-  { key: 'maxUploadBytes', flag: '--max-upload-bytes <n>', description: 'dataset upload size, bytes', default: String(64 * 1024 * 1024), expect: `an integer in 1..${Number.MAX_SAFE_INTEGER}`, schema: int(1, Number.MAX_SAFE_INTEGER) },
+  { key: 'maxUploadBytes', flag: '--max-upload-bytes <n>', description: 'dataset upload size, bytes (each JSONL line at most 1048576 bytes: max_line_bytes, fixed)', default: String(64 * 1024 * 1024), expect: `an integer in 1..${Number.MAX_SAFE_INTEGER}`, schema: int(1, Number.MAX_SAFE_INTEGER) },
   { key: 'maxBatchSize', flag: '--max-batch-size <n>', description: 'sequences decoded per step', default: '16', expect: 'an integer in 1..4096', schema: int(1, 4096) },
   { key: 'maxQueue', flag: '--max-queue <n>', description: 'Generate requests waiting for a slot', default: '256', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
   { key: 'maxDatasetExamples', flag: '--max-dataset-examples <n>', description: 'examples per uploaded dataset (and inline examples per request)', default: '1000000', expect: `an integer in 1..${MAX_INT}`, schema: int(1, MAX_INT) },
@@ -208,6 +221,7 @@ const SETTINGS: Setting[] = [
   { key: 'tlsKey', flag: '--tls-key <file>', description: 'server private key, PEM', default: '', expect: 'a file path', schema: optionalPath },
   { key: 'tlsClientCa', flag: '--tls-client-ca <file>', description: 'CA bundle, PEM: require client certificates signed by it (mutual TLS)', default: '', expect: 'a file path', schema: optionalPath },
   { key: 'graceMs', flag: '--grace-ms <ms>', description: 'shutdown grace period, milliseconds', default: '10000', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
+  { key: 'idleConnectionMs', flag: '--idle-connection-ms <ms>', description: 'close a gRPC or HTTP connection with no call in flight after this long, milliseconds', default: '60000', expect: `an integer in 1..${MAX_INT}`, schema: int(1, MAX_INT) },
   { key: 'checkpointIntervalMs', flag: '--checkpoint-interval-ms <ms>', description: 'training time between checkpoints of a fine-tune job, milliseconds (0 = every step)', default: '30000', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
 ];
 
@@ -271,6 +285,7 @@ export function resolveConfig(
     limits: {
       maxConcurrentStreams: get('maxConcurrentStreams'),
       maxPromptTokens: get('maxPromptTokens'),
+      maxPromptBytes: get('maxPromptBytes'),
       maxNewTokens: get('maxNewTokens'),
       maxUploadBytes: get('maxUploadBytes'),
       maxBatchSize: get('maxBatchSize'),
@@ -286,6 +301,7 @@ export function resolveConfig(
     preload: get('preload'),
     adapterRescanMs: get('adapterRescanMs'),
     graceMs: get('graceMs'),
+    idleConnectionMs: get('idleConnectionMs'),
     checkpointIntervalMs: get('checkpointIntervalMs'),
     security: resolveSecurity(get, env),
   };

@@ -13,6 +13,7 @@ import type { SamplingParams as ModelSampling } from '../model/generation/sampli
 import type { AdapterLease, AdapterRegistry } from './adapter-registry.js';
 import type { LimitsConfig } from './config.js';
 import { limitLabel } from './limit-label.js';
+import { checkPromptBytes, maxTokenBytes, promptBytesBound, type PromptBytesBound } from './prompt-bytes.js';
 import { DecodeLoop } from './decode-loop.js';
 import { type EngineMetrics, noMetrics } from './engine-metrics.js';
 import type { GenerateChunk, GenerateParams, SamplingParams } from './engine-api.js';
@@ -37,6 +38,8 @@ export interface GenerationHooks {
 export class GenerationService {
   private readonly loop: DecodeLoop;
   private accepting = true;
+  /** Checked before a prompt is tokenized (the front doors check it too, before the prompt crosses threads). */
+  private readonly promptBytes: PromptBytesBound;
 
   constructor(
     private readonly model: GptModel,
@@ -46,6 +49,7 @@ export class GenerationService {
     metrics: EngineMetrics = noMetrics,
     private readonly hooks: GenerationHooks = {},
   ) {
+    this.promptBytes = promptBytesBound(limits, model.config.nPositions, maxTokenBytes(model.tokenizer));
     this.loop = new DecodeLoop(model, limits.maxBatchSize, log, metrics, limits.prefillChunk, hooks.onStepBoundary);
   }
 
@@ -171,9 +175,12 @@ export class GenerationService {
     const { vocabSize } = this.model.config;
     let ids: number[];
     let field = 'prompt';
-    if (typeof prompt === 'string') ids = this.model.tokenizer.encode(prompt);
-    else if (!Array.isArray(prompt)) {
+    if (typeof prompt === 'string') {
+      checkPromptBytes(field, prompt, this.promptBytes);
+      ids = this.model.tokenizer.encode(prompt);
+    } else if (!Array.isArray(prompt)) {
       field = 'messages';
+      checkPromptBytes(field, prompt.messages.map((m) => m.content), this.promptBytes);
       // The template's markup (<|im_start|>, BOS) must be control tokens, so the
       // rendered text is encoded with special tokens parsed, as transformers'
       // apply_chat_template does (a spelled-out <|im_end|> in a message counts too).

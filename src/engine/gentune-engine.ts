@@ -45,6 +45,8 @@ import { noMetrics } from './engine-metrics.js';
 import { EvaluationService } from './evaluation-service.js';
 import { FineTuneRunner } from './fine-tune-runner.js';
 import { GenerationService } from './generation-service.js';
+import { maxTokenBytes, promptBytesBound } from './prompt-bytes.js';
+import { DEFAULT_MAX_LINE_BYTES } from '../training/data/jsonl-reader.js';
 import { JobStore } from './job-store.js';
 import { workerTrainer } from './worker/fine-tune-thread.js';
 import { inProcessTrainer } from './job-training.js';
@@ -64,12 +66,19 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
   const log = options.log ?? pino({ level: config.logLevel });
   const metrics = options.metrics ?? noMetrics;
   const { startedAtMs } = placement;
-  // GetServerInfo reports what runs: an embedder's maxConcurrentJobs wins over --max-concurrent-jobs.
-  const limits: Limits = { ...config.limits, maxConcurrentJobs: options.maxConcurrentJobs ?? config.limits.maxConcurrentJobs };
   const wasmThreads = config.wasmThreads === 'auto' ? autoWasmThreads(await readModelConfig(config.model)) : config.wasmThreads;
   const backend = await initBackend(config.backend, { wasmThreads, dawnOptions: config.dawnOptions, log: (msg, fields) => log.info(fields ?? {}, msg) });
   const model = await GptModel.load(config.model);
   log.info({ model: model.name, parameters: model.parameters, backend: backend.name }, 'base model loaded');
+  const tokenBytes = maxTokenBytes(model.tokenizer);
+  // GetServerInfo reports what runs: an embedder's maxConcurrentJobs wins over
+  // --max-concurrent-jobs, and the prompt byte bound as derived for this model.
+  const limits: Limits = {
+    ...config.limits,
+    maxConcurrentJobs: options.maxConcurrentJobs ?? config.limits.maxConcurrentJobs,
+    maxPromptBytes: promptBytesBound(config.limits, model.config.nPositions, tokenBytes).bytes,
+    maxLineBytes: DEFAULT_MAX_LINE_BYTES,
+  };
   try {
     const datasets = await DatasetStore.open(join(config.dataDir, 'datasets'), log);
     const adapterStore = await AdapterStore.open(join(config.dataDir, 'adapters'), model.config, log, { rescanMs: config.adapterRescanMs });
@@ -114,7 +123,7 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
       jobs: () => countByState(jobs.list({ limit: Number.MAX_SAFE_INTEGER })),
       memory: () => ({ ...deviceMemory(), ...kvCacheMemory() }),
     });
-    return new GentuneEngine(config, limits, version, backend, model, { datasets, jobs, registry, adapterStore, generation, evaluation, runner }, log, startedAtMs);
+    return new GentuneEngine(config, limits, tokenBytes, version, backend, model, { datasets, jobs, registry, adapterStore, generation, evaluation, runner }, log, startedAtMs);
   } catch (err) {
     model.dispose();
     throw err;
@@ -138,6 +147,7 @@ class GentuneEngine implements Engine {
   constructor(
     private readonly config: GentuneConfig,
     private readonly limits: Limits,
+    private readonly tokenBytes: number,
     private readonly version: string,
     private readonly backend: BackendInfo,
     private readonly model: GptModel,
@@ -163,6 +173,7 @@ class GentuneEngine implements Engine {
         nKvHead: c.family === 'llama' ? c.nKvHead : c.nHead,
         eosTokenIds: [...new Set([...this.model.eosIds, ...this.model.chat.endOfTurnIds])],
         hasChatTemplate: !this.model.chat.isFallback,
+        maxTokenBytes: this.tokenBytes,
       },
       backend: this.backend.name,
       device: this.backend.device,

@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { InvalidArgument } from '../common/errors.js';
 import type { ChatMessage, GenerateFinish, TokenLogprob } from '../engine/engine-api.js';
+import { checkPromptBytes, promptBytesBound } from '../engine/prompt-bytes.js';
 import { DEFAULT_MAX_NEW_TOKENS } from '../server/sampling-rules.js';
 import { MAX_CHAT_MESSAGES } from '../server/convert.js';
 import { checkRange, checkRequires } from '../server/validate.js';
@@ -69,6 +70,9 @@ export function chatCompletionsRoutes(app: FastifyInstance, deps: HttpDeps): voi
       const logprobs = body.logprobs === true;
       if (body.user !== undefined) ctx.log.info({ user: body.user }, 'end user');
       const messages = chatMessages(body.messages);
+      // Bytes first: a flood never reaches the serving thread's tokenizer (prompt-bytes.ts).
+      const model = deps.engine.info().model;
+      checkPromptBytes('messages', messages.map((m) => m.content), promptBytesBound(deps.config.limits, model.nPositions, model.maxTokenBytes));
       if (deps.config.logPrompts) ctx.log.debug({ prompt: messages }, 'prompt');
       const rows = rowParams({ requestId: ctx.requestId, prompt: { messages }, adapter, sampling, logprobs, topLogprobs: top }, n);
       const chunks = await startRows(deps.engine, rows, ctx.signal, 'messages');

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { GenerateFinish, GenerateParams } from '../engine/engine-api.js';
 import { InvalidArgument } from '../common/errors.js';
 import { limitLabel } from '../engine/limit-label.js';
+import { checkPromptBytes, promptBytesBound } from '../engine/prompt-bytes.js';
 import { checkItemsLimit, checkRange } from '../server/validate.js';
 import { route, SseReply, type HttpCallContext, type HttpDeps } from './http-call.js';
 import { completionLogprobs, finishReason, rowParams, servedModel, startRows, usageOf, type CompletionLogprobs, type RowChunk } from './openai-choices.js';
@@ -36,9 +37,12 @@ type CompletionRequest = z.output<typeof CompletionRequest> & CommonRequest;
 function prompts(body: CompletionRequest, deps: HttpDeps): (string | number[])[] {
   const p = body.prompt;
   const list: (string | number[])[] = typeof p === 'string' ? [p] : p.length > 0 && typeof p[0] === 'number' ? [p as number[]] : (p as (string | number[])[]);
-  const { vocabSize } = deps.engine.info().model;
+  const model = deps.engine.info().model;
+  const { vocabSize } = model;
+  // Bytes first: a flood never reaches the serving thread's tokenizer (prompt-bytes.ts).
+  const bound = promptBytesBound(deps.config.limits, model.nPositions, model.maxTokenBytes);
   list.forEach((one, k) => {
-    if (typeof one === 'string') return;
+    if (typeof one === 'string') return checkPromptBytes(typeof p === 'string' ? 'prompt' : `prompt[${k}]`, one, bound);
     const field = list.length === 1 && typeof p[0] === 'number' ? 'prompt' : `prompt[${k}]`;
     checkItemsLimit(field, one, deps.config.limits, 'maxPromptTokens', 'tokens');
     if (vocabSize > 0) one.forEach((id, i) => checkRange(`${field}[${i}]`, id, { min: 0, max: vocabSize - 1 }));

@@ -79,15 +79,11 @@ export class RawReply {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** The header's values as a list (Node joins repeated headers into an array for some names only). */
-function headerValues(value: string | string[] | undefined): string[] {
-  if (value === undefined) return [];
-  return Array.isArray(value) ? value : [value];
-}
 
 function admit(deps: HttpDeps, spec: RouteSpec, request: FastifyRequest): Principal | undefined {
   // Auth first: a caller without a valid token learns nothing of the server's state.
-  const caller = deps.auth?.authorizeBearer(spec.role, headerValues(request.headers.authorization), 'header');
+  // headersDistinct: `headers.authorization` keeps only the first of several (issue 18), and every one must be seen.
+  const caller = deps.auth?.authorizeBearer(spec.role, request.raw.headersDistinct.authorization ?? [], 'header');
   if (deps.tracker.draining) throw new Unavailable('server is shutting down');
   if ((spec.requiresReady ?? true) && !deps.engine.isReady()) {
     throw new Unavailable('server is not ready: the base model is loading');

@@ -23,6 +23,7 @@ import { readTlsFiles, transportSecurity } from '../server/tls-files.js';
 import type { Logger } from 'pino';
 import type { HttpDeps } from './http-call.js';
 import { PayloadTooLarge, toHttpError } from './http-error.js';
+import { strictJsonBody } from './json-body.js';
 import { chatCompletionsRoutes } from './chat-completions-routes.js';
 import { completionsRoutes } from './completions-routes.js';
 import { filesRoutes } from './files-routes.js';
@@ -87,8 +88,10 @@ export async function startOpenAiServer(engine: Engine, config: GentuneConfig, o
   }
   const https = tls === null ? null : { cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) };
   // One fastify type for both: the routes never touch the raw server.
-  const app = Fastify({ logger: false, bodyLimit: config.limits.maxMessageBytes, https, return503OnClosing: false }) as unknown as FastifyInstance;
+  // keepAliveTimeout: --idle-connection-ms closes a keep-alive connection between requests (fastify's default is 72 s).
+  const app = Fastify({ logger: false, bodyLimit: config.limits.maxMessageBytes, https, return503OnClosing: false, keepAliveTimeout: config.idleConnectionMs }) as unknown as FastifyInstance;
   const deps: HttpDeps = { engine, config, log, tracker, metrics: options.metrics, auth: options.auth };
+  strictJsonBody(app);
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const e = toHttpError(requestError(err, config), log);

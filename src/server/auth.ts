@@ -29,7 +29,8 @@ interface Credential {
   principal: Principal;
 }
 
-const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
+const BEARER_SCHEME = /^Bearer$/i;
+const TOKEN_CHARS = /^[\x21-\x7e]+$/;
 
 const sha256 = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
 
@@ -85,12 +86,8 @@ export class Authorizer {
   }
 
   private identify(values: readonly unknown[], where: 'metadata' | 'header'): Principal {
-    if (values.length === 0) {
-      throw new Unauthenticated(`missing bearer token: send \`authorization: Bearer <token>\` ${where}`);
-    }
-    const match = values.length === 1 && typeof values[0] === 'string' ? BEARER.exec(values[0]) : null;
-    if (!match) throw new Unauthenticated(`malformed \`authorization\` ${where}: expected one \`Bearer <token>\``);
-    const digest = sha256(match[1]!);
+    const token = bearerToken(values, where);
+    const digest = sha256(token);
     let found: Principal | undefined;
     for (const c of this.credentials) {
       if (timingSafeEqual(c.digest, digest) && found === undefined) found = c.principal;
@@ -98,4 +95,32 @@ export class Authorizer {
     if (found === undefined) throw new Unauthenticated('invalid bearer token');
     return found;
   }
+}
+
+/**
+ * The token of the one `authorization` value, or Unauthenticated saying what
+ * is wrong with the values. Never quotes a token.
+ */
+function bearerToken(values: readonly unknown[], where: 'metadata' | 'header'): string {
+  const what = where === 'metadata' ? '`authorization` metadata' : '`authorization` header';
+  if (values.length === 0) {
+    // gRPC: HTTP/2 (nghttp2, RFC 9113 8.2.1) drops a field value with leading or
+    // trailing whitespace before grpc-js sees it, so such a token arrives as nothing.
+    const dropped = where === 'metadata' ? '; a value with leading or trailing whitespace is dropped by HTTP/2 on the way' : '';
+    throw new Unauthenticated(`missing bearer token: no ${what} arrived (send \`authorization: Bearer <token>\`${dropped})`);
+  }
+  if (values.length > 1) {
+    // Node keeps only the first `authorization` header in `headers`; src/http passes every one, so that none is ignored.
+    throw new Unauthenticated(`${values.length} ${where === 'metadata' ? '`authorization` metadata values' : '`authorization` headers'}: send exactly one \`Bearer <token>\``);
+  }
+  const value = values[0];
+  if (typeof value !== 'string') throw new Unauthenticated(`${what} must be text (\`Bearer <token>\`), got binary`);
+  const [scheme = '', ...rest] = value.trim().split(/[ \t]+/);
+  if (!BEARER_SCHEME.test(scheme)) {
+    throw new Unauthenticated(`${what} must use the Bearer scheme (\`Bearer <token>\`), got \`${scheme.slice(0, 16).replace(/[^\x21-\x7e]/g, '?')}\``);
+  }
+  if (rest.length === 0) throw new Unauthenticated(`${what} has no token after \`Bearer\``);
+  if (rest.length > 1) throw new Unauthenticated(`${what}: the bearer token has a space in it (a token is printable ASCII without spaces)`);
+  if (!TOKEN_CHARS.test(rest[0]!)) throw new Unauthenticated(`${what}: the bearer token has a character outside printable ASCII`);
+  return rest[0]!;
 }

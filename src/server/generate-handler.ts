@@ -3,6 +3,7 @@
  * GenerateResponse. The last message carries finish_reason, usage and adapter.
  */
 import type { FinishReason as DomainFinishReason, GenerateChunk, GenerateParams } from '../engine/engine-api.js';
+import { checkPromptBytes, promptBytesBound } from '../engine/prompt-bytes.js';
 import { FinishReason, GenerateRequest, GenerateResponse } from '../gen/gentune/v1/generate.js';
 import { decodeChatMessages, decodeSampling } from './convert.js';
 import { DEFAULT_MAX_NEW_TOKENS } from './sampling-rules.js';
@@ -21,11 +22,16 @@ const FINISH: Record<DomainFinishReason, FinishReason> = {
 /** Validates a GenerateRequest into engine params. */
 export function decodeGenerateRequest(req: GenerateRequest, deps: RpcDeps, requestId: string): GenerateParams {
   const { limits } = deps.config;
-  const vocabSize = deps.engine.info().model.vocabSize;
+  const model = deps.engine.info().model;
+  const vocabSize = model.vocabSize;
   const input = checkExactlyOne({ prompt: req.prompt !== '', prompt_token_ids: req.promptTokenIds.length > 0, messages: req.messages.length > 0 });
   // The prompt's rules (ids in the vocabulary, at most limits.max_prompt_tokens
   // tokens) are the engine's (GenerationService.promptIds), the one place that
   // knows a text or chat prompt's length too.
+  // Bytes first, here: a flood never reaches the serving thread's tokenizer (prompt-bytes.ts).
+  const bound = promptBytesBound(limits, model.nPositions, model.maxTokenBytes);
+  if (input === 'prompt') checkPromptBytes('prompt', req.prompt, bound);
+  if (input === 'messages') checkPromptBytes('messages', req.messages.map((m) => m.content), bound);
   const topLogprobs = checkRange('top_logprobs', req.topLogprobs ?? 0, { min: 0, max: 20 });
   if (topLogprobs > 0) checkRequires('top_logprobs', topLogprobs, req.logprobs, '`logprobs` to be true');
   return {

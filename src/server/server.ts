@@ -21,6 +21,7 @@ import { fineTuneHandlers } from './fine-tune-handler.js';
 import { generateHandler } from './generate-handler.js';
 import { ReadinessHealth } from './health.js';
 import { addReflection } from './reflection.js';
+import { keepRepeatedAuthorization } from './repeated-headers.js';
 import type { RpcDeps } from './rpc.js';
 import { serverInfoHandler } from './server-info-handler.js';
 import { tolerantDecoding } from './undecodable.js';
@@ -95,9 +96,16 @@ export async function startServer(
   // --max-message-bytes: grpc-js refuses a larger message itself, with
   // RESOURCE_EXHAUSTED "Received message larger than max (<size> vs. <limit>)".
   const messageBytes = config.limits.maxMessageBytes;
-  const server = new Server({ 'grpc.max_receive_message_length': messageBytes, 'grpc.max_send_message_length': messageBytes });
-  // Undecodable requests are the client's fault: INVALID_ARGUMENT, not grpc-js's INTERNAL (undecodable.ts).
-  server.addService(tolerantDecoding(ModelServiceService), modelService(deps));
+  const server = new Server({
+    'grpc.max_receive_message_length': messageBytes,
+    'grpc.max_send_message_length': messageBytes,
+    // --idle-connection-ms: a connection with no call in flight gets a GOAWAY;
+    // grpc-js's default keeps it for ever (issue 18: 500 idle ones still open after 20 s).
+    'grpc.max_connection_idle_ms': config.idleConnectionMs,
+  });
+  // Undecodable requests are the client's fault: INVALID_ARGUMENT, not grpc-js's INTERNAL;
+  // invalid UTF-8 in a string field likewise, naming it (undecodable.ts).
+  server.addService(tolerantDecoding(ModelServiceService, 'gentune.v1.ModelService'), modelService(deps));
   const health = new ReadinessHealth(engine);
   health.addToServer(server);
   addReflection(server);
@@ -106,6 +114,8 @@ export async function startServer(
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, credentials, (err, bound) => (err ? reject(err) : resolve(bound))),
   );
+  // Only now do grpc-js's HTTP/2 servers exist.
+  keepRepeatedAuthorization(server);
   health.start();
   log.info({ address: hostPort(config.host, port), transport, tokens: auth.enabled ? auth.counts() : 'off' }, 'gRPC server listening');
 
@@ -115,15 +125,20 @@ export async function startServer(
       tracker.draining = true;
       health.stop();
       log.info({ graceMs, calls: tracker.size }, 'shutting down: waiting for calls in flight');
-      const closed = new Promise<boolean>((resolve) => server.tryShutdown(() => resolve(true)));
-      if (!(await Promise.race([closed, sleep(graceMs).then(() => false)]))) {
+      // The listener and the connections stay open until the calls in flight
+      // have ended, so that every new call meanwhile is refused at once with
+      // UNAVAILABLE "server is shutting down" (rpc.ts admit). Closing first
+      // (tryShutdown's GOAWAY) left a client with a connection to wait on a
+      // reconnect with backoff, or until its deadline with wait-for-ready (issue 18).
+      if (!(await Promise.race([tracker.idle().then(() => true), sleep(graceMs).then(() => false)]))) {
         log.warn({ calls: tracker.size }, 'grace period over: cancelling calls');
         tracker.abortAll(new Unavailable('server is shutting down'));
-        // Once the cancelled calls have ended, the connections close by themselves
-        // (after flushing the last messages); whatever is left is cut.
-        await Promise.race([closed, sleep(CANCEL_FLUSH_MS)]);
-        server.forceShutdown();
+        await Promise.race([tracker.idle(), sleep(CANCEL_FLUSH_MS)]);
       }
+      // The last messages flush as the connections close; whatever is left (health watches) is cut.
+      const closed = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await Promise.race([closed, sleep(CANCEL_FLUSH_MS)]);
+      server.forceShutdown();
       log.info('gRPC server stopped');
     })();
     return closing;

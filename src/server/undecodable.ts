@@ -9,28 +9,44 @@
  *
  *   "the request is not a valid Generate request message: premature EOF"
  *
- * Found by the fuzzer (tests/integration/fuzz.test.ts).
+ * Found by the fuzzer (tests/integration/fuzz.test.ts). A string field
+ * that is not valid UTF-8 is answered the same way, naming the field
+ * (utf8-fields.ts): "`prompt` is not valid UTF-8 (byte 2 of 3)".
  */
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { InvalidArgument } from '../common/errors.js';
+import { utf8Checks } from './utf8-fields.js';
 
 const UNDECODABLE = Symbol('undecodable request');
 
 /** What a tolerant deserializer returns for bytes that do not decode. */
 interface Undecodable {
   readonly [UNDECODABLE]: string;
+  /** The reason is a whole message naming a field (invalid UTF-8), not the decoder's. */
+  readonly field?: true;
 }
 
 /** Longest decoder message quoted back, in characters. */
 const REASON_LIMIT = 120;
 
-/** `service` with every request deserializer wrapped so that it never throws. */
-export function tolerantDecoding<S extends ServiceDefinition>(service: S): S {
+/**
+ * `service` with every request deserializer wrapped so that it never throws,
+ * and checks the request's string fields for valid UTF-8 first (utf8-fields.ts;
+ * `serviceName` is the full name its descriptors use, "gentune.v1.ModelService").
+ */
+export function tolerantDecoding<S extends ServiceDefinition>(service: S, serviceName: string): S {
+  const utf8 = utf8Checks(serviceName);
   const methods: Record<string, S[keyof S]> = {};
   for (const [name, method] of Object.entries(service) as [string, S[keyof S]][]) {
+    const checkUtf8 = utf8.get(method.path);
     methods[name] = {
       ...method,
       requestDeserialize: (bytes: Buffer): unknown => {
+        try {
+          checkUtf8?.(bytes);
+        } catch (err) {
+          return { [UNDECODABLE]: (err as Error).message, field: true } satisfies Undecodable;
+        }
         try {
           return method.requestDeserialize(bytes);
         } catch (err) {
@@ -49,7 +65,8 @@ export function tolerantDecoding<S extends ServiceDefinition>(service: S): S {
  */
 export function checkDecoded<T>(method: string, request: T): T {
   if (typeof request === 'object' && request !== null && UNDECODABLE in request) {
-    throw new InvalidArgument(`the request is not a valid ${method} request message: ${(request as Undecodable)[UNDECODABLE]}`);
+    const bad = request as Undecodable;
+    throw new InvalidArgument(bad.field ? bad[UNDECODABLE] : `the request is not a valid ${method} request message: ${bad[UNDECODABLE]}`);
   }
   return request;
 }

@@ -19,6 +19,8 @@ export interface ModelInfo {
   eosTokenIds: number[];
   /** The model folder has a chat template (else gentune's own renders `messages`). */
   hasChatTemplate: boolean;
+  /** Bytes of text the longest token stands for (special tokens by their spelling), at least 4: prompt-bytes.ts. */
+  maxTokenBytes: number;
 }
 
 /** Server limits (from config). */
@@ -40,6 +42,14 @@ export interface Limits {
   maxQueuedJobs: number;
   /** One gRPC message, bytes. */
   maxMessageBytes: number;
+  /**
+   * Prompt size checked before tokenizing, UTF-8 bytes: --max-prompt-bytes
+   * when set, else derived from maxPromptTokens and the longest token
+   * (prompt-bytes.ts); 0 = no bound.
+   */
+  maxPromptBytes: number;
+  /** Longest JSONL line of an uploaded dataset, bytes (fixed). */
+  maxLineBytes: number;
 }
 
 /** The adapter the webgpu backend runs on (GPUAdapterInfo). */

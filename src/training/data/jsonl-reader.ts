@@ -5,14 +5,16 @@ import { parseSftExample, type NumberedExample } from './sft-example.js';
 /** Default longest line, in bytes (1 MiB), not counting the newline. */
 export const DEFAULT_MAX_LINE_BYTES = 1 << 20;
 
-/** Default most examples one dataset may hold. */
-export const DEFAULT_MAX_EXAMPLES = 1_000_000;
-
 /** Limits on a JSONL dataset. A limit that is passed is an InvalidArgument naming it. */
 export interface JsonlReaderOptions {
   /** Longest line in bytes, not counting `\n`; default {@link DEFAULT_MAX_LINE_BYTES}. */
   maxLineBytes?: number;
-  /** Most examples (non-blank lines); default {@link DEFAULT_MAX_EXAMPLES}. */
+  /**
+   * Most examples (non-blank lines); default no cap. The server's limit
+   * (--max-dataset-examples) is the caller's to apply, as ResourceExhausted
+   * naming its flag: a cap of the reader's own answered first, differently
+   * (issue 18).
+   */
   maxExamples?: number;
 }
 
@@ -36,7 +38,7 @@ export async function* readSftJsonl(
   options: JsonlReaderOptions = {},
 ): AsyncGenerator<NumberedExample> {
   const maxLineBytes = positiveInteger(options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, 'max_line_bytes');
-  const maxExamples = positiveInteger(options.maxExamples ?? DEFAULT_MAX_EXAMPLES, 'max_examples');
+  const maxExamples = options.maxExamples === undefined ? Number.POSITIVE_INFINITY : positiveInteger(options.maxExamples, 'max_examples');
   const decoder = new TextDecoder('utf-8', { fatal: true });
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;

@@ -26,6 +26,8 @@ const testLog = () => pino({ level: process.env.GENTUNE_TEST_LOG ?? 'silent' });
 export interface HarnessOptions {
   limits?: Partial<LimitsConfig>;
   graceMs?: number;
+  /** config.idleConnectionMs; default the configuration's. */
+  idleConnectionMs?: number;
   /**
    * Data directory to serve (e.g. one an earlier server used); it is kept on
    * close. Default: a fresh temp directory, removed on close.
@@ -73,6 +75,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     backend: TEST_BACKEND,
     logLevel: 'silent',
     graceMs: options.graceMs ?? base.graceMs,
+    idleConnectionMs: options.idleConnectionMs ?? base.idleConnectionMs,
     limits: { ...base.limits, ...options.limits },
     security: { ...base.security, ...options.security },
   };

@@ -93,10 +93,10 @@ test('generate chunks: deltas carry no finish; the last carries reason, usage an
 });
 
 test('server info: device, webgpu adapter and memory survive encode -> wire -> decode (GPU byte counts only where reported)', () => {
-  const limits = { ...defaultConfig().limits };
+  const limits = { ...defaultConfig().limits, maxLineBytes: 1 << 20 };
   const base: ServerInfo = {
     version: '1.0.0',
-    model: { name: 'm', nLayer: 1, nHead: 1, nEmbd: 8, nPositions: 16, vocabSize: 10, numParameters: 100, eosTokenId: 9, architecture: 'llama', nKvHead: 1, eosTokenIds: [9, 7], hasChatTemplate: true },
+    model: { name: 'm', nLayer: 1, nHead: 1, nEmbd: 8, nPositions: 16, vocabSize: 10, numParameters: 100, eosTokenId: 9, architecture: 'llama', nKvHead: 1, eosTokenIds: [9, 7], hasChatTemplate: true, maxTokenBytes: 4 },
     backend: 'webgpu',
     device: 'mesa software: llvmpipe, WebGPU via Dawn',
     gpuAdapter: { vendor: 'mesa', architecture: 'software', device: '', description: 'llvmpipe', software: true },

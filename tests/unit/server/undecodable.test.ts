@@ -9,7 +9,7 @@ const GARBAGE = Buffer.from([0xff, 0xff, 0xff]);
 
 test('tolerant deserializers decode what decodes and mark what does not, without throwing', () => {
   assert.throws(() => ModelServiceService.generate.requestDeserialize(GARBAGE), 'the generated deserializer throws (grpc-js then answers INTERNAL)');
-  const service = tolerantDecoding(ModelServiceService);
+  const service = tolerantDecoding(ModelServiceService, 'gentune.v1.ModelService');
   assert.deepEqual(Object.keys(service), Object.keys(ModelServiceService));
   assert.equal(service.generate.path, ModelServiceService.generate.path);
   const good = GenerateRequest.fromPartial({ prompt: 'hi', adapter: 'a' });
@@ -24,7 +24,7 @@ test('tolerant deserializers decode what decodes and mark what does not, without
 });
 
 test('decodedStream passes decoded messages through and fails at the first undecodable one', async () => {
-  const service = tolerantDecoding(ModelServiceService);
+  const service = tolerantDecoding(ModelServiceService, 'gentune.v1.ModelService');
   const ok = service.listDatasets.requestDeserialize(Buffer.alloc(0));
   const bad = service.uploadDataset.requestDeserialize(GARBAGE);
   async function* messages() {

@@ -185,6 +185,9 @@ class ModelServiceServicer(object):
         """Uploads a JSONL dataset: a metadata message, then data chunks. Every line
         is validated; an invalid line fails the upload with INVALID_ARGUMENT
         naming the line ("line 17: missing `completion`") and stores nothing.
+        Limits (GetServerInfo's Limits): at most max_upload_bytes bytes and
+        max_dataset_examples examples (RESOURCE_EXHAUSTED naming the flag), each
+        line at most max_line_bytes (1048576) bytes (INVALID_ARGUMENT).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -77,14 +77,29 @@ export interface Limits {
    */
   maxConcurrentJobs: number;
   /**
-   * Examples (JSONL lines) in one uploaded dataset, and inline examples in
-   * one request.
+   * Examples (JSONL lines) in one uploaded dataset (more: RESOURCE_EXHAUSTED
+   * naming limits.max_dataset_examples (--max-dataset-examples)), and inline
+   * examples in one request (more: INVALID_ARGUMENT naming it).
    */
   maxDatasetExamples: number;
   /** Fine-tune jobs waiting in state queued (running jobs not counted). */
   maxQueuedJobs: number;
   /** Size of one gRPC message, received or sent, in bytes. */
   maxMessageBytes: number;
+  /**
+   * Prompt size in UTF-8 bytes, checked before the prompt is tokenized (text,
+   * or the contents of all messages together): --max-prompt-bytes when set,
+   * else the most bytes a prompt of max_prompt_tokens tokens (no more than the
+   * context) can have, at the tokenizer's longest token. A longer prompt is
+   * INVALID_ARGUMENT naming the field and this bound.
+   */
+  maxPromptBytes: number;
+  /**
+   * Longest line of an uploaded JSONL dataset, in bytes, not counting the
+   * newline (fixed: 1048576, 1 MiB). A longer line fails the upload with
+   * INVALID_ARGUMENT "line N: longer than max_line_bytes 1048576 bytes".
+   */
+  maxLineBytes: number;
 }
 
 /** The adapter the webgpu backend runs on (WebGPU's GPUAdapterInfo). */
@@ -496,6 +511,8 @@ function createBaseLimits(): Limits {
     maxDatasetExamples: 0,
     maxQueuedJobs: 0,
     maxMessageBytes: 0,
+    maxPromptBytes: 0,
+    maxLineBytes: 0,
   };
 }
 
@@ -530,6 +547,12 @@ export const Limits: MessageFns<Limits> = {
     }
     if (message.maxMessageBytes !== 0) {
       writer.uint32(80).uint64(message.maxMessageBytes);
+    }
+    if (message.maxPromptBytes !== 0) {
+      writer.uint32(88).uint64(message.maxPromptBytes);
+    }
+    if (message.maxLineBytes !== 0) {
+      writer.uint32(96).uint64(message.maxLineBytes);
     }
     return writer;
   },
@@ -627,6 +650,22 @@ export const Limits: MessageFns<Limits> = {
             message.maxMessageBytes = longToNumber(reader.uint64());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.maxPromptBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.maxLineBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -691,6 +730,16 @@ export const Limits: MessageFns<Limits> = {
         : isSet(object.max_message_bytes)
         ? globalThis.Number(object.max_message_bytes)
         : 0,
+      maxPromptBytes: isSet(object.maxPromptBytes)
+        ? globalThis.Number(object.maxPromptBytes)
+        : isSet(object.max_prompt_bytes)
+        ? globalThis.Number(object.max_prompt_bytes)
+        : 0,
+      maxLineBytes: isSet(object.maxLineBytes)
+        ? globalThis.Number(object.maxLineBytes)
+        : isSet(object.max_line_bytes)
+        ? globalThis.Number(object.max_line_bytes)
+        : 0,
     };
   },
 
@@ -726,6 +775,12 @@ export const Limits: MessageFns<Limits> = {
     if (message.maxMessageBytes !== 0) {
       obj.maxMessageBytes = Math.round(message.maxMessageBytes);
     }
+    if (message.maxPromptBytes !== 0) {
+      obj.maxPromptBytes = Math.round(message.maxPromptBytes);
+    }
+    if (message.maxLineBytes !== 0) {
+      obj.maxLineBytes = Math.round(message.maxLineBytes);
+    }
     return obj;
   },
 
@@ -744,6 +799,8 @@ export const Limits: MessageFns<Limits> = {
     message.maxDatasetExamples = object.maxDatasetExamples ?? 0;
     message.maxQueuedJobs = object.maxQueuedJobs ?? 0;
     message.maxMessageBytes = object.maxMessageBytes ?? 0;
+    message.maxPromptBytes = object.maxPromptBytes ?? 0;
+    message.maxLineBytes = object.maxLineBytes ?? 0;
     return message;
   },
 };

@@ -197,6 +197,9 @@ export const ModelServiceService = {
    * Uploads a JSONL dataset: a metadata message, then data chunks. Every line
    * is validated; an invalid line fails the upload with INVALID_ARGUMENT
    * naming the line ("line 17: missing `completion`") and stores nothing.
+   * Limits (GetServerInfo's Limits): at most max_upload_bytes bytes and
+   * max_dataset_examples examples (RESOURCE_EXHAUSTED naming the flag), each
+   * line at most max_line_bytes (1048576) bytes (INVALID_ARGUMENT).
    */
   uploadDataset: {
     path: "/gentune.v1.ModelService/UploadDataset" as const,
@@ -345,6 +348,9 @@ export interface ModelServiceServer extends UntypedServiceImplementation {
    * Uploads a JSONL dataset: a metadata message, then data chunks. Every line
    * is validated; an invalid line fails the upload with INVALID_ARGUMENT
    * naming the line ("line 17: missing `completion`") and stores nothing.
+   * Limits (GetServerInfo's Limits): at most max_upload_bytes bytes and
+   * max_dataset_examples examples (RESOURCE_EXHAUSTED naming the flag), each
+   * line at most max_line_bytes (1048576) bytes (INVALID_ARGUMENT).
    */
   uploadDataset: handleClientStreamingCall<UploadDatasetChunk, Dataset>;
   /** Lists stored datasets. Idempotent. */
@@ -499,6 +505,9 @@ export interface ModelServiceClient extends Client {
    * Uploads a JSONL dataset: a metadata message, then data chunks. Every line
    * is validated; an invalid line fails the upload with INVALID_ARGUMENT
    * naming the line ("line 17: missing `completion`") and stores nothing.
+   * Limits (GetServerInfo's Limits): at most max_upload_bytes bytes and
+   * max_dataset_examples examples (RESOURCE_EXHAUSTED naming the flag), each
+   * line at most max_line_bytes (1048576) bytes (INVALID_ARGUMENT).
    */
   uploadDataset(
     callback: (error: ServiceError | null, response: Dataset) => void,
