@@ -142,7 +142,12 @@ export class DecodeLoop {
   private kick(): void {
     if (this.running) return;
     this.running = this.run()
-      .catch((err: unknown) => this.log.error({ err }, 'decode loop failed'))
+      .catch((err: unknown) => {
+        // A failure outside a lane's step (a hook that threw): end every request with it rather than leave them waiting.
+        this.log.error({ err }, 'decode loop failed');
+        for (const req of [...this.waiting.splice(0), ...this.background.splice(0)]) this.end(req, err);
+        for (const [k, l] of this.lanes) this.failLane(k, l, err);
+      })
       .finally(() => {
         this.running = null;
         // A request may have arrived while the loop was winding down.

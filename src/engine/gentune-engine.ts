@@ -48,6 +48,7 @@ import { GenerationService } from './generation-service.js';
 import { maxTokenBytes, promptBytesBound } from './prompt-bytes.js';
 import { DEFAULT_MAX_LINE_BYTES } from '../training/data/jsonl-reader.js';
 import { JobStore } from './job-store.js';
+import { warmUp } from './warm-up.js';
 import { workerTrainer } from './worker/fine-tune-thread.js';
 import { inProcessTrainer } from './job-training.js';
 
@@ -92,6 +93,7 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
       refreshAdapter: (name) => adapterStore.refresh([name]),
     });
     const evaluation = new EvaluationService(model, registry, generation, datasets, config.limits, log);
+    if (config.warmup) await warmUp(model, generation, log);
     const trainer = placement.jobsInWorkers
       ? workerTrainer({
           modelDir: model.path!,

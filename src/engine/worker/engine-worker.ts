@@ -114,6 +114,8 @@ const controllers = new Map<number, AbortController>();
 const uploads = new Map<number, ChunkChannel<Uint8Array>>();
 
 let engine: Engine;
+/** Readiness last told to the main thread (declared before the engine is built: its warm-up runs decode steps). */
+let readySent = true;
 try {
   engine = await buildEngine(
     input.config,
@@ -127,9 +129,6 @@ try {
 } catch (err) {
   outbox.reply({ t: 'start-failed', error: toWireError(err) });
 }
-
-/** Readiness last told to the main thread. */
-let readySent = true;
 
 /** After every decode step: tell the main thread if readiness changed (the backend trapped), then post what the step produced. */
 function stepBoundary(): void {

@@ -103,3 +103,15 @@ test('an aborted background row rejects with the signal\'s reason; after drain n
   await svc.drain(1000);
   await assert.rejects(svc.complete([1], exactly(2), undefined, new AbortController().signal), /shutting down/);
 });
+
+test('a step hook that throws ends every request with its error instead of leaving them waiting', async () => {
+  const svc = service({ maxBatchSize: 1 }, () => {
+    throw new Error('hook failed');
+  });
+  const signal = new AbortController().signal;
+  const rows = [svc.complete([1, 2, 3], exactly(6), undefined, signal), svc.complete([4, 5], exactly(6), undefined, signal)];
+  const results = await Promise.allSettled(rows);
+  assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
+  assert.ok(results.every((r) => r.status === 'rejected' && /hook failed/.test(String(r.reason))));
+  assert.equal(svc.load + svc.sequences.running + svc.sequences.waiting, 0);
+});
