@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { NotFound } from '../common/errors.js';
 import { type Adapter, adapterTensors, disposeAdapter } from '../model/adapter.js';
 import type { AdapterStore, AdapterStoreChange, StoredAdapterVersion } from './adapter-store.js';
-import type { AdapterInfo, AdapterRef, AdapterVersionInfo } from './engine-api.js';
+import type { AdapterInfo, AdapterRef, AdapterVersionInfo, FinalMetrics } from './engine-api.js';
 import { type EngineMetrics, noMetrics } from './engine-metrics.js';
 
 /** A request's hold on a resident adapter; call `release` exactly once. */
@@ -161,10 +161,10 @@ export class AdapterRegistry {
    * Stores a freshly trained adapter as the next version of `name` and keeps
    * it resident (the registry now owns its tensors). New requests see it at once.
    */
-  async publish(name: string, adapter: Adapter, jobId?: string): Promise<StoredAdapterVersion> {
+  async publish(name: string, adapter: Adapter, jobId?: string, jobMetrics?: FinalMetrics): Promise<StoredAdapterVersion> {
     let stored: StoredAdapterVersion;
     try {
-      stored = await this.store.save(name, adapter, jobId);
+      stored = await this.store.save(name, adapter, jobId, jobMetrics);
     } catch (err) {
       disposeAdapter(adapter);
       throw err;
@@ -175,6 +175,12 @@ export class AdapterRegistry {
     this.resident.set(label, { label, adapter, bytes: adapterBytes(adapter), refs: 0, pinned: false, retired: false, touchedMs: this.now() });
     this.evict();
     return stored;
+  }
+
+  /** The version job `jobId` stored under `name`, looked up in the folder now (another replica may have written it). */
+  async storedByJob(name: string, jobId: string): Promise<StoredAdapterVersion | undefined> {
+    await this.store.refresh([name]);
+    return this.store.versionOfJob(name, jobId);
   }
 
   /** Every adapter, sorted by name. */
@@ -247,7 +253,7 @@ export class AdapterRegistry {
   private versionInfo(v: StoredAdapterVersion): AdapterVersionUsage {
     const label = `${v.name}@${v.version}`;
     const e = this.resident.get(label);
-    const { name: _name, ...rest } = v;
+    const { name: _name, jobMetrics: _metrics, ...rest } = v;
     return {
       ...rest,
       residency: !e?.adapter ? 'stored' : e.pinned ? 'pinned' : 'loaded',

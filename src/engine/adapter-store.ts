@@ -28,6 +28,7 @@ import { FailedPrecondition } from '../common/errors.js';
 import type { Adapter } from '../model/adapter.js';
 import { loadAdapter, saveAdapter } from '../model/checkpoint/peft-adapter.js';
 import type { GptConfig } from '../model/gpt-config.js';
+import type { FinalMetrics } from './engine-api.js';
 import { META_FILE, readVersion, type StoredAdapterVersion } from './adapter-version-folder.js';
 
 export type { StoredAdapterVersion } from './adapter-version-folder.js';
@@ -151,6 +152,11 @@ export class AdapterStore {
     return versions ? [...versions.values()].sort((a, b) => a.version - b.version) : [];
   }
 
+  /** The version job `jobId` stored under `name`, if any (listed as the store last scanned it). */
+  versionOfJob(name: string, jobId: string): StoredAdapterVersion | undefined {
+    return this.versions(name).find((v) => v.jobId === jobId);
+  }
+
   /** One version, if stored. */
   get(name: string, version: number): StoredAdapterVersion | undefined {
     return this.adapters.get(name)?.get(version);
@@ -160,15 +166,17 @@ export class AdapterStore {
    * Writes `adapter` as the next version of `name` and returns what was
    * stored. The folder is rescanned first and the number retried if another
    * writer takes it meanwhile, so replicas sharing the folder never collide.
+   * `jobId` and `jobMetrics` (the producing job's) go into gentune.json: a
+   * job resumed after its holder died there finds its adapter stored.
    */
-  save(name: string, adapter: Adapter, jobId?: string): Promise<StoredAdapterVersion> {
+  save(name: string, adapter: Adapter, jobId?: string, jobMetrics?: FinalMetrics): Promise<StoredAdapterVersion> {
     const run = this.writing.then(async () => {
       const parent = join(this.dir, name);
       await mkdir(parent, { recursive: true });
       const tmp = join(parent, hiddenName('tmp'));
       try {
         await saveAdapter(tmp, adapter, this.base);
-        await writeJsonSynced(join(tmp, META_FILE), { createdAtMs: Date.now(), jobId });
+        await writeJsonSynced(join(tmp, META_FILE), { createdAtMs: Date.now(), jobId, jobMetrics });
         await syncDir(tmp);
         for (let attempt = 1; ; attempt++) {
           await this.scanNames([name], true);

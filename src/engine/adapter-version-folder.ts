@@ -7,6 +7,7 @@
  */
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
+import type { FinalMetrics } from './engine-api.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LAST_LAYERS_PEFT_TYPE } from '../model/checkpoint/peft-adapter.js';
 
 /** What the store knows of one stored version (residency is the registry's business). */
@@ -25,6 +26,8 @@ export interface StoredAdapterVersion {
   sizeBytes: number;
   createdAtMs: number;
   jobId?: string;
+  /** The producing job's final metrics, as its `succeeded` event reports them (absent if imported, or stored by an older gentune). */
+  jobMetrics?: FinalMetrics;
 }
 
 /** gentune's own record in a version folder: when it was made and by which job. */
@@ -77,7 +80,7 @@ export function readVersion(
   }
   if (typeof config !== 'object' || config === null) throw new Error(`${configFile}: not a JSON object`);
   const weights = completeSize(join(dir, ADAPTER_WEIGHTS_FILE));
-  let meta: { createdAtMs?: number; jobId?: string } = {};
+  let meta: { createdAtMs?: number; jobId?: string; jobMetrics?: FinalMetrics } = {};
   const metaFile = join(dir, META_FILE);
   try {
     meta = JSON.parse(readFileSync(metaFile, 'utf8')) as typeof meta;
@@ -100,5 +103,6 @@ export function readVersion(
     sizeBytes: weights.size,
     createdAtMs: Number.isFinite(meta.createdAtMs) ? meta.createdAtMs! : weights.mtimeMs,
     jobId: typeof meta.jobId === 'string' ? meta.jobId : undefined,
+    ...(typeof meta.jobMetrics === 'object' && meta.jobMetrics !== null && Number.isInteger(meta.jobMetrics.steps) ? { jobMetrics: meta.jobMetrics } : {}),
   };
 }

@@ -6,8 +6,15 @@
  * passed: a failed or cancelled upload leaves nothing behind, and a process
  * killed mid-upload leaves only the hidden folder, removed at the next open.
  * A dataset whose meta.json does not read is logged, naming the file, and skipped.
+ *
+ * Replicas share the folder: {@link DatasetStore.refresh} (every
+ * `--store-poll-ms`) lists it again, so a dataset another replica stored
+ * appears and one it deleted goes; and an id not known yet is looked up on
+ * disk at once ({@link DatasetStore.get}), so a FineTune naming a dataset
+ * uploaded to another replica a moment ago finds it.
  */
 import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -25,11 +32,14 @@ export function datasetDataPath(datasetsDir: string, id: string): string {
   return join(datasetsDir, id, DATA_FILE);
 }
 const META_FILE = 'meta.json';
+const DATASET_DIR = /^ds-[0-9a-z]+$/;
 const FORMATS: readonly DatasetFormat[] = ['prompt_completion', 'chat', 'text'];
 
 /** The datasets of one data directory, listed from disk at open. */
 export class DatasetStore {
   private readonly datasets = new Map<string, DatasetInfo>();
+  /** Ids whose meta.json did not read (reported once). */
+  private readonly unreadable = new Set<string>();
 
   private constructor(
     /** `<dataDir>/datasets`. */
@@ -40,16 +50,41 @@ export class DatasetStore {
   /** Lists the datasets on disk; an entry whose meta.json is unreadable is logged and skipped. */
   static async open(dir: string, log: Logger): Promise<DatasetStore> {
     const store = new DatasetStore(dir, log);
-    for (const id of await listEntries(dir)) {
-      const file = join(dir, id, META_FILE);
-      try {
-        const info = parseMeta(JSON.parse(await readFile(file, 'utf8')), id);
-        store.datasets.set(id, info);
-      } catch (err) {
-        log.warn({ datasetId: id, file, err }, 'skipping dataset with an unreadable meta.json');
-      }
-    }
+    for (const id of await listEntries(dir)) store.load(id);
     return store;
+  }
+
+  /** Reads dataset `id`'s meta.json into the store (a small synchronous read); undefined when it does not read. */
+  private load(id: string): DatasetInfo | undefined {
+    const file = join(this.dir, id, META_FILE);
+    try {
+      const info = parseMeta(JSON.parse(readFileSync(file, 'utf8')), id);
+      this.datasets.set(id, info);
+      this.unreadable.delete(id);
+      return info;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (!this.unreadable.has(id)) this.log.warn({ datasetId: id, file, err }, 'skipping dataset with an unreadable meta.json');
+      this.unreadable.add(id);
+      return undefined;
+    }
+  }
+
+  /**
+   * Lists the folder again: datasets other replicas stored since are read,
+   * those they deleted are forgotten. Removes nothing (a hidden folder may
+   * be another replica's upload in progress).
+   */
+  refresh(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir).filter((n) => DATASET_DIR.test(n));
+    } catch {
+      return;
+    }
+    const present = new Set(names);
+    for (const id of [...this.datasets.keys()]) if (!present.has(id)) this.datasets.delete(id);
+    for (const id of names) if (!this.datasets.has(id) && !this.unreadable.has(id)) this.load(id);
   }
 
   /**
@@ -133,7 +168,7 @@ export class DatasetStore {
 
   /** @throws NotFound naming `field` (the request field that held the id). */
   get(id: string, field = 'dataset_id'): DatasetInfo {
-    const info = this.datasets.get(id);
+    const info = this.datasets.get(id) ?? (DATASET_DIR.test(id) ? this.load(id) : undefined);
     if (!info) throw new NotFound(`\`${field}\` ${JSON.stringify(id)}: no such dataset`);
     return info;
   }

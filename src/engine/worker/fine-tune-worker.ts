@@ -72,7 +72,18 @@ async function run(): Promise<FineTuneWorkerResult> {
     try {
       // No watch: this store only writes one version; the serving thread's store is the one that serves.
       const store = await AdapterStore.open(input.adaptersDir, model.config, log, { watch: false, removeLeftovers: false });
-      const stored = await store.save(input.spec.adapter, adapter, input.jobId);
+      // Once per job: a version this job stored already (before a crash) is the one.
+      const earlier = store.versionOfJob(input.spec.adapter, input.jobId);
+      if (earlier) return { ...rest, version: earlier.version };
+      const jobMetrics = {
+        trainLoss: rest.trainLoss ?? Number.NaN,
+        evalLoss: rest.evaluation?.loss,
+        perplexity: rest.evaluation?.perplexity,
+        steps: rest.steps,
+        tokens: rest.lossTokens,
+        trainSeconds: rest.trainSeconds,
+      };
+      const stored = await store.save(input.spec.adapter, adapter, input.jobId, jobMetrics);
       return { ...rest, version: stored.version };
     } finally {
       disposeAdapter(adapter);

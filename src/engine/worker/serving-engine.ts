@@ -101,6 +101,10 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
     const runner = new FineTuneRunner(model, jobs, datasets, registry, config.limits, log, metrics, {
       trainer,
       concurrency: limits.maxConcurrentJobs,
+      runsJobs: config.role !== 'serve',
+      lease: { ttlMs: config.leaseTtlMs, renewMs: config.leaseRenewMs },
+      pollMs: config.storePollMs,
+      onPoll: () => datasets.refresh(),
     });
     runner.start();
     const version = await packageVersion();

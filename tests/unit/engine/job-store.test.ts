@@ -167,12 +167,19 @@ test('a job that keeps dying before its next checkpoint is failed; a checkpoint 
   await store.close();
 
   const reopened = await JobStore.open(dir, silentLog);
+  // The runner asks, once it holds a job's lease and has adopted it.
+  await reopened.adopt(looping.id);
+  assert.equal(await reopened.failIfLooping(looping.id), true);
   const failed = reopened.get(looping.id);
   assert.equal(failed.state, 'failed');
   assert.equal(failed.error, `${INTERRUPTED_REASON} ${MAX_STARTS_WITHOUT_CHECKPOINT} times without reaching a new checkpoint`);
+  // Another replica's checkpoint write may be in progress in a job nobody here holds: its temporary file stays until the job is adopted.
+  assert.ok((await readdir(join(dir, saved.id))).includes('.checkpoint.safetensors.123.abcdef.tmp'));
+  await reopened.adopt(saved.id);
+  assert.equal(await reopened.failIfLooping(saved.id), false);
   assert.equal(reopened.get(saved.id).state, 'running');
   assert.deepEqual(reopened.interrupted().map((j) => j.id), [saved.id]);
-  // A checkpoint's temporary file left by a kill is removed; the checkpoint stays until the job ends.
+  // A checkpoint's temporary file left by a kill is removed at adoption; the checkpoint stays until the job ends.
   assert.deepEqual((await readdir(join(dir, saved.id))).sort(), ['checkpoint.safetensors', 'events.jsonl', 'spec.json']);
   await reopened.append(saved.id, { type: 'cancelled' });
   assert.deepEqual((await readdir(join(dir, saved.id))).sort(), ['events.jsonl', 'spec.json']);
