@@ -129,8 +129,11 @@ test(`SIGKILL of the lease holder at seeded random moments (${KILLS} kills): eve
         if (!holder) await new Promise((resolve) => setTimeout(resolve, 10));
       }
       if (!holder) break;
-      await new Promise((resolve) => setTimeout(resolve, Math.floor(rng.next() * 2500)));
-      if (logOnDisk(jobId).some((e) => e?.type === 'succeeded')) break;
+      const delayMs = Math.floor(rng.next() * 1500);
+      // Another replica must be up to take the job over (replacements take a few seconds to load the model).
+      if (live().length < 2) await Promise.all(starting);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      if (logOnDisk(jobId).some((e) => e?.type === 'succeeded') || holder.child.exitCode !== null) break;
       await killReplica(holder);
       kills++;
       replicas.splice(replicas.indexOf(holder), 1);
