@@ -22,15 +22,17 @@ import { makeFixtureModel, removeFixtureModel } from './helpers/fixture-model.js
 import { killReplica, leaseHolderPid, type Replica, startReplica, stopReplicas } from './helpers/replica-set.js';
 
 const JSONL = ['{"prompt":"Q: 1+1?","completion":" 2"}', '{"prompt":"Q: 2+2?","completion":" 4"}', '{"prompt":"Q: 3+3?","completion":" 6"}'].join('\n') + '\n';
-/** Short leases, so a killed holder's job is taken over within about 1.5 s; every step checkpoints. */
+/** Short leases, so a killed holder's job is taken over within about 1 s; every step checkpoints. */
 const ENV = {
-  GENTUNE_LEASE_TTL_MS: '1500',
-  GENTUNE_LEASE_RENEW_MS: '250',
+  GENTUNE_LEASE_TTL_MS: '1000',
+  GENTUNE_LEASE_RENEW_MS: '200',
   GENTUNE_STORE_POLL_MS: '100',
   GENTUNE_CHECKPOINT_INTERVAL_MS: '0',
   GENTUNE_ADAPTER_RESCAN_MS: '500',
 };
 const KILLS = Number(process.env.GENTUNE_REPLICA_KILLS ?? 20);
+/** Steps of each job in the kill loop (every step checkpoints). */
+const STEPS = 6;
 /** A visibility delay above this fails the test (the goal is well under it: see the README's figures). */
 const VISIBLE_WITHIN_MS = 2000;
 
@@ -67,7 +69,7 @@ async function submit(client: GentuneClient, datasetId: string, adapter: string,
 }
 
 /** The job's log as stored: every line (a torn one included, as null). */
-function logOnDisk(jobId: string): ({ sequence: number; type: string; version?: number } | null)[] {
+function logOnDisk(jobId: string): ({ sequence: number; type: string; version?: number; step?: number } | null)[] {
   return readFileSync(join(dataDir, 'jobs', jobId, 'events.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => {
     try {
       return JSON.parse(l);
@@ -76,6 +78,9 @@ function logOnDisk(jobId: string): ({ sequence: number; type: string; version?: 
     }
   });
 }
+
+/** The step of the job's last progress event (0 before its first). */
+const lastStep = (jobId: string) => logOnDisk(jobId).filter((e) => e?.type === 'progress').at(-1)?.step ?? 0;
 
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 
@@ -112,30 +117,38 @@ test(`SIGKILL of the lease holder at seeded random moments (${KILLS} kills): eve
   const dataset = await replicas[0]!.client.uploadDataset({ name: 'kill' }, Buffer.from(JSONL));
   const jobs: string[] = [];
   let kills = 0;
+  const killPoints: number[] = [];
   const starting: Promise<void>[] = [];
   const live = () => replicas.filter((r) => r.child.exitCode === null && r.child.signalCode === null);
   while (kills < KILLS) {
     const via = live()[Math.floor(rng.next() * live().length)]!;
-    const jobId = await submit(via.client, dataset.id, 'killed', 12);
+    const jobId = await submit(via.client, dataset.id, 'killed', STEPS);
     jobs.push(jobId);
     // At most two kills per job: a job killed three times before a step is given up on (MAX_STARTS_WITHOUT_CHECKPOINT).
     for (let jobKills = 0; jobKills < 2 && kills < KILLS; jobKills++) {
-      // Wait for a live holder, then kill it somewhere in the job's run (before its first step, mid-training, storing, logging).
+      // The kill point: once the job has done `killAtStep` steps (its current step: while the holder adopts and
+      // starts it; STEPS: after the last step, while the holder stores the adapter and logs `succeeded`), plus 0..40 ms.
+      const fromStep = lastStep(jobId);
+      const killAtStep = fromStep + Math.floor(rng.next() * (STEPS - fromStep + 1));
+      const extraMs = Math.floor(rng.next() * 40);
       let holder: Replica | undefined;
-      while (!holder) {
+      while (!logOnDisk(jobId).some((e) => e?.type === 'succeeded')) {
         const lease = leaseHolderPid(dataDir, jobId);
-        holder = lease && lease.expiresAtMs > Date.now() ? live().find((r) => r.pid === lease.pid) : undefined;
-        if (!holder && logOnDisk(jobId).some((e) => e?.type === 'succeeded')) break;
-        if (!holder) await new Promise((resolve) => setTimeout(resolve, 10));
+        const current = lease && lease.expiresAtMs > Date.now() ? live().find((r) => r.pid === lease.pid) : undefined;
+        if (current && lastStep(jobId) >= killAtStep) {
+          holder = current;
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
       }
       if (!holder) break;
-      const delayMs = Math.floor(rng.next() * 1500);
       // Another replica must be up to take the job over (replacements take a few seconds to load the model).
       if (live().length < 2) await Promise.all(starting);
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      await new Promise((resolve) => setTimeout(resolve, extraMs));
       if (logOnDisk(jobId).some((e) => e?.type === 'succeeded') || holder.child.exitCode !== null) break;
       await killReplica(holder);
       kills++;
+      killPoints.push(killAtStep);
       replicas.splice(replicas.indexOf(holder), 1);
       // A replacement joins (the Deployment's controller would start one).
       starting.push(startReplica(model, dataDir, ENV).then((r) => void replicas.push(r)));
@@ -171,5 +184,5 @@ test(`SIGKILL of the lease holder at seeded random moments (${KILLS} kills): eve
   const listed = await live()[0]!.client.listAdapters();
   assert.equal(listed.find((x) => x.name === 'killed')?.versions.length, jobs.length, 'every replica lists exactly those versions');
   assert.ok(!existsSync(join(dataDir, 'jobs', jobs[0]!, 'checkpoint.safetensors')));
-  t.diagnostic(`${kills} kills over ${jobs.length} jobs: ${duplicates} duplicate sequence numbers, ${lost} lost jobs, ${versions.length} versions`);
+  t.diagnostic(`${kills} kills over ${jobs.length} jobs (kill points, in steps done: ${killPoints.join(' ')}): ${duplicates} duplicate sequence numbers, ${lost} lost jobs, ${versions.length} versions`);
 });
