@@ -17,6 +17,7 @@
 import type { Logger } from 'pino';
 import { NotFound } from '../common/errors.js';
 import { type Adapter, adapterTensors, disposeAdapter } from '../model/adapter.js';
+import type { AdapterAliases } from './adapter-aliases.js';
 import type { AdapterStore, AdapterStoreChange, StoredAdapterVersion } from './adapter-store.js';
 import type { AdapterInfo, AdapterRef, AdapterVersionInfo, FinalMetrics } from './engine-api.js';
 import { type EngineMetrics, noMetrics } from './engine-metrics.js';
@@ -61,6 +62,8 @@ export const DEFAULT_MAX_ADAPTERS = 32;
 export interface AdapterRegistryOptions {
   /** Resident versions above which idle, unpinned ones are evicted (default 32). */
   maxAdapters?: number;
+  /** The aliases (`name@prod`) requests may name; default none. */
+  aliases?: AdapterAliases;
   /**
    * Monotonic clock in milliseconds that orders eviction and times loads
    * (default performance.now); tests inject one to fix the order.
@@ -76,6 +79,7 @@ export class AdapterRegistry {
   private readonly maxAdapters: number;
   private readonly now: () => number;
   private readonly unsubscribe: () => void;
+  private readonly aliases: AdapterAliases | undefined;
 
   constructor(
     private readonly store: AdapterStore,
@@ -87,11 +91,17 @@ export class AdapterRegistry {
   ) {
     this.maxAdapters = options.maxAdapters ?? DEFAULT_MAX_ADAPTERS;
     this.now = options.now ?? (() => performance.now());
+    this.aliases = options.aliases;
     this.unsubscribe = store.onChange((change) => this.onStoreChange(change));
   }
 
-  /** The stored version `ref` names (latest when no version). @throws NotFound naming `field`. */
+  /** The stored version `ref` names (latest when no version; an alias's target, read now). @throws NotFound naming `field`. */
   resolve(ref: AdapterRef, field = 'adapter'): StoredAdapterVersion {
+    if (ref.alias !== undefined) {
+      const version = this.aliases?.resolve(ref.name, ref.alias);
+      if (version === undefined) throw new NotFound(`\`${field}\` ${JSON.stringify(`${ref.name}@${ref.alias}`)}: no such alias`);
+      return this.resolve({ name: ref.name, version }, field);
+    }
     const versions = this.store.versions(ref.name);
     const found = ref.version === undefined ? versions.at(-1) : versions.find((v) => v.version === ref.version);
     if (!found) {
@@ -137,9 +147,9 @@ export class AdapterRegistry {
 
   /** Unpins and frees a version (every version when ref.version is undefined); idempotent. */
   unload(ref: AdapterRef): AdapterInfo {
-    const labels = ref.version === undefined
+    const labels = ref.version === undefined && ref.alias === undefined
       ? this.store.versions(ref.name).map((v) => `${v.name}@${v.version}`)
-      : [`${this.resolve(ref).name}@${ref.version}`];
+      : [`${this.resolve(ref).name}@${this.resolve(ref).version}`];
     if (labels.length === 0) this.resolve(ref);
     for (const label of labels) this.retire(label);
     return this.info(ref.name);
@@ -147,13 +157,15 @@ export class AdapterRegistry {
 
   /** Deletes a version, or every version when ref.version is undefined. */
   async delete(ref: AdapterRef): Promise<void> {
-    const versions = ref.version === undefined ? this.store.versions(ref.name) : [this.resolve(ref)];
+    const versions = ref.version === undefined && ref.alias === undefined ? this.store.versions(ref.name) : [this.resolve(ref)];
     if (versions.length === 0) this.resolve(ref);
     for (const v of versions) {
       const label = `${v.name}@${v.version}`;
       this.retire(label);
       this.forgetUse(label);
       await this.store.delete(v.name, v.version);
+      // An alias never points at a version that is gone: it is removed with it.
+      await this.aliases?.dropVersion(v.name, v.version);
     }
   }
 
@@ -183,6 +195,15 @@ export class AdapterRegistry {
     return this.store.versionOfJob(name, jobId);
   }
 
+  /** Points `name@alias` at `version` (NotFound naming `version` when it is not stored); returns the adapter. */
+  async setAlias(name: string, alias: string, version: number): Promise<AdapterInfo> {
+    if (!this.aliases) throw new NotFound('`alias`: this server keeps no aliases');
+    this.resolve({ name, version }, 'version');
+    await this.aliases.set(name, alias, version);
+    this.log.info({ adapter: `${name}@${alias}`, version }, 'adapter alias moved');
+    return this.info(name);
+  }
+
   /** Every adapter, sorted by name. */
   list(): AdapterInfo[] {
     return [...this.store.list().keys()].map((name) => this.info(name));
@@ -195,7 +216,7 @@ export class AdapterRegistry {
   info(name: string): AdapterInfo {
     const versions = this.store.versions(name);
     if (versions.length === 0) throw new NotFound(`\`adapter\` ${JSON.stringify(name)}: no such adapter`);
-    return { name, latestVersion: versions.at(-1)!.version, versions: versions.map((v) => this.versionInfo(v)) };
+    return { name, latestVersion: versions.at(-1)!.version, versions: versions.map((v) => this.versionInfo(v)), aliases: this.aliases?.list(name) ?? [] };
   }
 
   /** Versions whose tensors are resident (loaded, not still loading). */

@@ -164,5 +164,6 @@ export function encodeAdapter(a: AdapterInfo): Adapter {
       jobId: v.jobId ?? '',
       requestsServed: v.requestsServed,
     })),
+    aliases: a.aliases.map((x) => ({ alias: x.alias, version: x.version, updatedAt: toDate(x.updatedAtMs) })),
   });
 }

@@ -18,7 +18,7 @@ import { Rng } from '../../src/common/rng.js';
 import type { GentuneClient } from '../../src/client/gentune-client.js';
 import { readVersion } from '../../src/engine/adapter-version-folder.js';
 import { JobState } from '../../src/gen/gentune/v1/fine_tune.js';
-import { makeFixtureModel, removeFixtureModel } from './helpers/fixture-model.js';
+import { longGeneration, makeFixtureModel, removeFixtureModel } from './helpers/fixture-model.js';
 import { killReplica, leaseHolderPid, type Replica, startReplica, stopReplicas } from './helpers/replica-set.js';
 
 const JSONL = ['{"prompt":"Q: 1+1?","completion":" 2"}', '{"prompt":"Q: 2+2?","completion":" 4"}', '{"prompt":"Q: 3+3?","completion":" 6"}'].join('\n') + '\n';
@@ -110,6 +110,46 @@ test('what one replica stores the others see: datasets, jobs (get, list, live wa
   assert.equal(watched.filter((e) => e.event?.$case === 'started').length, 1);
   for (const r of replicas) assert.equal((await r.client.generateText({ prompt: 'Q: 1+1?', adapter: 'shared', sampling: { maxNewTokens: 2 } })).adapter, 'shared@1');
   t.diagnostic(`visibility delay between replicas (ms): ${delays.map((d) => d.toFixed(0)).join(' ')}; p50 ${percentile(delays, 50).toFixed(0)}, max ${Math.max(...delays).toFixed(0)}`);
+});
+
+test('aliases: set on one replica, seen and resolved by every replica; a move is atomic, in-flight requests keep their version, rollback moves it back', { timeout: 180_000 }, async (t) => {
+  const [a, b, c] = replicas;
+  const dataset = (await a.client.listDatasets()).find((d) => d.name === 'qa')!;
+  // A second version of `shared` (the first test trained version 1).
+  const jobId = await submit(a.client, dataset.id, 'shared', 2);
+  for await (const e of b.client.watchFineTune(jobId)) if (e.event?.$case === 'failed') assert.fail(JSON.stringify(e));
+  await delayUntil(async () => (await c.client.listAdapters()).some((x) => x.name === 'shared' && x.latestVersion === 2), 'version 2 on C');
+  const delays: number[] = [];
+
+  const set = await a.client.setAdapterAlias('shared', 'prod', 1);
+  const setAt = performance.now();
+  assert.deepEqual(set.aliases.map((x) => [x.alias, x.version]), [['prod', 1]]);
+  for (const r of [b, c]) {
+    delays.push(await delayUntil(async () => (await r.client.listAdapters()).find((x) => x.name === 'shared')?.aliases.some((x) => x.alias === 'prod' && x.version === 1) ?? false, 'alias in ListAdapters', setAt));
+    assert.equal((await r.client.generateText({ prompt: 'Q: 1+1?', adapter: 'shared@prod', sampling: { maxNewTokens: 2 } })).adapter, 'shared@1');
+  }
+
+  // Promotion while a request on shared@prod is streaming on C: it finishes on version 1, the next resolves to 2.
+  const inFlight = c.client.generate({ ...longGeneration(200), adapter: 'shared@prod' });
+  const first = await inFlight.next();
+  assert.ok(!first.done);
+  await b.client.setAdapterAlias('shared', 'prod', 2);
+  const movedAt = performance.now();
+  for (const r of [a, c]) {
+    delays.push(await delayUntil(async () => (await r.client.generateText({ prompt: 'Q: 1+1?', adapter: 'shared@prod', sampling: { maxNewTokens: 1 } })).adapter === 'shared@2', 'alias move resolved', movedAt));
+  }
+  let servedBy = '';
+  for await (const m of inFlight) if (m.adapter !== '') servedBy = m.adapter;
+  assert.equal(servedBy, 'shared@1', 'the request in flight finished on the version it started with');
+
+  // Rollback: the same call, back to 1.
+  await c.client.setAdapterAlias('shared', 'prod', 1);
+  assert.equal((await a.client.generateText({ prompt: 'Q: 1+1?', adapter: 'shared@prod', sampling: { maxNewTokens: 1 } })).adapter, 'shared@1');
+  // Unknown aliases and versions are refused, naming what is missing.
+  await assert.rejects(a.client.generateText({ prompt: 'x', adapter: 'shared@canary', sampling: { maxNewTokens: 1 } }), (err: { code?: number; details?: string }) => err.code === 5 && /shared@canary.*no such alias/.test(err.details ?? ''));
+  await assert.rejects(a.client.setAdapterAlias('shared', 'prod', 9), (err: { code?: number; details?: string }) => err.code === 5 && /`version`/.test(err.details ?? ''));
+  await assert.rejects(a.client.setAdapterAlias('shared', '7', 1), (err: { code?: number; details?: string }) => err.code === 3 && /`alias`/.test(err.details ?? ''));
+  t.diagnostic(`alias visibility delay between replicas (ms): ${delays.map((d) => d.toFixed(0)).join(' ')}`);
 });
 
 test(`SIGKILL of the lease holder at seeded random moments (${KILLS} kills): every job taken over and completed once, no duplicate sequence, one version per job`, { timeout: 600_000 }, async (t) => {

@@ -26,6 +26,7 @@ export type CallMethod =
   | 'loadAdapter'
   | 'unloadAdapter'
   | 'deleteAdapter'
+  | 'setAdapterAlias'
   | 'drain';
 
 /** Engine methods that return an async iterable. */

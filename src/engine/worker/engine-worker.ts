@@ -212,6 +212,7 @@ function invoke(method: CallMethod, args: unknown[], signal: AbortSignal): Promi
     case 'loadAdapter': return engine.loadAdapter(args[0] as AdapterRef, args[1] as boolean);
     case 'unloadAdapter': return engine.unloadAdapter(args[0] as AdapterRef);
     case 'deleteAdapter': return engine.deleteAdapter(args[0] as AdapterRef);
+    case 'setAdapterAlias': return engine.setAdapterAlias(args[0] as string, args[1] as string, args[2] as number);
     case 'drain': return engine.drain(args[0] as number);
   }
 }
