@@ -40,7 +40,7 @@ import { DEFAULT_LEASE_RENEW_MS, DEFAULT_LEASE_TTL_MS, JobLease, type LeaseTimin
 import { isFinished, isTerminalEvent } from './job-state.js';
 import type { JobStore } from './job-store.js';
 import { limitLabel } from './limit-label.js';
-import { DEFAULT_CHECKPOINT_INTERVAL_MS, inProcessTrainer, type JobTrainer, trainHyperparameters, trainMethod } from './worker/job-training.js';
+import { DEFAULT_CHECKPOINT_INTERVAL_MS, finalMetrics, inProcessTrainer, type JobTrainer, trainHyperparameters, trainMethod } from './worker/job-training.js';
 
 export { trainMethod } from './worker/job-training.js';
 
@@ -341,14 +341,7 @@ export class FineTuneRunner {
         log.info({ step: result.step }, 'fine-tune job checkpointed for shutdown: it resumes after the restart');
         return;
       }
-      const metrics = {
-        trainLoss: result.trainLoss ?? Number.NaN,
-        evalLoss: result.evaluation?.loss,
-        perplexity: result.evaluation?.perplexity,
-        steps: result.steps,
-        tokens: result.lossTokens,
-        trainSeconds: result.trainSeconds,
-      };
+      const metrics = finalMetrics(result);
       // Trained here: stored and published now. Trained in a worker: stored there, published already.
       const version = 'adapter' in result ? (await this.registry.publish(spec.adapter, result.adapter, jobId, metrics)).version : result.storedVersion;
       await append({ type: 'succeeded', adapter: spec.adapter, version, metrics });

@@ -152,7 +152,7 @@ test('aliases: set on one replica, seen and resolved by every replica; a move is
   t.diagnostic(`alias visibility delay between replicas (ms): ${delays.map((d) => d.toFixed(0)).join(' ')}`);
 });
 
-test(`SIGKILL of the lease holder at seeded random moments (${KILLS} kills): every job taken over and completed once, no duplicate sequence, one version per job`, { timeout: 600_000 }, async (t) => {
+test(`SIGKILL of the lease holder at seeded random moments (${KILLS} kills): every job taken over and completed once, no duplicate sequence, one version per job`, { timeout: 1_200_000 }, async (t) => {
   const rng = new Rng(20261207);
   const dataset = await replicas[0]!.client.uploadDataset({ name: 'kill' }, Buffer.from(JSONL));
   const jobs: string[] = [];

@@ -25,7 +25,7 @@ import { AdapterStore } from '../adapter-store.js';
 import type { DataSource } from '../engine-api.js';
 import { inlineExamples } from '../examples.js';
 import type { FineTuneWorkerInput, FineTuneWorkerResult, FromFineTuneWorker, ToFineTuneWorker } from './fine-tune-protocol.js';
-import { trainJob } from './job-training.js';
+import { finalMetrics, trainJob } from './job-training.js';
 import { relayLogger } from './log-relay.js';
 import { fromWireError, toWireError } from './wire-error.js';
 
@@ -75,15 +75,7 @@ async function run(): Promise<FineTuneWorkerResult> {
       // Once per job: a version this job stored already (before a crash) is the one.
       const earlier = store.versionOfJob(input.spec.adapter, input.jobId);
       if (earlier) return { ...rest, version: earlier.version };
-      const jobMetrics = {
-        trainLoss: rest.trainLoss ?? Number.NaN,
-        evalLoss: rest.evaluation?.loss,
-        perplexity: rest.evaluation?.perplexity,
-        steps: rest.steps,
-        tokens: rest.lossTokens,
-        trainSeconds: rest.trainSeconds,
-      };
-      const stored = await store.save(input.spec.adapter, adapter, input.jobId, jobMetrics);
+      const stored = await store.save(input.spec.adapter, adapter, input.jobId, finalMetrics(rest));
       return { ...rest, version: stored.version };
     } finally {
       disposeAdapter(adapter);

@@ -27,7 +27,7 @@ import type { TrainHyperparameters } from '../../training/train-hyperparameters.
 import type { TrainMethod } from '../../training/trainable.js';
 import { train, type EvaluationEvent, type ProgressEvent, type StartEvent } from '../../training/trainer.js';
 import type { DatasetStore } from '../dataset-store.js';
-import type { DataSource, FineTuneMethod, FineTuneSpec, Hyperparameters } from '../engine-api.js';
+import type { DataSource, FinalMetrics, FineTuneMethod, FineTuneSpec, Hyperparameters } from '../engine-api.js';
 import { readExamples, tokenizeExamples } from '../examples.js';
 import type { ChatSegmenter } from '../../training/data/tokenize-example.js';
 import { readJobCheckpoint, removeJobCheckpoint, writeJobCheckpoint } from '../job-checkpoint.js';
@@ -66,6 +66,18 @@ export interface JobTrainSummary {
   evaluation?: LossEvaluation;
   lossTokens: number;
   trainSeconds: number;
+}
+
+/** A finished run's numbers as the job's `succeeded` event (and the stored version's gentune.json) report them. */
+export function finalMetrics(r: JobTrainSummary): FinalMetrics {
+  return {
+    trainLoss: r.trainLoss ?? Number.NaN,
+    evalLoss: r.evaluation?.loss,
+    perplexity: r.evaluation?.perplexity,
+    steps: r.steps,
+    tokens: r.lossTokens,
+    trainSeconds: r.trainSeconds,
+  };
 }
 
 /**
