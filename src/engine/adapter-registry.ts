@@ -173,10 +173,10 @@ export class AdapterRegistry {
    * Stores a freshly trained adapter as the next version of `name` and keeps
    * it resident (the registry now owns its tensors). New requests see it at once.
    */
-  async publish(name: string, adapter: Adapter, jobId?: string, jobMetrics?: FinalMetrics): Promise<StoredAdapterVersion> {
+  async publish(name: string, adapter: Adapter, jobId?: string, jobMetrics?: FinalMetrics, mayPublish?: () => boolean): Promise<StoredAdapterVersion> {
     let stored: StoredAdapterVersion;
     try {
-      stored = await this.store.save(name, adapter, jobId, jobMetrics);
+      stored = await this.store.save(name, adapter, jobId, jobMetrics, mayPublish);
     } catch (err) {
       disposeAdapter(adapter);
       throw err;

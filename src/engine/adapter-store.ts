@@ -24,7 +24,7 @@ import { readdirSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
-import { FailedPrecondition } from '../common/errors.js';
+import { FailedPrecondition, Unavailable } from '../common/errors.js';
 import type { Adapter } from '../model/adapter.js';
 import { loadAdapter, saveAdapter } from '../model/checkpoint/peft-adapter.js';
 import type { GptConfig } from '../model/gpt-config.js';
@@ -168,8 +168,10 @@ export class AdapterStore {
    * writer takes it meanwhile, so replicas sharing the folder never collide.
    * `jobId` and `jobMetrics` (the producing job's) go into gentune.json: a
    * job resumed after its holder died there finds its adapter stored.
+   * `mayPublish` (the job's lease still held) is asked right before the
+   * rename; false rejects with Unavailable and stores nothing.
    */
-  save(name: string, adapter: Adapter, jobId?: string, jobMetrics?: FinalMetrics): Promise<StoredAdapterVersion> {
+  save(name: string, adapter: Adapter, jobId?: string, jobMetrics?: FinalMetrics, mayPublish?: () => boolean): Promise<StoredAdapterVersion> {
     const run = this.writing.then(async () => {
       const parent = join(this.dir, name);
       await mkdir(parent, { recursive: true });
@@ -182,6 +184,8 @@ export class AdapterStore {
           await this.scanNames([name], true);
           const onDisk = (await readdir(parent)).filter((v) => VERSION_DIR.test(v)).map(Number);
           const version = Math.max(0, ...onDisk, ...this.versions(name).map((v) => v.version)) + 1;
+          // Checked right before the rename that publishes: a job whose lease was lost meanwhile publishes nothing.
+          if (mayPublish && !mayPublish()) throw new Unavailable(`adapter ${JSON.stringify(name)}: the job's lease was lost; the version is not published`);
           try {
             await publishDir(tmp, join(parent, String(version)), parent);
           } catch (err) {

@@ -262,6 +262,9 @@ export class FineTuneRunner {
         controller.abort(new Unavailable('the lease of the fine-tune job was lost'));
       });
       if (!lease) continue;
+      // Taken over from a holder that stopped renewing: an append it checked just before its lease ran out
+      // may still be on its way to the file; one renewal period more and it has landed (or never will).
+      if (lease.tookOver) await new Promise((resolve) => setTimeout(resolve, this.leaseTiming.renewMs));
       if (this.draining) {
         await lease.release();
         return;
@@ -288,7 +291,7 @@ export class FineTuneRunner {
     /** Appends only while the lease is ours: a holder that lost it writes nothing more. */
     const append = async (body: JobEventBody) => {
       if (!lease.valid) throw signal.aborted ? signal.reason : new Unavailable('the lease of the fine-tune job was lost');
-      return this.jobs.append(jobId, body);
+      return this.jobs.append(jobId, body, () => lease.valid);
     };
     if (existsSync(join(this.jobs.jobDir(jobId), CANCEL_REQUEST_FILE))) {
       await append({ type: 'cancelled' });
@@ -308,7 +311,7 @@ export class FineTuneRunner {
       // Checked at submit, but a restart may find a dataset gone (unreadable, skipped): fail naming it.
       if ('datasetId' in spec.training) this.datasets.get(spec.training.datasetId, 'dataset_id');
       if (spec.validationDatasetId !== undefined) this.datasets.get(spec.validationDatasetId, 'validation_dataset_id');
-      const job = { id: jobId, spec, checkpointPath: this.jobs.checkpointPath(jobId) };
+      const job = { id: jobId, spec, checkpointPath: this.jobs.checkpointPath(jobId), lease: lease.ref };
       const result = await this.trainer(job, {
         onStart: async (e) => {
           this.metrics.onJobStarted(jobId, spec.adapter, e.totalSteps);
@@ -343,7 +346,7 @@ export class FineTuneRunner {
       }
       const metrics = finalMetrics(result);
       // Trained here: stored and published now. Trained in a worker: stored there, published already.
-      const version = 'adapter' in result ? (await this.registry.publish(spec.adapter, result.adapter, jobId, metrics)).version : result.storedVersion;
+      const version = 'adapter' in result ? (await this.registry.publish(spec.adapter, result.adapter, jobId, metrics, () => lease.valid)).version : result.storedVersion;
       await append({ type: 'succeeded', adapter: spec.adapter, version, metrics });
       log.info({ adapter: `${spec.adapter}@${version}`, steps: result.steps, trainSeconds: result.trainSeconds }, 'fine-tune job succeeded');
     } catch (err) {

@@ -96,6 +96,25 @@ export function isLeaseFile(name: string): boolean {
   return LEASE_FILE.test(name);
 }
 
+/** A held lease as plain data (it crosses to a job's worker thread): enough to check it is still held. */
+export interface LeaseRef {
+  jobDir: string;
+  holder: string;
+  generation: number;
+  /** The margin (the renewal period) kept before the expiry, in milliseconds. */
+  renewMs: number;
+}
+
+/**
+ * True while the lease `ref` describes is still the job's lease and more
+ * than one renewal period from its expiry, read from disk now (so it works
+ * in a thread that does not hold the JobLease).
+ */
+export function leaseStillHeld(ref: LeaseRef): boolean {
+  const current = readLease(ref.jobDir);
+  return current?.generation === ref.generation && current.record.holder === ref.holder && Date.now() < current.record.expiresAtMs - ref.renewMs;
+}
+
 /** A lease this replica holds on one job. */
 export class JobLease {
   private timer: NodeJS.Timeout | null = null;
@@ -109,6 +128,8 @@ export class JobLease {
     private expiresAtMs: number,
     private readonly timing: LeaseTiming,
     private readonly onLost: () => void,
+    /** Taken from a holder whose lease expired (rather than one that released it, or none). */
+    readonly tookOver: boolean,
   ) {}
 
   /**
@@ -134,7 +155,7 @@ export class JobLease {
       await unlink(tmp).catch(() => undefined);
     }
     if (current) await unlink(join(jobDir, `lease-${current.generation}.json`)).catch(() => undefined);
-    const lease = new JobLease(jobDir, holder, generation, expiresAtMs, timing, onLost);
+    const lease = new JobLease(jobDir, holder, generation, expiresAtMs, timing, onLost, current !== undefined && current.record.expiresAtMs > 0);
     lease.timer = setInterval(() => void lease.renew(), timing.renewMs);
     lease.timer.unref();
     return lease;
@@ -146,6 +167,11 @@ export class JobLease {
    */
   get valid(): boolean {
     return !this.lost && Date.now() < this.expiresAtMs - this.timing.renewMs;
+  }
+
+  /** This lease as plain data, for {@link leaseStillHeld} in another thread. */
+  get ref(): LeaseRef {
+    return { jobDir: this.jobDir, holder: this.holder, generation: this.generation, renewMs: this.timing.renewMs };
   }
 
   /** Renews now (the timer does it by itself); marks the lease lost when it cannot. */

@@ -23,11 +23,11 @@
  * at once on a miss (a job id this replica has not seen yet is looked up
  * on disk), and wakes its watchers with what it reads.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeSync } from 'node:fs';
 import { open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { NotFound } from '../common/errors.js';
+import { NotFound, Unavailable } from '../common/errors.js';
 import type { FineTuneSpec, JobEvent, JobEventBody, JobFilter, JobInfo } from './engine-api.js';
 import { CHECKPOINT_FILE, removeJobCheckpoint } from './job-checkpoint.js';
 import { isLeaseFile, leaseIsFree } from './job-lease.js';
@@ -233,14 +233,21 @@ export class JobStore {
     return { ...info };
   }
 
-  /** Appends an event (durably), updates the state and wakes the watchers. */
-  append(jobId: string, body: JobEventBody): Promise<JobEvent> {
+  /**
+   * Appends an event (durably), updates the state and wakes the watchers.
+   * `mayWrite` (the lease's validity) is asked right before the write: false
+   * rejects with Unavailable and writes nothing.
+   */
+  append(jobId: string, body: JobEventBody, mayWrite?: () => boolean): Promise<JobEvent> {
     const rec = this.record(jobId);
     const run = rec.tail.then(async () => {
       const event = { jobId, sequence: rec.count, timeMs: Date.now(), ...body } as JobEvent;
       rec.file ??= await open(join(this.dir, jobId, EVENTS_FILE), 'a');
       const line = `${rec.torn ? '\n' : ''}${JSON.stringify(event)}\n`;
-      await rec.file.write(line);
+      // The lease is checked right before the bytes go out, in the same synchronous step: an append queued
+      // behind a slow fsync while the lease ran out must not land after a successor read the log.
+      if (mayWrite && !mayWrite()) throw new Unavailable(`fine-tune job ${JSON.stringify(jobId)}: its lease was lost; the event is not written`);
+      writeSync(rec.file.fd, line);
       rec.torn = false;
       rec.offset += Buffer.byteLength(line);
       await rec.file.datasync();

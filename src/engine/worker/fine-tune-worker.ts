@@ -22,6 +22,7 @@ import { GptModel } from '../../model/gpt-model.js';
 import { readSftJsonlFile } from '../../training/data/jsonl-reader.js';
 import type { NumberedExample } from '../../training/data/sft-example.js';
 import { AdapterStore } from '../adapter-store.js';
+import { leaseStillHeld } from '../job-lease.js';
 import type { DataSource } from '../engine-api.js';
 import { inlineExamples } from '../examples.js';
 import type { FineTuneWorkerInput, FineTuneWorkerResult, FromFineTuneWorker, ToFineTuneWorker } from './fine-tune-protocol.js';
@@ -75,7 +76,8 @@ async function run(): Promise<FineTuneWorkerResult> {
       // Once per job: a version this job stored already (before a crash) is the one.
       const earlier = store.versionOfJob(input.spec.adapter, input.jobId);
       if (earlier) return { ...rest, version: earlier.version };
-      const stored = await store.save(input.spec.adapter, adapter, input.jobId, finalMetrics(rest));
+      const lease = input.lease;
+      const stored = await store.save(input.spec.adapter, adapter, input.jobId, finalMetrics(rest), lease && (() => leaseStillHeld(lease)));
       return { ...rest, version: stored.version };
     } finally {
       disposeAdapter(adapter);

@@ -31,6 +31,7 @@ import type { DataSource, FinalMetrics, FineTuneMethod, FineTuneSpec, Hyperparam
 import { readExamples, tokenizeExamples } from '../examples.js';
 import type { ChatSegmenter } from '../../training/data/tokenize-example.js';
 import { readJobCheckpoint, removeJobCheckpoint, writeJobCheckpoint } from '../job-checkpoint.js';
+import type { LeaseRef } from '../job-lease.js';
 
 /** Default training time between two checkpoints of a job, in milliseconds (config `checkpointIntervalMs`). */
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 30_000;
@@ -103,6 +104,8 @@ export interface JobToTrain {
   spec: FineTuneSpec;
   /** The job's checkpoint file (JobStore.checkpointPath): resumed from when present, replaced at every checkpoint. */
   checkpointPath: string;
+  /** The lease the run holds (job-lease.ts): its adapter is stored only while it is still this run's. */
+  lease?: LeaseRef;
 }
 
 /** How the runner steers a run. */

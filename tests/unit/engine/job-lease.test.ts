@@ -34,6 +34,7 @@ test('of many replicas racing for a free job, exactly one takes its lease; a liv
     assert.ok(leaseIsFree(dir), 'released: free at once');
     const next = await JobLease.acquire(dir, 'next', TIMING, () => undefined);
     assert.equal(next?.generation, 2);
+    assert.equal(next?.tookOver, false, 'released, not taken over');
     await next!.release(true);
     assert.deepEqual((await readdir(dir)).filter((n) => !n.startsWith('.')), [], 'a finished job keeps no lease file');
     assert.deepEqual(lost, []);
@@ -54,6 +55,7 @@ test('an expired lease (holder stalled or dead) is taken over as the next genera
     assert.equal(old.valid, false, 'past its expiry the holder may no longer act');
     const successor = (await JobLease.acquire(dir, 'new', TIMING, () => undefined))!;
     assert.equal(successor.generation, old.generation + 1);
+    assert.ok(successor.tookOver, 'taken over (the successor waits one renewal period before it reads the log)');
     await old.renew();
     assert.equal(lostCalls, 1, 'the old holder finds its lease lost');
     assert.equal(readLease(dir)?.record.holder, 'new', 'and did not overwrite its successor');

@@ -201,3 +201,28 @@ test('a job whose spec.json or log does not read is reported, naming the file, a
   assert.ok(lines.some((l) => l.msg === 'skipping fine-tune job with an unreadable event log' && l.file === join(dir, noLog.id, 'events.jsonl')));
   await reopened.close();
 });
+
+test('two stores on one folder (two replicas): a job created on one is found by the other at once, its events follow by refresh; an append whose lease is gone writes nothing', async () => {
+  const { dir, store: a } = await openStore();
+  const b = await JobStore.open(dir, silentLog);
+  const job = await a.create(spec('shared'), 0);
+  assert.equal(b.get(job.id).state, 'queued', 'looked up on disk on a miss');
+  const watch = b.watch(job.id, 0, new AbortController().signal);
+  const followed = drain(watch);
+  await a.adopt(job.id);
+  await a.append(job.id, { type: 'started', totalSteps: 2, numTrainExamples: 1, numValidationExamples: 0, trainableParameters: 5 });
+  // The lease ran out while this append waited: it is refused and the log is unchanged.
+  await assert.rejects(a.append(job.id, { type: 'checkpoint', step: 1 }, () => false), /its lease was lost/);
+  assert.equal((await readFile(join(dir, job.id, 'events.jsonl'), 'utf8')).trimEnd().split('\n').length, 2);
+  b.refresh();
+  assert.equal(b.get(job.id).state, 'running');
+  // B takes over: it reads the log again, and numbers on from A's last event.
+  await a.disown(job.id);
+  await b.adopt(job.id);
+  await b.append(job.id, { type: 'succeeded', adapter: 'shared', version: 1, metrics });
+  a.refresh();
+  assert.equal(a.get(job.id).state, 'succeeded');
+  assert.deepEqual((await followed).map((e) => [e.sequence, e.type]), [[0, 'queued'], [1, 'started'], [2, 'succeeded']]);
+  await a.close();
+  await b.close();
+});
