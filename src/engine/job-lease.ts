@@ -12,7 +12,8 @@
  * {@link LeaseRecord} (holder, expiry). The highest generation is the lease:
  *
  * - taking a free job, or one whose lease expired (its holder was killed or
- *   cut off), is creating generation n+1 with link(): of replicas racing for
+ *   cut off; at once when the holder was a process of this host that is
+ *   gone), is creating generation n+1 with link(): of replicas racing for
  *   it exactly one succeeds, the others get EEXIST and leave the job alone;
  * - the holder renews by renaming a new record over its own generation,
  *   every `renewMs`, only while that generation is still the highest and
@@ -55,9 +56,31 @@ export const DEFAULT_LEASE_RENEW_MS = 2_000;
 
 const LEASE_FILE = /^lease-(\d+)\.json$/;
 
+const HOST = hostname().replace(/[^A-Za-z0-9_-]/g, '_');
+
 /** A replica's holder id: host, pid and random, unique per engine. */
 export function newHolderId(): string {
-  return `${hostname().replace(/[^A-Za-z0-9_-]/g, '_')}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  return `${HOST}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * True when `holder` was a process of this host that is gone: it holds
+ * nothing, so its leases are free at once rather than at their expiry (a
+ * restarted server resumes its jobs without waiting out the lease). A
+ * holder with this process's pid but another id was an earlier process
+ * whose pid this one reuses (pid 1 in a restarted container).
+ */
+function deadHereHolder(holder: string, self?: string): boolean {
+  const m = /^(.+)-(\d+)-[0-9a-f]{8}$/.exec(holder);
+  if (!m || m[1] !== HOST || holder === self) return false;
+  const pid = Number(m[2]);
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }
 
 /** The lease of the job in `jobDir` as it stands: highest generation and its record (undefined when none, or unreadable). */
@@ -85,10 +108,10 @@ export function readLease(jobDir: string): { generation: number; record: LeaseRe
   }
 }
 
-/** True when nobody holds the job now (no lease, released, or expired). */
+/** True when nobody holds the job now (no lease, released, expired, or held by a dead process of this host). */
 export function leaseIsFree(jobDir: string, now = Date.now()): boolean {
   const lease = readLease(jobDir);
-  return lease === undefined || lease.record.expiresAtMs <= now;
+  return lease === undefined || lease.record.expiresAtMs <= now || deadHereHolder(lease.record.holder);
 }
 
 /** True for the name of a lease generation file (a finished job's are removed with its checkpoint). */
@@ -140,7 +163,7 @@ export class JobLease {
   static async acquire(jobDir: string, holder: string, timing: LeaseTiming, onLost: () => void): Promise<JobLease | undefined> {
     const now = Date.now();
     const current = readLease(jobDir);
-    if (current && current.record.expiresAtMs > now) return undefined;
+    if (current && current.record.expiresAtMs > now && !deadHereHolder(current.record.holder, holder)) return undefined;
     const generation = (current?.generation ?? 0) + 1;
     const expiresAtMs = now + timing.ttlMs;
     const tmp = await writeTemp(jobDir, { holder, expiresAtMs });
