@@ -207,8 +207,8 @@ export class JobLease {
         return this.lose();
       }
       const expiresAtMs = Date.now() + this.timing.ttlMs;
-      await this.write(expiresAtMs);
-      this.expiresAtMs = expiresAtMs;
+      // A write that fails (a volume hiccup) is tried again at the next tick; the lease is lost only once it expires.
+      if (await this.write(expiresAtMs).then(() => true, () => false)) this.expiresAtMs = expiresAtMs;
     }).catch(() => this.lose());
     return this.renewing;
   }

@@ -68,6 +68,8 @@ interface JobRecord {
 /** The jobs of one data directory. */
 export class JobStore {
   private readonly jobs = new Map<string, JobRecord>();
+  /** Job folders whose spec.json or log did not read (reported once, not read again by refresh). */
+  private readonly unreadable = new Set<string>();
 
   private constructor(
     /** `<dataDir>/jobs`. */
@@ -109,6 +111,7 @@ export class JobStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       this.log.warn({ jobId: id, file: specFile, err }, 'skipping fine-tune job with an unreadable spec.json');
+      this.unreadable.add(id);
       return undefined;
     }
     try {
@@ -121,6 +124,7 @@ export class JobStore {
       return rec;
     } catch (err) {
       this.log.warn({ jobId: id, file: join(this.dir, id, EVENTS_FILE), err }, 'skipping fine-tune job with an unreadable event log');
+      this.unreadable.add(id);
       return undefined;
     }
   }
@@ -138,7 +142,7 @@ export class JobStore {
     } catch {
       return;
     }
-    for (const id of names) if (JOB_DIR.test(id) && !this.jobs.has(id)) this.load(id);
+    for (const id of names) if (JOB_DIR.test(id) && !this.jobs.has(id) && !this.unreadable.has(id)) this.load(id);
     for (const [id, rec] of this.jobs) {
       if (rec.local || rec.events === null) continue;
       this.readOn(id, rec);
@@ -366,7 +370,7 @@ export class JobStore {
 
   /** The job's record; one this replica has not seen yet (created by another a moment ago) is read from disk. */
   private record(jobId: string): JobRecord {
-    const rec = this.jobs.get(jobId) ?? (JOB_DIR.test(jobId) ? this.load(jobId) : undefined);
+    const rec = this.jobs.get(jobId) ?? (JOB_DIR.test(jobId) && !this.unreadable.has(jobId) ? this.load(jobId) : undefined);
     if (!rec) throw new NotFound(`\`job_id\` ${JSON.stringify(jobId)}: no such fine-tune job`);
     return rec;
   }
@@ -402,7 +406,9 @@ function startsSinceCheckpoint(events: readonly JobEvent[]): number {
  */
 async function removeLeftovers(jobDir: string, finished: boolean): Promise<void> {
   for (const name of await readdir(jobDir)) {
-    if ((name.startsWith('.') && name.endsWith('.tmp')) || (finished && (name === CHECKPOINT_FILE || isLeaseFile(name)))) {
+    // A lease's temporary file may be a renewal in progress (job-lease.ts): it goes only with a finished job.
+    const leaseTemp = name.startsWith('.lease-');
+    if ((name.startsWith('.') && name.endsWith('.tmp') && (finished || !leaseTemp)) || (finished && (name === CHECKPOINT_FILE || isLeaseFile(name)))) {
       await rm(join(jobDir, name), { force: true, recursive: true });
     }
   }
