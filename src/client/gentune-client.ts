@@ -318,6 +318,11 @@ export class GentuneClient {
     await this.unary(this.raw.deleteAdapter.bind(this.raw), { adapter }, opts, false);
   }
 
+  /** Points `adapter@alias` at `version` (creates or moves the alias); resolves with the adapter and its aliases. Not retried: one call, one move. */
+  async setAdapterAlias(adapter: string, alias: string, version: number, opts: CallOptions = {}): Promise<Adapter> {
+    return (await this.unary(this.raw.setAdapterAlias.bind(this.raw), { adapter, alias, version }, opts, false)).adapter!;
+  }
+
   getServerInfo(opts: CallOptions = {}): Promise<GetServerInfoResponse> {
     return this.unary(this.raw.getServerInfo.bind(this.raw), {}, opts, true);
   }

@@ -17,8 +17,9 @@
 import type { Logger } from 'pino';
 import { FailedPrecondition, NotFound } from '../common/errors.js';
 import { type Adapter, adapterTensors, disposeAdapter } from '../model/adapter.js';
+import type { AdapterAliases } from './adapter-aliases.js';
 import type { AdapterStore, AdapterStoreChange, StoredAdapterVersion } from './adapter-store.js';
-import type { AdapterInfo, AdapterRef, AdapterVersionInfo } from './engine-api.js';
+import type { AdapterInfo, AdapterRef, AdapterVersionInfo, FinalMetrics } from './engine-api.js';
 import { type EngineMetrics, noMetrics } from './engine-metrics.js';
 
 /** A request's hold on a resident adapter; call `release` exactly once. */
@@ -61,6 +62,8 @@ export const DEFAULT_MAX_ADAPTERS = 32;
 export interface AdapterRegistryOptions {
   /** Resident versions above which idle, unpinned ones are evicted (default 32). */
   maxAdapters?: number;
+  /** The aliases (`name@prod`) requests may name; default none. */
+  aliases?: AdapterAliases;
   /**
    * Monotonic clock in milliseconds that orders eviction and times loads
    * (default performance.now); tests inject one to fix the order.
@@ -76,6 +79,7 @@ export class AdapterRegistry {
   private readonly maxAdapters: number;
   private readonly now: () => number;
   private readonly unsubscribe: () => void;
+  private readonly aliases: AdapterAliases | undefined;
 
   constructor(
     private readonly store: AdapterStore,
@@ -87,15 +91,22 @@ export class AdapterRegistry {
   ) {
     this.maxAdapters = options.maxAdapters ?? DEFAULT_MAX_ADAPTERS;
     this.now = options.now ?? (() => performance.now());
+    this.aliases = options.aliases;
     this.unsubscribe = store.onChange((change) => this.onStoreChange(change));
   }
 
   /**
-   * The stored version `ref` names: the given one, or the newest that is not
-   * broken (the newest of all when every one is). It may be broken: use
-   * {@link usable} before serving it. @throws NotFound naming `field`.
+   * The stored version `ref` names: the given one, an alias's target (read
+   * now), or the newest that is not broken (the newest of all when every one
+   * is). It may be broken: use {@link usable} before serving it.
+   * @throws NotFound naming `field`.
    */
   resolve(ref: AdapterRef, field = 'adapter'): StoredAdapterVersion {
+    if (ref.alias !== undefined) {
+      const version = this.aliases?.resolve(ref.name, ref.alias);
+      if (version === undefined) throw new NotFound(`\`${field}\` ${JSON.stringify(`${ref.name}@${ref.alias}`)}: no such alias`);
+      return this.resolve({ name: ref.name, version }, field);
+    }
     const versions = this.store.versions(ref.name);
     const found = ref.version === undefined ? (latestLoadable(versions) ?? versions.at(-1)) : versions.find((v) => v.version === ref.version);
     if (!found) {
@@ -150,9 +161,9 @@ export class AdapterRegistry {
 
   /** Unpins and frees a version (every version when ref.version is undefined); idempotent. */
   unload(ref: AdapterRef): AdapterInfo {
-    const labels = ref.version === undefined
+    const labels = ref.version === undefined && ref.alias === undefined
       ? this.store.versions(ref.name).map((v) => `${v.name}@${v.version}`)
-      : [`${this.resolve(ref).name}@${ref.version}`];
+      : [`${this.resolve(ref).name}@${this.resolve(ref).version}`];
     if (labels.length === 0) this.resolve(ref);
     for (const label of labels) this.retire(label);
     return this.info(ref.name);
@@ -160,13 +171,15 @@ export class AdapterRegistry {
 
   /** Deletes a version, or every version when ref.version is undefined. */
   async delete(ref: AdapterRef): Promise<void> {
-    const versions = ref.version === undefined ? this.store.versions(ref.name) : [this.resolve(ref)];
+    const versions = ref.version === undefined && ref.alias === undefined ? this.store.versions(ref.name) : [this.resolve(ref)];
     if (versions.length === 0) this.resolve(ref);
     for (const v of versions) {
       const label = `${v.name}@${v.version}`;
       this.retire(label);
       this.forgetUse(label);
       await this.store.delete(v.name, v.version);
+      // An alias never points at a version that is gone: it is removed with it.
+      await this.aliases?.dropVersion(v.name, v.version);
     }
   }
 
@@ -174,10 +187,10 @@ export class AdapterRegistry {
    * Stores a freshly trained adapter as the next version of `name` and keeps
    * it resident (the registry now owns its tensors). New requests see it at once.
    */
-  async publish(name: string, adapter: Adapter, jobId?: string): Promise<StoredAdapterVersion> {
+  async publish(name: string, adapter: Adapter, jobId?: string, jobMetrics?: FinalMetrics, mayPublish?: () => boolean): Promise<StoredAdapterVersion> {
     let stored: StoredAdapterVersion;
     try {
-      stored = await this.store.save(name, adapter, jobId);
+      stored = await this.store.save(name, adapter, jobId, jobMetrics, mayPublish);
     } catch (err) {
       disposeAdapter(adapter);
       throw err;
@@ -188,6 +201,21 @@ export class AdapterRegistry {
     this.resident.set(label, { label, adapter, bytes: adapterBytes(adapter), refs: 0, pinned: false, retired: false, touchedMs: this.now() });
     this.evict();
     return stored;
+  }
+
+  /** The version job `jobId` stored under `name`, looked up in the folder now (another replica may have written it). */
+  async storedByJob(name: string, jobId: string): Promise<StoredAdapterVersion | undefined> {
+    await this.store.refresh([name]);
+    return this.store.versionOfJob(name, jobId);
+  }
+
+  /** Points `name@alias` at `version` (NotFound naming `version` when it is not stored); returns the adapter. */
+  async setAlias(name: string, alias: string, version: number): Promise<AdapterInfo> {
+    if (!this.aliases) throw new NotFound('`alias`: this server keeps no aliases');
+    this.resolve({ name, version }, 'version');
+    await this.aliases.set(name, alias, version);
+    this.log.info({ adapter: `${name}@${alias}`, version }, 'adapter alias moved');
+    return this.info(name);
   }
 
   /** Every adapter, sorted by name. */
@@ -202,7 +230,7 @@ export class AdapterRegistry {
   info(name: string): AdapterInfo {
     const versions = this.store.versions(name);
     if (versions.length === 0) throw new NotFound(`\`adapter\` ${JSON.stringify(name)}: no such adapter`);
-    return { name, latestVersion: latestLoadable(versions)?.version ?? 0, versions: versions.map((v) => this.versionInfo(v)) };
+    return { name, latestVersion: latestLoadable(versions)?.version ?? 0, versions: versions.map((v) => this.versionInfo(v)), aliases: this.aliases?.list(name) ?? [] };
   }
 
   /** Versions whose tensors are resident (loaded, not still loading). */
@@ -260,7 +288,7 @@ export class AdapterRegistry {
   private versionInfo(v: StoredAdapterVersion): AdapterVersionUsage {
     const label = `${v.name}@${v.version}`;
     const e = this.resident.get(label);
-    const { name: _name, ...rest } = v;
+    const { name: _name, jobMetrics: _metrics, ...rest } = v;
     return {
       ...rest,
       residency: !e?.adapter ? 'stored' : e.pinned ? 'pinned' : 'loaded',

@@ -32,11 +32,12 @@ import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { diskError } from '../common/atomic-write.js';
-import { FailedPrecondition, InvalidArgument } from '../common/errors.js';
+import { FailedPrecondition, InvalidArgument, Unavailable } from '../common/errors.js';
 import { isStoreName, STORE_NAME_RULE } from '../common/store-name.js';
 import type { Adapter } from '../model/adapter.js';
 import { loadAdapter, writeAdapterFiles } from '../model/checkpoint/peft-adapter.js';
 import type { GptConfig } from '../model/gpt-config.js';
+import type { FinalMetrics } from './engine-api.js';
 import { META_FILE, readVersion, type StoredAdapterVersion } from './adapter-version-folder.js';
 
 export type { StoredAdapterVersion } from './adapter-version-folder.js';
@@ -164,6 +165,11 @@ export class AdapterStore {
     return versions ? [...versions.values()].sort((a, b) => a.version - b.version) : [];
   }
 
+  /** The version job `jobId` stored under `name`, if any (listed as the store last scanned it). */
+  versionOfJob(name: string, jobId: string): StoredAdapterVersion | undefined {
+    return this.versions(name).find((v) => v.jobId === jobId);
+  }
+
   /** One version, if stored. */
   get(name: string, version: number): StoredAdapterVersion | undefined {
     return this.adapters.get(name)?.get(version);
@@ -173,8 +179,12 @@ export class AdapterStore {
    * Writes `adapter` as the next version of `name` and returns what was
    * stored. The folder is rescanned first and the number retried if another
    * writer takes it meanwhile, so replicas sharing the folder never collide.
+   * `jobId` and `jobMetrics` (the producing job's) go into gentune.json: a
+   * job resumed after its holder died there finds its adapter stored.
+   * `mayPublish` (the job's lease still held) is asked right before the
+   * rename; false rejects with Unavailable and stores nothing.
    */
-  save(name: string, adapter: Adapter, jobId?: string): Promise<StoredAdapterVersion> {
+  save(name: string, adapter: Adapter, jobId?: string, jobMetrics?: FinalMetrics, mayPublish?: () => boolean): Promise<StoredAdapterVersion> {
     const run = this.writing.then(async () => {
       // Checked where requests come in too; here so that no caller can make `.tmp` or `..` a name.
       if (!isStoreName(name)) throw new InvalidArgument(`\`adapter\` must be ${STORE_NAME_RULE}, got ${JSON.stringify(name)}`);
@@ -187,11 +197,13 @@ export class AdapterStore {
       try {
         tmp = await makeTempDir(parent);
         await writeAdapterFiles(tmp, adapter, this.base);
-        await writeJsonSynced(join(tmp, META_FILE), { createdAtMs: Date.now(), jobId });
+        await writeJsonSynced(join(tmp, META_FILE), { createdAtMs: Date.now(), jobId, jobMetrics });
         for (let attempt = 1; ; attempt++) {
           await this.scanNames([name], true);
           const onDisk = (await readdir(parent)).filter((v) => VERSION_DIR.test(v)).map(Number);
           const version = Math.max(0, ...onDisk, ...this.versions(name).map((v) => v.version)) + 1;
+          // Checked right before the rename that publishes: a job whose lease was lost meanwhile publishes nothing.
+          if (mayPublish && !mayPublish()) throw new Unavailable(`adapter ${JSON.stringify(name)}: the job's lease was lost; the version is not published`);
           try {
             await publishDir(tmp, join(parent, String(version)), parent);
           } catch (err) {

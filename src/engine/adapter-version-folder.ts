@@ -7,6 +7,7 @@
  */
 import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
+import type { FinalMetrics } from './engine-api.js';
 import { ADAPTER_CONFIG_FILE, checkAdapter, LAST_LAYERS_PEFT_TYPE } from '../model/checkpoint/peft-adapter.js';
 import type { GptConfig } from '../model/gpt-config.js';
 import { assertRealDir, clientReason, readTextNoFollowSync } from './store-path.js';
@@ -33,6 +34,8 @@ export interface StoredAdapterVersion {
    * rank 4, but adapter_config.json says r=8"; undefined when it loads.
    */
   broken?: string;
+  /** The producing job's final metrics, as its `succeeded` event reports them (absent if imported, or stored by an older gentune). */
+  jobMetrics?: FinalMetrics;
 }
 
 /** gentune's own record in a version folder: when it was made and by which job. */
@@ -50,7 +53,7 @@ export function readVersion(dir: string, name: string, version: number, base: Gp
   let raw: Record<string, unknown> = {};
   let sizeBytes = 0;
   let mtimeMs = 0;
-  let meta: { createdAtMs?: number; jobId?: string } = {};
+  let meta: { createdAtMs?: number; jobId?: string; jobMetrics?: FinalMetrics } = {};
   let broken: string | undefined;
   try {
     assertRealDir(dir);
@@ -83,11 +86,12 @@ export function readVersion(dir: string, name: string, version: number, base: Gp
     createdAtMs: Number.isFinite(meta.createdAtMs) ? meta.createdAtMs! : mtimeMs,
     jobId: typeof meta.jobId === 'string' ? meta.jobId : undefined,
     ...(broken === undefined ? {} : { broken }),
+    ...(typeof meta.jobMetrics === 'object' && meta.jobMetrics !== null && Number.isInteger(meta.jobMetrics.steps) ? { jobMetrics: meta.jobMetrics } : {}),
   };
 }
 
 /** gentune.json: absent (an adapter copied in by hand) is fine; one that does not read or parse makes the version broken. */
-function readMeta(file: string): { createdAtMs?: number; jobId?: string } {
+function readMeta(file: string): { createdAtMs?: number; jobId?: string; jobMetrics?: FinalMetrics } {
   let text: string;
   try {
     text = readTextNoFollowSync(file);
@@ -102,10 +106,11 @@ function readMeta(file: string): { createdAtMs?: number; jobId?: string } {
     throw new Error(`${file}: not valid JSON (${(err as Error).message})`, { cause: err });
   }
   if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw new Error(`${file}: expected a JSON object`);
-  const { createdAtMs, jobId } = meta as Record<string, unknown>;
+  const { createdAtMs, jobId, jobMetrics } = meta as Record<string, unknown>;
   if (createdAtMs !== undefined && !(typeof createdAtMs === 'number' && Number.isFinite(createdAtMs))) {
     throw new Error(`${file}: \`createdAtMs\` must be a number, got ${JSON.stringify(createdAtMs)}`);
   }
   if (jobId !== undefined && typeof jobId !== 'string') throw new Error(`${file}: \`jobId\` must be a string, got ${JSON.stringify(jobId)}`);
-  return { createdAtMs, jobId };
+  // The producing job's metrics are informational: a malformed value is dropped, not a broken version.
+  return { createdAtMs, jobId, jobMetrics: jobMetrics as FinalMetrics | undefined };
 }

@@ -19,6 +19,8 @@ import type { AdapterRef } from './engine-api.js';
 
 export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+/** What a replica does: `serve` answers requests and runs no fine-tune jobs; `train` runs jobs too; `all` both (the default). */
+export type ReplicaRole = 'serve' | 'train' | 'all';
 
 /** Server limits; requests beyond them fail with INVALID_ARGUMENT or RESOURCE_EXHAUSTED. */
 export interface LimitsConfig {
@@ -140,12 +142,34 @@ export interface GentuneConfig {
    * from its last checkpoint.
    */
   checkpointIntervalMs: number;
+  /**
+   * `serve`: take no fine-tune jobs (they are accepted, listed and watched
+   * here, and run by a `train` or `all` replica on the same data directory);
+   * `train` and `all`: take jobs. `train` is for a Deployment that no client
+   * traffic is routed to, so that serving replicas keep their latency.
+   */
+  role: ReplicaRole;
+  /**
+   * Lifetime of a fine-tune job's lease past its last renewal, in
+   * milliseconds: a job whose replica was killed is taken over by another
+   * about this long after (job-lease.ts).
+   */
+  leaseTtlMs: number;
+  /** Period of a held lease's renewal, in milliseconds; under a third of `leaseTtlMs`. */
+  leaseRenewMs: number;
+  /**
+   * Period of the look at the shared store for what other replicas wrote
+   * (jobs, their events, datasets) and for jobs to take, in milliseconds;
+   * it bounds how late one replica sees another's writes.
+   */
+  storePollMs: number;
   security: SecurityConfig;
 }
 
 type Key =
   | 'host' | 'port' | 'metricsPort' | 'httpPort' | 'dataDir' | 'model' | 'backend' | 'dawnOptions' | 'wasmThreads' | 'logLevel' | 'logPrompts' | 'warmup'
   | keyof LimitsConfig | 'adapterMemory' | 'maxAdapters' | 'preload' | 'adapterRescanMs' | 'graceMs' | 'idleConnectionMs' | 'checkpointIntervalMs'
+  | 'role' | 'leaseTtlMs' | 'leaseRenewMs' | 'storePollMs'
   | 'tokenFile' | 'tlsCert' | 'tlsKey' | 'tlsClientCa';
 
 interface Setting {
@@ -189,6 +213,8 @@ const adapterRefs = z.string().transform((value, ctx): AdapterRef[] => {
 /** "a,b" -> ['a', 'b'] ('' = none). */
 const commaList = z.string().transform((value) => value.split(',').map((s) => s.trim()).filter((s) => s !== ''));
 
+const ROLES = ['serve', 'train', 'all'] as const;
+
 const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const MAX_INT = 2 ** 31 - 1;
@@ -228,6 +254,10 @@ const SETTINGS: Setting[] = [
   { key: 'tlsClientCa', flag: '--tls-client-ca <file>', description: 'CA bundle, PEM: require client certificates signed by it (mutual TLS)', default: '', expect: 'a file path', schema: optionalPath },
   { key: 'graceMs', flag: '--grace-ms <ms>', description: 'shutdown grace period, milliseconds', default: '10000', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
   { key: 'idleConnectionMs', flag: '--idle-connection-ms <ms>', description: 'close a gRPC or HTTP connection with no call in flight after this long, milliseconds', default: '60000', expect: `an integer in 1..${MAX_INT}`, schema: int(1, MAX_INT) },
+  { key: 'role', flag: '--role <role>', description: `what this replica does: ${ROLES.join('|')} (serve: runs no fine-tune jobs)`, default: 'all', expect: `one of ${ROLES.join(', ')}`, schema: choice(ROLES) },
+  { key: 'leaseTtlMs', flag: '--lease-ttl-ms <ms>', description: 'lifetime of a fine-tune job lease past its renewal, milliseconds (a killed replica\'s job is taken over after it)', default: '10000', expect: `an integer in 100..${MAX_INT}`, schema: int(100, MAX_INT) },
+  { key: 'leaseRenewMs', flag: '--lease-renew-ms <ms>', description: 'renewal period of a held fine-tune job lease, milliseconds (under a third of --lease-ttl-ms)', default: '2000', expect: `an integer in 10..${MAX_INT}`, schema: int(10, MAX_INT) },
+  { key: 'storePollMs', flag: '--store-poll-ms <ms>', description: 'period of the look at the shared store for other replicas\' jobs, events and datasets, milliseconds', default: '250', expect: `an integer in 10..${MAX_INT}`, schema: int(10, MAX_INT) },
   { key: 'checkpointIntervalMs', flag: '--checkpoint-interval-ms <ms>', description: 'training time between checkpoints of a fine-tune job, milliseconds (0 = every step)', default: '30000', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },
 ];
 
@@ -276,7 +306,7 @@ export function resolveConfig(
     values.set(s.key, parsed.data);
   }
   const get = <T>(key: Key) => values.get(key) as T;
-  return {
+  const config: GentuneConfig = {
     host: get('host'),
     port: get('port'),
     metricsPort: get('metricsPort'),
@@ -310,8 +340,16 @@ export function resolveConfig(
     graceMs: get('graceMs'),
     idleConnectionMs: get('idleConnectionMs'),
     checkpointIntervalMs: get('checkpointIntervalMs'),
+    role: get('role'),
+    leaseTtlMs: get('leaseTtlMs'),
+    leaseRenewMs: get('leaseRenewMs'),
+    storePollMs: get('storePollMs'),
     security: resolveSecurity(get, env),
   };
+  if (config.leaseRenewMs * 3 > config.leaseTtlMs) {
+    throw new InvalidArgument(`\`--lease-renew-ms\` must be at most a third of \`--lease-ttl-ms\` ${config.leaseTtlMs}, got ${config.leaseRenewMs}`);
+  }
+  return config;
 }
 
 /** Printable ASCII without spaces (it travels in an HTTP/2 header), at least 16 characters. */

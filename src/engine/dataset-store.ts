@@ -9,9 +9,16 @@
  * Nothing is read through a symbolic link (store-path.ts). A full disk
  * (ENOSPC, EDQUOT) fails the upload with RESOURCE_EXHAUSTED naming the data
  * directory, and leaves nothing behind either.
+ *
+ * Replicas share the folder: {@link DatasetStore.refresh} (every
+ * `--store-poll-ms`) lists it again, so a dataset another replica stored
+ * appears and one it deleted goes; and an id not known yet is looked up on
+ * disk at once ({@link DatasetStore.get}), so a FineTune naming a dataset
+ * uploaded to another replica a moment ago finds it.
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { diskError } from '../common/atomic-write.js';
@@ -22,7 +29,7 @@ import type { NumberedExample } from '../training/data/sft-example.js';
 import type { DatasetFormat, DatasetInfo, DatasetUploadMeta } from './engine-api.js';
 import { limitLabel } from './limit-label.js';
 import { listEntries, makeTempDir, newId, publishDir, removeDir, writeJsonSynced } from './store-files.js';
-import { assertRegularFile, openNoFollow, readFileNoFollow } from './store-path.js';
+import { assertRegularFile, openNoFollow, readFileNoFollow, readTextNoFollowSync } from './store-path.js';
 
 const DATA_FILE = 'data.jsonl';
 
@@ -31,11 +38,14 @@ export function datasetDataPath(datasetsDir: string, id: string): string {
   return join(datasetsDir, id, DATA_FILE);
 }
 const META_FILE = 'meta.json';
+const DATASET_DIR = /^ds-[0-9a-z]+$/;
 const FORMATS: readonly DatasetFormat[] = ['prompt_completion', 'chat', 'text'];
 
 /** The datasets of one data directory, listed from disk at open. */
 export class DatasetStore {
   private readonly datasets = new Map<string, DatasetInfo>();
+  /** Ids whose meta.json did not read (reported once). */
+  private readonly unreadable = new Set<string>();
 
   private constructor(
     /** `<dataDir>/datasets`. */
@@ -46,17 +56,42 @@ export class DatasetStore {
   /** Lists the datasets on disk; an entry whose meta.json is unreadable is logged and skipped. */
   static async open(dir: string, log: Logger): Promise<DatasetStore> {
     const store = new DatasetStore(dir, log);
-    for (const id of await listEntries(dir)) {
-      const file = join(dir, id, META_FILE);
-      try {
-        const info = parseMeta(JSON.parse(await readFileNoFollow(file, 'utf8')), id);
-        assertRegularFile(datasetDataPath(dir, id));
-        store.datasets.set(id, info);
-      } catch (err) {
-        log.warn({ datasetId: id, file, err }, 'skipping dataset with an unreadable meta.json');
-      }
-    }
+    for (const id of await listEntries(dir)) store.load(id);
     return store;
+  }
+
+  /** Reads dataset `id`'s meta.json into the store (a small synchronous read); undefined when it does not read. */
+  private load(id: string): DatasetInfo | undefined {
+    const file = join(this.dir, id, META_FILE);
+    try {
+      const info = parseMeta(JSON.parse(readTextNoFollowSync(file)), id);
+      assertRegularFile(datasetDataPath(this.dir, id));
+      this.datasets.set(id, info);
+      this.unreadable.delete(id);
+      return info;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (!this.unreadable.has(id)) this.log.warn({ datasetId: id, file, err }, 'skipping dataset with an unreadable meta.json');
+      this.unreadable.add(id);
+      return undefined;
+    }
+  }
+
+  /**
+   * Lists the folder again: datasets other replicas stored since are read,
+   * those they deleted are forgotten. Removes nothing (a hidden folder may
+   * be another replica's upload in progress).
+   */
+  refresh(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir).filter((n) => DATASET_DIR.test(n));
+    } catch {
+      return;
+    }
+    const present = new Set(names);
+    for (const id of [...this.datasets.keys()]) if (!present.has(id)) this.datasets.delete(id);
+    for (const id of names) if (!this.datasets.has(id) && !this.unreadable.has(id)) this.load(id);
   }
 
   /**
@@ -144,7 +179,7 @@ export class DatasetStore {
 
   /** @throws NotFound naming `field` (the request field that held the id). */
   get(id: string, field = 'dataset_id'): DatasetInfo {
-    const info = isStoreName(id) ? this.datasets.get(id) : undefined;
+    const info = this.datasets.get(id) ?? (isStoreName(id) && DATASET_DIR.test(id) ? this.load(id) : undefined);
     if (!info) throw new NotFound(`\`${field}\` ${JSON.stringify(id)}: no such dataset`);
     return info;
   }

@@ -102,6 +102,14 @@ export interface Engine {
   unloadAdapter(ref: AdapterRef): Promise<AdapterInfo>;
   /** Deletes a version, or every version when ref.version is undefined. */
   deleteAdapter(ref: AdapterRef): Promise<void>;
+  /**
+   * Points alias `alias` of adapter `name` at `version` (creating it, or
+   * moving it: promotion and rollback are the same call), atomically for
+   * every replica sharing the store; requests in flight keep the version
+   * they resolved. NotFound when the version is not stored. Resolves with the
+   * adapter, its aliases included.
+   */
+  setAdapterAlias(name: string, alias: string, version: number): Promise<AdapterInfo>;
 
   /**
    * Stops accepting work, lets running work finish within `graceMs`

@@ -18,6 +18,7 @@ import { autoWasmThreads } from '../model/wasm-thread-count.js';
 import { readModelConfig } from '../model/checkpoint/model-files.js';
 import { GptModel } from '../model/gpt-model.js';
 import { AdapterRegistry, DEFAULT_ADAPTER_BUDGET_BYTES } from './adapter-registry.js';
+import { AdapterAliases } from './adapter-aliases.js';
 import { AdapterStore } from './adapter-store.js';
 import type { GentuneConfig } from './config.js';
 import type { EngineOptions } from './engine-options.js';
@@ -86,6 +87,7 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
     const jobs = await JobStore.open(join(config.dataDir, 'jobs'), log);
     const registry = new AdapterRegistry(adapterStore, log, options.adapterBudgetBytes ?? DEFAULT_ADAPTER_BUDGET_BYTES, metrics, {
       maxAdapters: config.maxAdapters,
+      aliases: new AdapterAliases(join(config.dataDir, 'aliases')),
     });
     await registry.preload(config.preload ?? []);
     const generation = new GenerationService(model, registry, config.limits, log, metrics, {
@@ -113,6 +115,10 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
     const runner = new FineTuneRunner(model, jobs, datasets, registry, config.limits, log, metrics, {
       trainer,
       concurrency: limits.maxConcurrentJobs,
+      runsJobs: config.role !== 'serve',
+      lease: { ttlMs: config.leaseTtlMs, renewMs: config.leaseRenewMs },
+      pollMs: config.storePollMs,
+      onPoll: () => datasets.refresh(),
     });
     runner.start();
     const version = await packageVersion();
@@ -266,6 +272,12 @@ class GentuneEngine implements Engine {
 
   deleteAdapter(ref: AdapterRef): Promise<void> {
     return this.parts.registry.delete(ref);
+  }
+
+  async setAdapterAlias(name: string, alias: string, version: number): Promise<AdapterInfo> {
+    // A version another replica stored a moment ago can be aliased.
+    await this.parts.adapterStore.refresh([name]);
+    return this.parts.registry.setAlias(name, alias, version);
   }
 
   drain(graceMs: number): Promise<void> {

@@ -27,10 +27,11 @@ import type { TrainHyperparameters } from '../training/train-hyperparameters.js'
 import type { TrainMethod } from '../training/trainable.js';
 import { train, type EvaluationEvent, type ProgressEvent, type StartEvent } from '../training/trainer.js';
 import type { DatasetStore } from './dataset-store.js';
-import type { DataSource, FineTuneMethod, FineTuneSpec, Hyperparameters } from './engine-api.js';
+import type { DataSource, FinalMetrics, FineTuneMethod, FineTuneSpec, Hyperparameters } from './engine-api.js';
 import { readExamples, tokenizeExamples } from './examples.js';
 import type { ChatSegmenter } from '../training/data/tokenize-example.js';
 import { readJobCheckpoint, removeJobCheckpoint, writeJobCheckpoint } from './job-checkpoint.js';
+import type { LeaseRef } from './job-lease.js';
 
 /** Default training time between two checkpoints of a job, in milliseconds (config `checkpointIntervalMs`). */
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 30_000;
@@ -68,6 +69,18 @@ export interface JobTrainSummary {
   trainSeconds: number;
 }
 
+/** A finished run's numbers as the job's `succeeded` event (and the stored version's gentune.json) report them. */
+export function finalMetrics(r: JobTrainSummary): FinalMetrics {
+  return {
+    trainLoss: r.trainLoss ?? Number.NaN,
+    evalLoss: r.evaluation?.loss,
+    perplexity: r.evaluation?.perplexity,
+    steps: r.steps,
+    tokens: r.lossTokens,
+    trainSeconds: r.trainSeconds,
+  };
+}
+
 /**
  * How a job's training ended. A finished run hands over its adapter: trained
  * on this thread, its tensors (the caller owns them and publishes them);
@@ -91,6 +104,8 @@ export interface JobToTrain {
   spec: FineTuneSpec;
   /** The job's checkpoint file (JobStore.checkpointPath): resumed from when present, replaced at every checkpoint. */
   checkpointPath: string;
+  /** The lease the run holds (job-lease.ts): its adapter is stored only while it is still this run's. */
+  lease?: LeaseRef;
 }
 
 /** How the runner steers a run. */

@@ -1,4 +1,4 @@
-/** Adapters: ListAdapters, LoadAdapter, UnloadAdapter, DeleteAdapter. */
+/** Adapters: ListAdapters, LoadAdapter, UnloadAdapter, DeleteAdapter, SetAdapterAlias. */
 import type {
   DeleteAdapterRequest,
   DeleteAdapterResponse,
@@ -6,15 +6,17 @@ import type {
   ListAdaptersResponse,
   LoadAdapterRequest,
   LoadAdapterResponse,
+  SetAdapterAliasRequest,
+  SetAdapterAliasResponse,
   UnloadAdapterRequest,
   UnloadAdapterResponse,
 } from '../gen/gentune/v1/adapters.js';
 import type { ModelServiceServer } from '../gen/gentune/v1/service.js';
 import { encodeAdapter } from './convert.js';
 import { unary, type RpcDeps } from './rpc.js';
-import { parseAdapterRef } from './validate.js';
+import { checkAdapterName, checkAliasName, checkRange, parseAdapterRef } from './validate.js';
 
-type AdapterHandlers = Pick<ModelServiceServer, 'listAdapters' | 'loadAdapter' | 'unloadAdapter' | 'deleteAdapter'>;
+type AdapterHandlers = Pick<ModelServiceServer, 'listAdapters' | 'loadAdapter' | 'unloadAdapter' | 'deleteAdapter' | 'setAdapterAlias'>;
 
 /** grpc-js handlers of the adapter RPCs. */
 export function adapterHandlers(deps: RpcDeps): AdapterHandlers {
@@ -37,6 +39,15 @@ export function adapterHandlers(deps: RpcDeps): AdapterHandlers {
       await engine.deleteAdapter(ref);
       ctx.log.info({ adapter: ref }, 'adapter deleted');
       return {};
+    }),
+
+    setAdapterAlias: unary<SetAdapterAliasRequest, SetAdapterAliasResponse>(deps, 'SetAdapterAlias', async (req, ctx) => {
+      const name = checkAdapterName('adapter', req.adapter);
+      const alias = checkAliasName('alias', req.alias);
+      const version = checkRange('version', req.version, { min: 1, max: 999_999_999 });
+      const adapter = encodeAdapter(await engine.setAdapterAlias(name, alias, version));
+      ctx.log.info({ adapter: `${name}@${alias}`, version }, 'adapter alias moved');
+      return { adapter };
     }),
   };
 }

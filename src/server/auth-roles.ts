@@ -34,6 +34,7 @@ export const METHOD_ROLES: Readonly<Record<ModelServiceMethod, Role>> = {
   LoadAdapter: 'admin',
   UnloadAdapter: 'admin',
   DeleteAdapter: 'admin',
+  SetAdapterAlias: 'admin',
 };
 
 /** The role `method` needs; a name missing from the table needs `admin` (fail closed). */

@@ -165,5 +165,6 @@ export function encodeAdapter(a: AdapterInfo): Adapter {
       requestsServed: v.requestsServed,
       brokenReason: v.broken ?? '',
     })),
+    aliases: a.aliases.map((x) => ({ alias: x.alias, version: x.version, updatedAt: toDate(x.updatedAtMs) })),
   });
 }

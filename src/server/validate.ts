@@ -104,17 +104,28 @@ function checkStoreName(field: string, value: string): string {
   return value;
 }
 
-/** Parses "name" or "name@version" (version a positive integer). */
+/** An alias name: a letter, then up to 31 of [A-Za-z0-9_-] (so never a version number). */
+const ALIAS = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
+
+/** An alias name, as {@link ALIAS} says. */
+export function checkAliasName(field: string, value: string): string {
+  checkRequired(field, value);
+  if (!ALIAS.test(value)) fail(`\`${field}\` must be a letter followed by up to 31 characters of [A-Za-z0-9_-], got ${quote(value)}`);
+  return value;
+}
+
+/** Parses "name", "name@version" (version a positive integer) or "name@alias" (alias a letter, then [A-Za-z0-9_-]). */
 export function parseAdapterRef(field: string, value: string): AdapterRef {
   checkRequired(field, value);
   checkNoPath(field, value);
   const at = value.lastIndexOf('@');
   if (at < 0) return { name: checkAdapterName(field, value) };
-  const version = value.slice(at + 1);
-  if (!/^[1-9]\d{0,8}$/.test(version)) {
-    fail(`\`${field}\` version must be a positive integer ("name@3"), got ${quote(value)}`);
+  const suffix = value.slice(at + 1);
+  if (ALIAS.test(suffix)) return { name: checkAdapterName(field, value.slice(0, at)), alias: suffix };
+  if (!/^[1-9]\d{0,8}$/.test(suffix)) {
+    fail(`\`${field}\` version must be a positive integer ("name@3") or an alias ("name@prod"), got ${quote(value)}`);
   }
-  return { name: checkAdapterName(field, value.slice(0, at)), version: Number(version) };
+  return { name: checkAdapterName(field, value.slice(0, at)), version: Number(suffix) };
 }
 
 /** Like {@link parseAdapterRef}, but '' means the base model (null). */

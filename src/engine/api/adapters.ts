@@ -3,8 +3,18 @@
 export interface AdapterRef {
   /** STORE_NAME_RULE (src/common/store-name.ts): 1..64 characters of [A-Za-z0-9._-], starting with a letter or digit. */
   name: string;
-  /** Version number >= 1; undefined = latest. */
+  /** Version number >= 1; undefined = latest (or the alias's target). */
   version?: number;
+  /** An alias ("prod" in "name@prod", see adapter-aliases.ts), resolved to its version when the request binds; exclusive with `version`. */
+  alias?: string;
+}
+
+/** An alias of an adapter: `name@alias` resolves to `name@version`. */
+export interface AdapterAliasInfo {
+  alias: string;
+  version: number;
+  /** Epoch milliseconds of its last move. */
+  updatedAtMs: number;
 }
 
 export type AdapterResidency = 'stored' | 'loaded' | 'pinned';
@@ -42,4 +52,6 @@ export interface AdapterInfo {
   latestVersion: number;
   /** Oldest first. */
   versions: AdapterVersionInfo[];
+  /** Its aliases, sorted by alias. */
+  aliases: AdapterAliasInfo[];
 }

@@ -42,6 +42,7 @@ export const ENGINE_METHODS = {
   loadAdapter: { kind: 'call', signal: false },
   unloadAdapter: { kind: 'call', signal: false },
   deleteAdapter: { kind: 'call', signal: false },
+  setAdapterAlias: { kind: 'call', signal: false },
   drain: { kind: 'call', signal: false },
 } as const satisfies { [M in keyof Engine]: { kind: Kind<M>; signal: EndsWithSignal<M> } };
 

@@ -9,6 +9,7 @@ import type { BackendName } from '../../model/backend.js';
 import type { EvaluationEvent, ProgressEvent, StartEvent } from '../../training/trainer.js';
 import type { LossEvaluation } from '../../training/evaluate-loss.js';
 import type { FineTuneSpec } from '../engine-api.js';
+import type { LeaseRef } from '../job-lease.js';
 import type { WireError } from './wire-error.js';
 
 /** The worker's `workerData`. */
@@ -29,6 +30,8 @@ export interface FineTuneWorkerInput {
   checkpointPath: string;
   /** Training milliseconds between checkpoints (0: every step). */
   checkpointIntervalMs: number;
+  /** The lease the runner holds for the job: the adapter is stored only while it is still held. */
+  lease?: LeaseRef;
   /** The serving thread's log level and bindings (the worker's lines are written by its logger). */
   logLevel: string;
   logBindings: Record<string, unknown>;

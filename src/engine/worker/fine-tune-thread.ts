@@ -61,6 +61,7 @@ export function workerTrainer(options: WorkerTrainerOptions): JobTrainer {
       datasetFiles,
       adaptersDir: options.adaptersDir,
       checkpointPath: job.checkpointPath,
+      lease: job.lease,
       checkpointIntervalMs: options.checkpointIntervalMs,
       logLevel: options.log.level,
       logBindings: { ...options.log.bindings(), jobId: job.id },

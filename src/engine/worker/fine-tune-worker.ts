@@ -22,10 +22,11 @@ import { GptModel } from '../../model/gpt-model.js';
 import { readSftJsonlFile } from '../../training/data/jsonl-reader.js';
 import type { NumberedExample } from '../../training/data/sft-example.js';
 import { AdapterStore } from '../adapter-store.js';
+import { leaseStillHeld } from '../job-lease.js';
 import type { DataSource } from '../engine-api.js';
 import { inlineExamples } from '../examples.js';
 import type { FineTuneWorkerInput, FineTuneWorkerResult, FromFineTuneWorker, ToFineTuneWorker } from './fine-tune-protocol.js';
-import { trainJob } from '../job-training.js';
+import { finalMetrics, trainJob } from '../job-training.js';
 import { relayLogger } from './log-relay.js';
 import { fromWireError, toWireError } from './wire-error.js';
 
@@ -72,7 +73,11 @@ async function run(): Promise<FineTuneWorkerResult> {
     try {
       // No watch: this store only writes one version; the serving thread's store is the one that serves.
       const store = await AdapterStore.open(input.adaptersDir, model.config, log, { watch: false, removeLeftovers: false });
-      const stored = await store.save(input.spec.adapter, adapter, input.jobId);
+      // Once per job: a version this job stored already (before a crash) is the one.
+      const earlier = store.versionOfJob(input.spec.adapter, input.jobId);
+      if (earlier) return { ...rest, version: earlier.version };
+      const lease = input.lease;
+      const stored = await store.save(input.spec.adapter, adapter, input.jobId, finalMetrics(rest), lease && (() => leaseStillHeld(lease)));
       return { ...rest, version: stored.version };
     } finally {
       disposeAdapter(adapter);

@@ -259,6 +259,10 @@ class ThreadedEngine implements Engine {
     return this.call('deleteAdapter', [ref]);
   }
 
+  setAdapterAlias(name: string, alias: string, version: number): Promise<AdapterInfo> {
+    return this.call('setAdapterAlias', [name, alias, version]);
+  }
+
   drain(graceMs: number): Promise<void> {
     this.drained ??= this.doDrain(graceMs);
     return this.drained;

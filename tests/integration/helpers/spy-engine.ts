@@ -69,6 +69,7 @@ export class SpyEngine implements Engine {
   loadAdapter: Engine['loadAdapter'] = (ref, pin) => this.inner.loadAdapter(ref, pin);
   unloadAdapter: Engine['unloadAdapter'] = (ref) => this.inner.unloadAdapter(ref);
   deleteAdapter: Engine['deleteAdapter'] = (ref) => this.inner.deleteAdapter(ref);
+  setAdapterAlias: Engine['setAdapterAlias'] = (name, alias, version) => this.inner.setAdapterAlias(name, alias, version);
   drain: Engine['drain'] = async (graceMs) => {
     this.drains.push(graceMs);
     await this.inner.drain(graceMs);

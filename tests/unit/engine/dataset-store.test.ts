@@ -113,3 +113,18 @@ test('after a restart datasets are listed from disk; a corrupt meta.json is repo
   assert.ok(lines.some((l) => l.level === 40 && l.msg === 'skipping dataset with an unreadable meta.json' && l.file === join(dir, b.id, 'meta.json')));
   assert.deepEqual((await onDisk(dir)).sort(), [a.id, b.id].sort());
 });
+
+test('two stores on one folder (two replicas): an upload on one is found by id on the other at once, listed after its refresh; a delete goes with the next refresh', async () => {
+  const { dir, store: a } = await openStore();
+  const b = await DatasetStore.open(dir, silentLog);
+  const info = await a.upload({ name: 'shared', format: 'auto' }, chunked(jsonl([{ prompt: 'Q', completion: ' A' }]), 4), never, MB);
+  assert.deepEqual(b.get(info.id), info, 'looked up on disk on a miss (FineTune on B naming it works at once)');
+  const c = await DatasetStore.open(dir, silentLog);
+  const late = await a.upload({ name: 'late', format: 'auto' }, chunked(jsonl([{ prompt: 'Q', completion: ' B' }]), 4), never, MB);
+  assert.ok(!c.list().some((d) => d.id === late.id));
+  c.refresh();
+  assert.ok(c.list().some((d) => d.id === late.id), 'listed after a refresh');
+  await a.delete(late.id);
+  c.refresh();
+  assert.ok(!c.list().some((d) => d.id === late.id), 'a delete on another replica goes with the next refresh');
+});

@@ -167,12 +167,19 @@ test('a job that keeps dying before its next checkpoint is failed; a checkpoint 
   await store.close();
 
   const reopened = await JobStore.open(dir, silentLog);
+  // The runner asks, once it holds a job's lease and has adopted it.
+  await reopened.adopt(looping.id);
+  assert.equal(await reopened.failIfLooping(looping.id), true);
   const failed = reopened.get(looping.id);
   assert.equal(failed.state, 'failed');
   assert.equal(failed.error, `${INTERRUPTED_REASON} ${MAX_STARTS_WITHOUT_CHECKPOINT} times without reaching a new checkpoint`);
+  // Another replica's checkpoint write may be in progress in a job nobody here holds: its temporary file stays until the job is adopted.
+  assert.ok((await readdir(join(dir, saved.id))).includes('.checkpoint.safetensors.123.abcdef.tmp'));
+  await reopened.adopt(saved.id);
+  assert.equal(await reopened.failIfLooping(saved.id), false);
   assert.equal(reopened.get(saved.id).state, 'running');
   assert.deepEqual(reopened.interrupted().map((j) => j.id), [saved.id]);
-  // A checkpoint's temporary file left by a kill is removed; the checkpoint stays until the job ends.
+  // A checkpoint's temporary file left by a kill is removed at adoption; the checkpoint stays until the job ends.
   assert.deepEqual((await readdir(join(dir, saved.id))).sort(), ['checkpoint.safetensors', 'events.jsonl', 'spec.json']);
   await reopened.append(saved.id, { type: 'cancelled' });
   assert.deepEqual((await readdir(join(dir, saved.id))).sort(), ['events.jsonl', 'spec.json']);
@@ -193,4 +200,29 @@ test('a job whose spec.json or log does not read is reported, naming the file, a
   assert.ok(lines.some((l) => l.msg === 'skipping fine-tune job with an unreadable spec.json' && l.file === join(dir, badSpec.id, 'spec.json')));
   assert.ok(lines.some((l) => l.msg === 'skipping fine-tune job with an unreadable event log' && l.file === join(dir, noLog.id, 'events.jsonl')));
   await reopened.close();
+});
+
+test('two stores on one folder (two replicas): a job created on one is found by the other at once, its events follow by refresh; an append whose lease is gone writes nothing', async () => {
+  const { dir, store: a } = await openStore();
+  const b = await JobStore.open(dir, silentLog);
+  const job = await a.create(spec('shared'), 0);
+  assert.equal(b.get(job.id).state, 'queued', 'looked up on disk on a miss');
+  const watch = b.watch(job.id, 0, new AbortController().signal);
+  const followed = drain(watch);
+  await a.adopt(job.id);
+  await a.append(job.id, { type: 'started', totalSteps: 2, numTrainExamples: 1, numValidationExamples: 0, trainableParameters: 5 });
+  // The lease ran out while this append waited: it is refused and the log is unchanged.
+  await assert.rejects(a.append(job.id, { type: 'checkpoint', step: 1 }, () => false), /its lease was lost/);
+  assert.equal((await readFile(join(dir, job.id, 'events.jsonl'), 'utf8')).trimEnd().split('\n').length, 2);
+  b.refresh();
+  assert.equal(b.get(job.id).state, 'running');
+  // B takes over: it reads the log again, and numbers on from A's last event.
+  await a.disown(job.id);
+  await b.adopt(job.id);
+  await b.append(job.id, { type: 'succeeded', adapter: 'shared', version: 1, metrics });
+  a.refresh();
+  assert.equal(a.get(job.id).state, 'succeeded');
+  assert.deepEqual((await followed).map((e) => [e.sequence, e.type]), [[0, 'queued'], [1, 'started'], [2, 'succeeded']]);
+  await a.close();
+  await b.close();
 });

@@ -114,3 +114,14 @@ test('--wasm-threads is auto (by model size) or a count', () => {
   assert.throws(() => parse(['--wasm-threads', 'many']), /`--wasm-threads` must be auto or an integer in 1\.\.64, got "many"$/);
   assert.throws(() => parse(['--wasm-threads', '0']), /`--wasm-threads` must be auto or an integer in 1\.\.64, got "0"$/);
 });
+
+test('--role (default all), leases and the store poll: from flags or GENTUNE_*, renewal at most a third of the lease', () => {
+  const d = defaultConfig();
+  assert.deepEqual([d.role, d.leaseTtlMs, d.leaseRenewMs, d.storePollMs], ['all', 10_000, 2_000, 250]);
+  assert.equal(parse(['--role', 'serve']).role, 'serve');
+  assert.equal(parse([], { GENTUNE_ROLE: 'train' }).role, 'train');
+  assert.throws(() => parse(['--role', 'trainer']), /`--role` must be one of serve, train, all, got "trainer"$/);
+  assert.equal(parse(['--lease-ttl-ms', '900', '--lease-renew-ms', '300']).leaseRenewMs, 300);
+  assert.throws(() => parse(['--lease-ttl-ms', '900', '--lease-renew-ms', '301']), /`--lease-renew-ms` must be at most a third of `--lease-ttl-ms` 900, got 301$/);
+  assert.throws(() => parse(['--store-poll-ms', '5']), /`--store-poll-ms` must be an integer in 10\.\./);
+});

@@ -81,10 +81,12 @@ describe('validate rules', () => {
     assert.throws(() => checkId('job_id', 'x'.repeat(65)), /1\.\.64 characters/);
   });
 
-  test('parseAdapterRef: name, name@version', () => {
+  test('parseAdapterRef: name, name@version, name@alias', () => {
     assert.deepEqual(parseAdapterRef('adapter', 'support'), { name: 'support' });
     assert.deepEqual(parseAdapterRef('adapter', 'support@12'), { name: 'support', version: 12 });
-    throwsExactly(() => parseAdapterRef('adapter', 'support@0'), '`adapter` version must be a positive integer ("name@3"), got "support@0"');
+    assert.deepEqual(parseAdapterRef('adapter', 'support@prod'), { name: 'support', alias: 'prod' });
+    throwsExactly(() => parseAdapterRef('adapter', 'support@0'), '`adapter` version must be a positive integer ("name@3") or an alias ("name@prod"), got "support@0"');
+    assert.throws(() => parseAdapterRef('adapter', 'support@-x'), /or an alias/);
     assert.throws(() => parseAdapterRef('adapter', 'support@'), /positive integer/);
     assert.throws(() => parseAdapterRef('adapter', '@3'), /is required|1\.\.64/);
     assert.throws(() => parseAdapterRef('adapter', '../x@1'), /must not contain/);

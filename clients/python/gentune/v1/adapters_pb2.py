@@ -14,35 +14,41 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19gentune/v1/adapters.proto\x12\ngentune.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n\x0e\x41\x64\x61pterVersion\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12)\n\x06method\x18\x03 \x01(\x0e\x32\x19.gentune.v1.AdapterMethod\x12\t\n\x01r\x18\x04 \x01(\r\x12\x12\n\nlora_alpha\x18\x05 \x01(\x02\x12\x16\n\x0etarget_modules\x18\x06 \x03(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x04\x12/\n\tresidency\x18\x08 \x01(\x0e\x32\x1c.gentune.v1.AdapterResidency\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06job_id\x18\x0b \x01(\t\x12\x17\n\x0frequests_served\x18\x0c \x01(\x04\x12\x15\n\rbroken_reason\x18\r \x01(\t\"]\n\x07\x41\x64\x61pter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0elatest_version\x18\x02 \x01(\r\x12,\n\x08versions\x18\x03 \x03(\x0b\x32\x1a.gentune.v1.AdapterVersion\"\x15\n\x13ListAdaptersRequest\"=\n\x14ListAdaptersResponse\x12%\n\x08\x61\x64\x61pters\x18\x01 \x03(\x0b\x32\x13.gentune.v1.Adapter\"2\n\x12LoadAdapterRequest\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\x08\";\n\x13LoadAdapterResponse\x12$\n\x07\x61\x64\x61pter\x18\x01 \x01(\x0b\x32\x13.gentune.v1.Adapter\"\'\n\x14UnloadAdapterRequest\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\"=\n\x15UnloadAdapterResponse\x12$\n\x07\x61\x64\x61pter\x18\x01 \x01(\x0b\x32\x13.gentune.v1.Adapter\"\'\n\x14\x44\x65leteAdapterRequest\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteAdapterResponse*\x8f\x01\n\x10\x41\x64\x61pterResidency\x12!\n\x1d\x41\x44\x41PTER_RESIDENCY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41\x44\x41PTER_RESIDENCY_STORED\x10\x01\x12\x1c\n\x18\x41\x44\x41PTER_RESIDENCY_LOADED\x10\x02\x12\x1c\n\x18\x41\x44\x41PTER_RESIDENCY_PINNED\x10\x03*h\n\rAdapterMethod\x12\x1e\n\x1a\x41\x44\x41PTER_METHOD_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41\x44\x41PTER_METHOD_LORA\x10\x01\x12\x1e\n\x1a\x41\x44\x41PTER_METHOD_LAST_LAYERS\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19gentune/v1/adapters.proto\x12\ngentune.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n\x0e\x41\x64\x61pterVersion\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12)\n\x06method\x18\x03 \x01(\x0e\x32\x19.gentune.v1.AdapterMethod\x12\t\n\x01r\x18\x04 \x01(\r\x12\x12\n\nlora_alpha\x18\x05 \x01(\x02\x12\x16\n\x0etarget_modules\x18\x06 \x03(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x04\x12/\n\tresidency\x18\x08 \x01(\x0e\x32\x1c.gentune.v1.AdapterResidency\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06job_id\x18\x0b \x01(\t\x12\x17\n\x0frequests_served\x18\x0c \x01(\x04\x12\x15\n\rbroken_reason\x18\r \x01(\t\"\x88\x01\n\x07\x41\x64\x61pter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0elatest_version\x18\x02 \x01(\r\x12,\n\x08versions\x18\x03 \x03(\x0b\x32\x1a.gentune.v1.AdapterVersion\x12)\n\x07\x61liases\x18\x04 \x03(\x0b\x32\x18.gentune.v1.AdapterAlias\"^\n\x0c\x41\x64\x61pterAlias\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x15\n\x13ListAdaptersRequest\"=\n\x14ListAdaptersResponse\x12%\n\x08\x61\x64\x61pters\x18\x01 \x03(\x0b\x32\x13.gentune.v1.Adapter\"2\n\x12LoadAdapterRequest\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\x08\";\n\x13LoadAdapterResponse\x12$\n\x07\x61\x64\x61pter\x18\x01 \x01(\x0b\x32\x13.gentune.v1.Adapter\"\'\n\x14UnloadAdapterRequest\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\"=\n\x15UnloadAdapterResponse\x12$\n\x07\x61\x64\x61pter\x18\x01 \x01(\x0b\x32\x13.gentune.v1.Adapter\"\'\n\x14\x44\x65leteAdapterRequest\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteAdapterResponse\"I\n\x16SetAdapterAliasRequest\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\"?\n\x17SetAdapterAliasResponse\x12$\n\x07\x61\x64\x61pter\x18\x01 \x01(\x0b\x32\x13.gentune.v1.Adapter*\x8f\x01\n\x10\x41\x64\x61pterResidency\x12!\n\x1d\x41\x44\x41PTER_RESIDENCY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41\x44\x41PTER_RESIDENCY_STORED\x10\x01\x12\x1c\n\x18\x41\x44\x41PTER_RESIDENCY_LOADED\x10\x02\x12\x1c\n\x18\x41\x44\x41PTER_RESIDENCY_PINNED\x10\x03*h\n\rAdapterMethod\x12\x1e\n\x1a\x41\x44\x41PTER_METHOD_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41\x44\x41PTER_METHOD_LORA\x10\x01\x12\x1e\n\x1a\x41\x44\x41PTER_METHOD_LAST_LAYERS\x10\x02\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gentune.v1.adapters_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _ADAPTERRESIDENCY._serialized_start=924
-  _ADAPTERRESIDENCY._serialized_end=1067
-  _ADAPTERMETHOD._serialized_start=1069
-  _ADAPTERMETHOD._serialized_end=1173
+  _ADAPTERRESIDENCY._serialized_start=1204
+  _ADAPTERRESIDENCY._serialized_end=1347
+  _ADAPTERMETHOD._serialized_start=1349
+  _ADAPTERMETHOD._serialized_end=1453
   _ADAPTERVERSION._serialized_start=75
   _ADAPTERVERSION._serialized_end=457
-  _ADAPTER._serialized_start=459
-  _ADAPTER._serialized_end=552
-  _LISTADAPTERSREQUEST._serialized_start=554
-  _LISTADAPTERSREQUEST._serialized_end=575
-  _LISTADAPTERSRESPONSE._serialized_start=577
-  _LISTADAPTERSRESPONSE._serialized_end=638
-  _LOADADAPTERREQUEST._serialized_start=640
-  _LOADADAPTERREQUEST._serialized_end=690
-  _LOADADAPTERRESPONSE._serialized_start=692
-  _LOADADAPTERRESPONSE._serialized_end=751
-  _UNLOADADAPTERREQUEST._serialized_start=753
-  _UNLOADADAPTERREQUEST._serialized_end=792
-  _UNLOADADAPTERRESPONSE._serialized_start=794
-  _UNLOADADAPTERRESPONSE._serialized_end=855
-  _DELETEADAPTERREQUEST._serialized_start=857
-  _DELETEADAPTERREQUEST._serialized_end=896
-  _DELETEADAPTERRESPONSE._serialized_start=898
-  _DELETEADAPTERRESPONSE._serialized_end=921
+  _ADAPTER._serialized_start=460
+  _ADAPTER._serialized_end=596
+  _ADAPTERALIAS._serialized_start=598
+  _ADAPTERALIAS._serialized_end=692
+  _LISTADAPTERSREQUEST._serialized_start=694
+  _LISTADAPTERSREQUEST._serialized_end=715
+  _LISTADAPTERSRESPONSE._serialized_start=717
+  _LISTADAPTERSRESPONSE._serialized_end=778
+  _LOADADAPTERREQUEST._serialized_start=780
+  _LOADADAPTERREQUEST._serialized_end=830
+  _LOADADAPTERRESPONSE._serialized_start=832
+  _LOADADAPTERRESPONSE._serialized_end=891
+  _UNLOADADAPTERREQUEST._serialized_start=893
+  _UNLOADADAPTERREQUEST._serialized_end=932
+  _UNLOADADAPTERRESPONSE._serialized_start=934
+  _UNLOADADAPTERRESPONSE._serialized_end=995
+  _DELETEADAPTERREQUEST._serialized_start=997
+  _DELETEADAPTERREQUEST._serialized_end=1036
+  _DELETEADAPTERRESPONSE._serialized_start=1038
+  _DELETEADAPTERRESPONSE._serialized_end=1061
+  _SETADAPTERALIASREQUEST._serialized_start=1063
+  _SETADAPTERALIASREQUEST._serialized_end=1136
+  _SETADAPTERALIASRESPONSE._serialized_start=1138
+  _SETADAPTERALIASRESPONSE._serialized_end=1201
 # @@protoc_insertion_point(module_scope)

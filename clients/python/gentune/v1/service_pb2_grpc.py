@@ -97,6 +97,11 @@ class ModelServiceStub(object):
                 request_serializer=gentune_dot_v1_dot_adapters__pb2.DeleteAdapterRequest.SerializeToString,
                 response_deserializer=gentune_dot_v1_dot_adapters__pb2.DeleteAdapterResponse.FromString,
                 )
+        self.SetAdapterAlias = channel.unary_unary(
+                '/gentune.v1.ModelService/SetAdapterAlias',
+                request_serializer=gentune_dot_v1_dot_adapters__pb2.SetAdapterAliasRequest.SerializeToString,
+                response_deserializer=gentune_dot_v1_dot_adapters__pb2.SetAdapterAliasResponse.FromString,
+                )
         self.GetServerInfo = channel.unary_unary(
                 '/gentune.v1.ModelService/GetServerInfo',
                 request_serializer=gentune_dot_v1_dot_server__info__pb2.GetServerInfoRequest.SerializeToString,
@@ -239,6 +244,17 @@ class ModelServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAdapterAlias(self, request, context):
+        """Points an alias of an adapter ("prod" in "name@prod") at one of its
+        versions, creating the alias or moving it (promotion and rollback are the
+        same call). The move is atomic and seen by every replica sharing the
+        store; Generate requests in flight finish on the version they resolved.
+        Idempotent. NOT_FOUND when the version is not stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetServerInfo(self, request, context):
         """Returns the served model, backend, limits and version. Idempotent.
         """
@@ -323,6 +339,11 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.DeleteAdapter,
                     request_deserializer=gentune_dot_v1_dot_adapters__pb2.DeleteAdapterRequest.FromString,
                     response_serializer=gentune_dot_v1_dot_adapters__pb2.DeleteAdapterResponse.SerializeToString,
+            ),
+            'SetAdapterAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAdapterAlias,
+                    request_deserializer=gentune_dot_v1_dot_adapters__pb2.SetAdapterAliasRequest.FromString,
+                    response_serializer=gentune_dot_v1_dot_adapters__pb2.SetAdapterAliasResponse.SerializeToString,
             ),
             'GetServerInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetServerInfo,
@@ -594,6 +615,23 @@ class ModelService(object):
         return grpc.experimental.unary_unary(request, target, '/gentune.v1.ModelService/DeleteAdapter',
             gentune_dot_v1_dot_adapters__pb2.DeleteAdapterRequest.SerializeToString,
             gentune_dot_v1_dot_adapters__pb2.DeleteAdapterResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def SetAdapterAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/gentune.v1.ModelService/SetAdapterAlias',
+            gentune_dot_v1_dot_adapters__pb2.SetAdapterAliasRequest.SerializeToString,
+            gentune_dot_v1_dot_adapters__pb2.SetAdapterAliasResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

@@ -166,6 +166,21 @@ export interface Adapter {
   latestVersion: number;
   /** Every stored version, oldest first. */
   versions: AdapterVersion[];
+  /** Its aliases ("name@prod" -> a version), sorted by alias; empty if none. */
+  aliases: AdapterAlias[];
+}
+
+/**
+ * A movable name for one version of an adapter: "name@alias" resolves to
+ * "name@version" (SetAdapterAlias moves it).
+ */
+export interface AdapterAlias {
+  /** A letter, then up to 31 characters of [A-Za-z0-9_-] ("prod", "canary"). */
+  alias: string;
+  /** The version it points to now, from 1. */
+  version: number;
+  /** When it was last set or moved. */
+  updatedAt?: Date | undefined;
 }
 
 /** Input of ModelService.ListAdapters. */
@@ -215,6 +230,25 @@ export interface DeleteAdapterRequest {
 
 /** Output of ModelService.DeleteAdapter. */
 export interface DeleteAdapterResponse {
+}
+
+/** Input of ModelService.SetAdapterAlias. */
+export interface SetAdapterAliasRequest {
+  /** Adapter name (no @version). Required; 1..64 characters of [A-Za-z0-9._-]. */
+  adapter: string;
+  /**
+   * Alias to set or move. Required; a letter, then up to 31 characters of
+   * [A-Za-z0-9_-] (a version number cannot be an alias).
+   */
+  alias: string;
+  /** Version to point it at. Required; >= 1, and stored. */
+  version: number;
+}
+
+/** Output of ModelService.SetAdapterAlias. */
+export interface SetAdapterAliasResponse {
+  /** The adapter, with its aliases as they stand after the move. */
+  adapter?: Adapter | undefined;
 }
 
 function createBaseAdapterVersion(): AdapterVersion {
@@ -529,7 +563,7 @@ export const AdapterVersion: MessageFns<AdapterVersion> = {
 };
 
 function createBaseAdapter(): Adapter {
-  return { name: "", latestVersion: 0, versions: [] };
+  return { name: "", latestVersion: 0, versions: [], aliases: [] };
 }
 
 export const Adapter: MessageFns<Adapter> = {
@@ -542,6 +576,9 @@ export const Adapter: MessageFns<Adapter> = {
     }
     for (const v of message.versions) {
       AdapterVersion.encode(v!, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.aliases) {
+      AdapterAlias.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -583,6 +620,14 @@ export const Adapter: MessageFns<Adapter> = {
             message.versions.push(AdapterVersion.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.aliases.push(AdapterAlias.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -606,6 +651,9 @@ export const Adapter: MessageFns<Adapter> = {
       versions: globalThis.Array.isArray(object?.versions)
         ? object.versions.map((e: any) => AdapterVersion.fromJSON(e))
         : [],
+      aliases: globalThis.Array.isArray(object?.aliases)
+        ? object.aliases.map((e: any) => AdapterAlias.fromJSON(e))
+        : [],
     };
   },
 
@@ -620,6 +668,9 @@ export const Adapter: MessageFns<Adapter> = {
     if (message.versions?.length) {
       obj.versions = message.versions.map((e) => AdapterVersion.toJSON(e));
     }
+    if (message.aliases?.length) {
+      obj.aliases = message.aliases.map((e) => AdapterAlias.toJSON(e));
+    }
     return obj;
   },
 
@@ -631,6 +682,112 @@ export const Adapter: MessageFns<Adapter> = {
     message.name = object.name ?? "";
     message.latestVersion = object.latestVersion ?? 0;
     message.versions = object.versions?.map((e) => AdapterVersion.fromPartial(e)) || [];
+    message.aliases = object.aliases?.map((e) => AdapterAlias.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAdapterAlias(): AdapterAlias {
+  return { alias: "", version: 0, updatedAt: undefined };
+}
+
+export const AdapterAlias: MessageFns<AdapterAlias> = {
+  encode(message: AdapterAlias, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.alias !== "") {
+      writer.uint32(10).string(message.alias);
+    }
+    if (message.version !== 0) {
+      writer.uint32(16).uint32(message.version);
+    }
+    if (message.updatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AdapterAlias {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAdapterAlias();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.alias = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.version = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AdapterAlias {
+    return {
+      alias: isSet(object.alias) ? globalThis.String(object.alias) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      updatedAt: isSet(object.updatedAt)
+        ? fromJsonTimestamp(object.updatedAt)
+        : isSet(object.updated_at)
+        ? fromJsonTimestamp(object.updated_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: AdapterAlias): unknown {
+    const obj: any = {};
+    if (message.alias !== "") {
+      obj.alias = message.alias;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.updatedAt !== undefined) {
+      obj.updatedAt = message.updatedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AdapterAlias>): AdapterAlias {
+    return AdapterAlias.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AdapterAlias>): AdapterAlias {
+    const message = createBaseAdapterAlias();
+    message.alias = object.alias ?? "";
+    message.version = object.version ?? 0;
+    message.updatedAt = object.updatedAt ?? undefined;
     return message;
   },
 };
@@ -1161,6 +1318,176 @@ export const DeleteAdapterResponse: MessageFns<DeleteAdapterResponse> = {
   },
   fromPartial(_: DeepPartial<DeleteAdapterResponse>): DeleteAdapterResponse {
     const message = createBaseDeleteAdapterResponse();
+    return message;
+  },
+};
+
+function createBaseSetAdapterAliasRequest(): SetAdapterAliasRequest {
+  return { adapter: "", alias: "", version: 0 };
+}
+
+export const SetAdapterAliasRequest: MessageFns<SetAdapterAliasRequest> = {
+  encode(message: SetAdapterAliasRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.adapter !== "") {
+      writer.uint32(10).string(message.adapter);
+    }
+    if (message.alias !== "") {
+      writer.uint32(18).string(message.alias);
+    }
+    if (message.version !== 0) {
+      writer.uint32(24).uint32(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetAdapterAliasRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetAdapterAliasRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.adapter = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.alias = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.version = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetAdapterAliasRequest {
+    return {
+      adapter: isSet(object.adapter) ? globalThis.String(object.adapter) : "",
+      alias: isSet(object.alias) ? globalThis.String(object.alias) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+    };
+  },
+
+  toJSON(message: SetAdapterAliasRequest): unknown {
+    const obj: any = {};
+    if (message.adapter !== "") {
+      obj.adapter = message.adapter;
+    }
+    if (message.alias !== "") {
+      obj.alias = message.alias;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetAdapterAliasRequest>): SetAdapterAliasRequest {
+    return SetAdapterAliasRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetAdapterAliasRequest>): SetAdapterAliasRequest {
+    const message = createBaseSetAdapterAliasRequest();
+    message.adapter = object.adapter ?? "";
+    message.alias = object.alias ?? "";
+    message.version = object.version ?? 0;
+    return message;
+  },
+};
+
+function createBaseSetAdapterAliasResponse(): SetAdapterAliasResponse {
+  return { adapter: undefined };
+}
+
+export const SetAdapterAliasResponse: MessageFns<SetAdapterAliasResponse> = {
+  encode(message: SetAdapterAliasResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.adapter !== undefined) {
+      Adapter.encode(message.adapter, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetAdapterAliasResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetAdapterAliasResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.adapter = Adapter.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetAdapterAliasResponse {
+    return { adapter: isSet(object.adapter) ? Adapter.fromJSON(object.adapter) : undefined };
+  },
+
+  toJSON(message: SetAdapterAliasResponse): unknown {
+    const obj: any = {};
+    if (message.adapter !== undefined) {
+      obj.adapter = Adapter.toJSON(message.adapter);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetAdapterAliasResponse>): SetAdapterAliasResponse {
+    return SetAdapterAliasResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetAdapterAliasResponse>): SetAdapterAliasResponse {
+    const message = createBaseSetAdapterAliasResponse();
+    message.adapter = (object.adapter !== undefined && object.adapter !== null)
+      ? Adapter.fromPartial(object.adapter)
+      : undefined;
     return message;
   },
 };

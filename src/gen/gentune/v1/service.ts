@@ -28,6 +28,8 @@ import {
   ListAdaptersResponse,
   LoadAdapterRequest,
   LoadAdapterResponse,
+  SetAdapterAliasRequest,
+  SetAdapterAliasResponse,
   UnloadAdapterRequest,
   UnloadAdapterResponse,
 } from "./adapters.js";
@@ -287,6 +289,24 @@ export const ModelServiceService = {
       Buffer.from(DeleteAdapterResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteAdapterResponse => DeleteAdapterResponse.decode(value),
   },
+  /**
+   * Points an alias of an adapter ("prod" in "name@prod") at one of its
+   * versions, creating the alias or moving it (promotion and rollback are the
+   * same call). The move is atomic and seen by every replica sharing the
+   * store; Generate requests in flight finish on the version they resolved.
+   * Idempotent. NOT_FOUND when the version is not stored.
+   */
+  setAdapterAlias: {
+    path: "/gentune.v1.ModelService/SetAdapterAlias" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetAdapterAliasRequest): Buffer =>
+      Buffer.from(SetAdapterAliasRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetAdapterAliasRequest => SetAdapterAliasRequest.decode(value),
+    responseSerialize: (value: SetAdapterAliasResponse): Buffer =>
+      Buffer.from(SetAdapterAliasResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetAdapterAliasResponse => SetAdapterAliasResponse.decode(value),
+  },
   /** Returns the served model, backend, limits and version. Idempotent. */
   getServerInfo: {
     path: "/gentune.v1.ModelService/GetServerInfo" as const,
@@ -377,6 +397,14 @@ export interface ModelServiceServer extends UntypedServiceImplementation {
    * finish on it. NOT_FOUND for an unknown adapter.
    */
   deleteAdapter: handleUnaryCall<DeleteAdapterRequest, DeleteAdapterResponse>;
+  /**
+   * Points an alias of an adapter ("prod" in "name@prod") at one of its
+   * versions, creating the alias or moving it (promotion and rollback are the
+   * same call). The move is atomic and seen by every replica sharing the
+   * store; Generate requests in flight finish on the version they resolved.
+   * Idempotent. NOT_FOUND when the version is not stored.
+   */
+  setAdapterAlias: handleUnaryCall<SetAdapterAliasRequest, SetAdapterAliasResponse>;
   /** Returns the served model, backend, limits and version. Idempotent. */
   getServerInfo: handleUnaryCall<GetServerInfoRequest, GetServerInfoResponse>;
 }
@@ -632,6 +660,28 @@ export interface ModelServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteAdapterResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Points an alias of an adapter ("prod" in "name@prod") at one of its
+   * versions, creating the alias or moving it (promotion and rollback are the
+   * same call). The move is atomic and seen by every replica sharing the
+   * store; Generate requests in flight finish on the version they resolved.
+   * Idempotent. NOT_FOUND when the version is not stored.
+   */
+  setAdapterAlias(
+    request: SetAdapterAliasRequest,
+    callback: (error: ServiceError | null, response: SetAdapterAliasResponse) => void,
+  ): ClientUnaryCall;
+  setAdapterAlias(
+    request: SetAdapterAliasRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetAdapterAliasResponse) => void,
+  ): ClientUnaryCall;
+  setAdapterAlias(
+    request: SetAdapterAliasRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetAdapterAliasResponse) => void,
   ): ClientUnaryCall;
   /** Returns the served model, backend, limits and version. Idempotent. */
   getServerInfo(
