@@ -54,6 +54,18 @@ export function isOrphanedName(name: string): boolean {
   }
 }
 
+/** Hidden entries older than this are leftovers whoever wrote them (younger ones may be another replica's write in progress), in milliseconds. */
+export const STALE_TEMP_MS = 15 * 60 * 1000;
+
+/**
+ * True when hidden entry `name`, last modified at `mtimeMs`, may be removed
+ * as a leftover: a dead process's of this host ({@link isOrphanedName}) at
+ * once, any other (another host's, a live process's) only once stale.
+ */
+export function isLeftover(name: string, mtimeMs: number, now = Date.now()): boolean {
+  return isOrphanedName(name) || now - mtimeMs > STALE_TEMP_MS;
+}
+
 /** True for the errors of a full disk or an exhausted quota. */
 export function isDiskFull(err: unknown): boolean {
   if (err instanceof DiskFull) return true;

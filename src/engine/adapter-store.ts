@@ -41,13 +41,11 @@ import type { FinalMetrics } from './engine-api.js';
 import { META_FILE, readVersion, type StoredAdapterVersion } from './adapter-version-folder.js';
 
 export type { StoredAdapterVersion } from './adapter-version-folder.js';
-import { isOrphanedName, makeTempDir, publishDir, removeDir, writeJsonSynced } from './store-files.js';
+import { isLeftover, makeTempDir, publishDir, removeDir, writeJsonSynced } from './store-files.js';
 import { assertRealDir, clientReason, isRealDir } from './store-path.js';
 import { type DirtyScope, StoreWatcher } from './store-watcher.js';
 
 const VERSION_DIR = /^[1-9]\d*$/;
-/** Hidden leftovers older than this are removed at open (younger ones may be another replica's write in progress). */
-const STALE_TEMP_MS = 15 * 60 * 1000;
 /** Default period of the full rescan that backs up fs.watch, in milliseconds. */
 export const DEFAULT_RESCAN_MS = 2000;
 /** Attempts at the next version number when another writer takes it first. */
@@ -399,7 +397,7 @@ export class AdapterStore {
  * Removes hidden leftovers of writers (`.tmp-*` and `.trash-*` folders, and
  * the `.*.tmp` files and folders written inside them) in the root and every
  * name's folder: those of a dead process of this host at once, any other
- * once older than {@link STALE_TEMP_MS}.
+ * once stale (isLeftover, atomic-write.ts).
  */
 async function removeLeftovers(dir: string, log: Logger): Promise<void> {
   const now = Date.now();
@@ -411,7 +409,7 @@ async function removeLeftovers(dir: string, log: Logger): Promise<void> {
       if (!hidden) continue;
       const path = join(parent, name);
       const st = await lstat(path).catch(() => null);
-      if (st && (isOrphanedName(name) || now - st.mtimeMs > STALE_TEMP_MS)) {
+      if (st && isLeftover(name, st.mtimeMs, now)) {
         log.info({ path }, 'removing a leftover of an interrupted adapter write');
         await rm(path, { recursive: true, force: true });
       }

@@ -7,14 +7,15 @@
  * data directory).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hiddenName, syncDir } from '../common/atomic-write.js';
+import { hiddenName, isLeftover, syncDir } from '../common/atomic-write.js';
 import { isStoreName } from '../common/store-name.js';
 
 // The writing habits are the one atomic-write helper's; the stores take them from here.
 export {
   hiddenName,
+  isLeftover,
   isOrphanedName,
   makeTempDir,
   publishDir,
@@ -53,9 +54,10 @@ export async function listEntries(parent: string): Promise<string[]> {
   const names: string[] = [];
   for (const d of await readdir(parent, { withFileTypes: true })) {
     if (d.name.startsWith('.')) {
-      // Temporary or trash folders of a process that died: never entries.
+      // Temporary or trash folders are never entries; removed once no replica can still be writing them.
       if (d.name.startsWith('.tmp-') || d.name.startsWith('.trash-')) {
-        await rm(join(parent, d.name), { recursive: true, force: true });
+        const st = await lstat(join(parent, d.name)).catch(() => null);
+        if (st && isLeftover(d.name, st.mtimeMs)) await rm(join(parent, d.name), { recursive: true, force: true });
       }
       continue;
     }

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatasetStore } from '../../../src/engine/dataset-store.js';
@@ -103,15 +106,22 @@ test('after a restart datasets are listed from disk; a corrupt meta.json is repo
   const a = await store.upload({ name: 'a', format: 'auto' }, chunked(jsonl([{ text: 'x' }]), 100), never, MB);
   const b = await store.upload({ name: 'b', format: 'auto' }, chunked(jsonl([{ text: 'y' }]), 100), never, MB);
   await writeFile(join(dir, b.id, 'meta.json'), '{"id": tru');
-  // What a process killed mid-upload leaves: its hidden temporary folder with part of the data.
-  const killed = join(dir, '.tmp-host-4242-0123456789ab');
+  // What a process killed mid-upload leaves: its hidden temporary folder with part of the data
+  // (named by atomic-write.ts: this host, the dead process's pid).
+  const host = hostname().replace(/[^A-Za-z0-9_-]/g, '_') || 'host';
+  const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+  const killed = join(dir, `.tmp-${host}-${deadPid}-0123456789ab`);
   await mkdir(killed);
   await writeFile(join(killed, 'data.jsonl'), '{"text": "par');
+  // Another replica's upload in progress (another host, written just now) is not touched.
+  const replicaUpload = `.tmp-other-host-4242-0123456789ab`;
+  await mkdir(join(dir, replicaUpload));
   const { log, lines } = capturingLog();
   const reopened = await DatasetStore.open(dir, log);
   assert.deepEqual(reopened.list(), [a]);
   assert.ok(lines.some((l) => l.level === 40 && l.msg === 'skipping dataset with an unreadable meta.json' && l.file === join(dir, b.id, 'meta.json')));
-  assert.deepEqual((await onDisk(dir)).sort(), [a.id, b.id].sort());
+  assert.deepEqual((await onDisk(dir)).sort(), [a.id, b.id, replicaUpload].sort(), "another replica's write in progress is kept");
+  assert.ok(!existsSync(killed), "the dead process's leftover is removed");
 });
 
 test('two stores on one folder (two replicas): an upload on one is found by id on the other at once, listed after its refresh; a delete goes with the next refresh', async () => {
