@@ -26,8 +26,9 @@
  */
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
+import { diskError, isDiskFull } from '../common/atomic-write.js';
 import { Cancelled, clientMessage, FailedPrecondition, ResourceExhausted, Unavailable } from '../common/errors.js';
 import type { GptModel } from '../model/gpt-model.js';
 import { resolveHyperparameters } from '../training/train-hyperparameters.js';
@@ -257,10 +258,22 @@ export class FineTuneRunner {
       if (!leaseIsFree(dir)) continue;
       const controller = new AbortController();
       const suspender = new AbortController();
-      const lease = await JobLease.acquire(dir, this.holder, this.leaseTiming, () => {
-        this.log.warn({ jobId: job.id }, 'lost the lease of a fine-tune job: stopping it (another replica takes it over)');
-        controller.abort(new Unavailable('the lease of the fine-tune job was lost'));
-      });
+      let lease: JobLease | undefined;
+      try {
+        lease = await JobLease.acquire(dir, this.holder, this.leaseTiming, () => {
+          this.log.warn({ jobId: job.id }, 'lost the lease of a fine-tune job: stopping it (another replica takes it over)');
+          controller.abort(new Unavailable('the lease of the fine-tune job was lost'));
+        });
+      } catch (err) {
+        if (!isDiskFull(err)) throw err;
+        // No lease can be written on a full disk, so no replica can run the job: fail it, saying why,
+        // rather than leave it (and its client) waiting. The failed event usually still fits in the
+        // log's last page; every replica that sees this writes the same reason.
+        const reason = clientMessage(diskError(err, dirname(this.jobs.dir)));
+        this.log.error({ jobId: job.id, err }, 'fine-tune job failed: no lease can be written');
+        await this.jobs.append(job.id, { type: 'failed', reason }).catch((e: unknown) => this.log.error({ jobId: job.id, err: e }, 'could not log the failure'));
+        continue;
+      }
       if (!lease) continue;
       // Taken over from a holder that stopped renewing: an append it checked just before its lease ran out
       // may still be on its way to the file; one renewal period more and it has landed (or never will).
