@@ -41,7 +41,7 @@ import { DEFAULT_LEASE_RENEW_MS, DEFAULT_LEASE_TTL_MS, JobLease, type LeaseTimin
 import { isFinished, isTerminalEvent } from './job-state.js';
 import type { JobStore } from './job-store.js';
 import { limitLabel } from './limit-label.js';
-import { DEFAULT_CHECKPOINT_INTERVAL_MS, finalMetrics, inProcessTrainer, type JobTrainer, trainHyperparameters, trainMethod } from './job-training.js';
+import { DEFAULT_CHECKPOINT_INTERVAL_MS, finalMetrics, inProcessTrainer, type JobTrainer, type PublishAdapter, trainHyperparameters, trainMethod } from './job-training.js';
 
 export { trainMethod } from './job-training.js';
 
@@ -116,7 +116,7 @@ export class FineTuneRunner {
     private readonly metrics: EngineMetrics = noMetrics,
     options: RunnerOptions = {},
   ) {
-    this.trainer = options.trainer ?? inProcessTrainer(model, datasets, { checkpointIntervalMs: DEFAULT_CHECKPOINT_INTERVAL_MS, log });
+    this.trainer = options.trainer ?? inProcessTrainer(model, datasets, { checkpointIntervalMs: DEFAULT_CHECKPOINT_INTERVAL_MS, log, publish: publishWith(registry) });
     this.concurrency = Math.max(1, options.concurrency ?? 1);
     this.runsJobs = options.runsJobs ?? true;
     this.leaseTiming = options.lease ?? { ttlMs: DEFAULT_LEASE_TTL_MS, renewMs: DEFAULT_LEASE_RENEW_MS };
@@ -348,7 +348,7 @@ export class FineTuneRunner {
         onCheckpoint: async (e) => {
           await append({ type: 'checkpoint', step: e.step });
         },
-      }, { signal, suspend });
+      }, { signal, suspend, mayPublish: () => lease.valid });
       if (result.status === 'cancelled') {
         await this.ended(jobId, signal, log, append);
         return;
@@ -358,8 +358,7 @@ export class FineTuneRunner {
         return;
       }
       const metrics = finalMetrics(result);
-      // Trained here: stored and published now. Trained in a worker: stored there, published already.
-      const version = 'adapter' in result ? (await this.registry.publish(spec.adapter, result.adapter, jobId, metrics, () => lease.valid)).version : result.storedVersion;
+      const version = result.storedVersion;
       await append({ type: 'succeeded', adapter: spec.adapter, version, metrics });
       log.info({ adapter: `${spec.adapter}@${version}`, steps: result.steps, trainSeconds: result.trainSeconds }, 'fine-tune job succeeded');
     } catch (err) {
@@ -420,4 +419,9 @@ export class FineTuneRunner {
 /** Final metrics from a job's state, for a version stored without them (an older gentune.json). */
 function lastMetrics(job: JobInfo): FinalMetrics {
   return { trainLoss: job.loss ?? Number.NaN, steps: job.step, tokens: 0, trainSeconds: 0 };
+}
+
+/** The in-process trainer's publishing: the registry stores the version and makes it resident, as a worker's version is adopted. */
+export function publishWith(registry: AdapterRegistry): PublishAdapter {
+  return async (name, adapter, jobId, metrics, mayPublish) => (await registry.publish(name, adapter, jobId, metrics, mayPublish)).version;
 }

@@ -44,7 +44,7 @@ import type {
 } from './engine-api.js';
 import { noMetrics } from './engine-metrics.js';
 import { EvaluationService } from './evaluation-service.js';
-import { FineTuneRunner } from './fine-tune-runner.js';
+import { FineTuneRunner, publishWith } from './fine-tune-runner.js';
 import { GenerationService } from './generation-service.js';
 import { maxTokenBytes, promptBytesBound } from './prompt-bytes.js';
 import { DEFAULT_MAX_LINE_BYTES } from '../training/data/jsonl-reader.js';
@@ -111,7 +111,7 @@ export async function buildEngine(config: GentuneConfig, options: EngineOptions,
           },
           log,
         })
-      : inProcessTrainer(model, datasets, { checkpointIntervalMs: config.checkpointIntervalMs, log });
+      : inProcessTrainer(model, datasets, { checkpointIntervalMs: config.checkpointIntervalMs, log, publish: publishWith(registry) });
     const runner = new FineTuneRunner(model, jobs, datasets, registry, config.limits, log, metrics, {
       trainer,
       concurrency: limits.maxConcurrentJobs,

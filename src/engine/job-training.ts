@@ -82,12 +82,12 @@ export function finalMetrics(r: JobTrainSummary): FinalMetrics {
 }
 
 /**
- * How a job's training ended. A finished run hands over its adapter: trained
- * on this thread, its tensors (the caller owns them and publishes them);
- * trained in a worker, the version the worker stored and the serving store
- * has published.
+ * How a job's training ended, the same wherever it ran: cancelled,
+ * suspended, or finished with its adapter stored and published as
+ * `storedVersion` (by the trainer: in a worker, the worker stores it and the
+ * serving thread adopts it; on this thread, the registry publishes it).
  */
-export type JobTrainResult = TrainedHere | (JobTrainSummary & { storedVersion: number });
+export type JobTrainResult = { status: 'cancelled' } | Suspended | (JobTrainSummary & { storedVersion: number });
 
 /** A run stopped by shutdown after saving its checkpoint at `step` (0: before its first step, none saved). */
 export interface Suspended {
@@ -95,7 +95,7 @@ export interface Suspended {
   step: number;
 }
 
-/** A run on the calling thread: cancelled, suspended, or finished with the adapter's tensors. */
+/** What {@link trainJob} returns: cancelled, suspended, or finished with the adapter's tensors (the trainer then stores them). */
 export type TrainedHere = { status: 'cancelled' } | Suspended | (JobTrainSummary & { adapter: Adapter });
 
 /** A job to train, and where its checkpoint lives. */
@@ -118,7 +118,12 @@ export interface JobControl {
   signal: AbortSignal;
   /** Shutdown: save a checkpoint at the next step boundary, then stop and resolve 'suspended'. */
   suspend: AbortSignal;
+  /** Asked right before the adapter is published: false (the job's lease was lost) publishes nothing. */
+  mayPublish: () => boolean;
 }
+
+/** Stores and publishes a trained adapter for job `jobId` (taking its tensors); resolves with the version. */
+export type PublishAdapter = (name: string, adapter: Adapter, jobId: string, metrics: FinalMetrics, mayPublish: () => boolean) => Promise<number>;
 
 /** Trains one job: in a worker thread of its own, or on the calling thread. */
 export type JobTrainer = (job: JobToTrain, callbacks: JobCallbacks, control: JobControl) => Promise<JobTrainResult>;
@@ -130,13 +135,17 @@ export interface CheckpointOptions {
   log: Logger;
 }
 
-/** Runs jobs on the calling thread, over the serving model's weights (`threads: false`). */
-export function inProcessTrainer(model: JobModel, datasets: DatasetStore, options: CheckpointOptions): JobTrainer {
-  return (job, callbacks, control) =>
-    trainJob(model, job, (source, field) => readExamples(source, datasets, field), callbacks, control, {
+/** Runs jobs on the calling thread, over the serving model's weights (`threads: false`), publishing each adapter with `publish`. */
+export function inProcessTrainer(model: JobModel, datasets: DatasetStore, options: CheckpointOptions & { publish: PublishAdapter }): JobTrainer {
+  return async (job, callbacks, control) => {
+    const r = await trainJob(model, job, (source, field) => readExamples(source, datasets, field), callbacks, control, {
       ...options,
       log: options.log.child({ jobId: job.id }),
     });
+    if (r.status === 'cancelled' || r.status === 'suspended') return r;
+    const { adapter, ...summary } = r;
+    return { ...summary, storedVersion: await options.publish(job.spec.adapter, adapter, job.id, finalMetrics(summary), control.mayPublish) };
+  };
 }
 
 /**
@@ -148,7 +157,7 @@ export async function trainJob(
   job: JobToTrain,
   read: ReadExamples,
   callbacks: JobCallbacks,
-  control: JobControl,
+  control: Pick<JobControl, 'signal' | 'suspend'>,
   options: CheckpointOptions,
 ): Promise<TrainedHere> {
   const { spec, checkpointPath } = job;
