@@ -195,7 +195,8 @@ describe('Generate', () => {
     ['top_logprobs 21', { prompt: 'x', logprobs: true, topLogprobs: 21 }, /`top_logprobs` must be >= 0 and <= 20, got 21/],
     ['adapter path', { prompt: 'x', adapter: '../x' }, /^`adapter` must not contain '\/', '\\' or '\.\.', got "\.\.\/x"$/],
     ['adapter charset', { prompt: 'x', adapter: 'a b' }, /`adapter` must be 1\.\.64 characters of \[A-Za-z0-9\._-\], starting with a letter or digit, got "a b"/],
-    ['adapter version', { prompt: 'x', adapter: 'a@zero' }, /`adapter` version must be a positive integer/],
+    ['adapter version', { prompt: 'x', adapter: 'a@0' }, /`adapter` version must be a positive integer \("name@3"\) or an alias \("name@prod"\), got "a@0"/],
+    ['adapter alias', { prompt: 'x', adapter: 'a@-prod' }, /`adapter` version must be a positive integer \("name@3"\) or an alias \("name@prod"\), got "a@-prod"/],
     ['too many prompt ids', { promptTokenIds: Array.from({ length: 33 }, () => 1) }, /`prompt_token_ids` must be at most limits\.max_prompt_tokens \(--max-prompt-tokens\) 32 tokens, got 33/],
     ['token id out of vocab', { promptTokenIds: [1, 100000] }, /`prompt_token_ids\[1\]` must be a token id in 0\.\.\d+, got 100000/],
   ];
