@@ -22,7 +22,8 @@ import { dirname, join, resolve } from 'node:path';
 import { ResourceExhausted } from './errors.js';
 
 /** This host's name as it goes into hidden names (no dots or slashes). */
-const HOST = hostname().replace(/[^A-Za-z0-9_-]/g, '_') || 'host';
+/** This host's name as it goes into temporary names and lease holder ids (letters, digits, `_`, `-`). */
+export const HOST = hostname().replace(/[^A-Za-z0-9_-]/g, '_') || 'host';
 /** Largest single write, in bytes (a write(2) may do less anyway). */
 const CHUNK_BYTES = 1 << 30;
 
@@ -43,8 +44,17 @@ export function hiddenName(kind: 'tmp' | 'trash'): string {
  */
 export function isOrphanedName(name: string): boolean {
   const m = /^\.+(?:tmp|trash)-(.+)-(\d+)-[0-9a-f]{12}(?:\.|$)/.exec(name);
-  if (!m || m[1] !== HOST) return false;
-  const pid = Number(m[2]);
+  return m !== null && isGoneHere(m[1], Number(m[2]));
+}
+
+/**
+ * True when process `pid` of host `host` is known to be gone: `host` is this
+ * one and no such process runs, or `pid` is this process's own (an earlier
+ * process whose pid this one reuses, as pid 1 in a restarted container).
+ * Another host's processes are never known to be gone.
+ */
+export function isGoneHere(host: string, pid: number): boolean {
+  if (host !== HOST) return false;
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);

@@ -105,7 +105,8 @@ export interface GentuneConfig {
   logPrompts: boolean;
   /**
    * Run one short generation before reporting ready (`--warmup`), so the
-   * first request after /readyz turns 200 is served as fast as later ones.
+   * first request after /readyz turns 200 does not pay the process's
+   * first-generation costs (bench/first-request.ts).
    */
   warmup: boolean;
   limits: LimitsConfig;
@@ -231,7 +232,7 @@ const SETTINGS: Setting[] = [
   { key: 'wasmThreads', flag: '--wasm-threads <n>', description: 'wasm backend threads in the serving worker (auto: 1 below 20M parameters, else up to 4)', default: 'auto', expect: 'auto or an integer in 1..64', schema: z.union([z.string().trim().pipe(z.literal('auto')), int(1, 64)]) },
   { key: 'logLevel', flag: '--log-level <level>', description: `log level: ${LOG_LEVELS.join('|')}`, default: 'info', expect: `one of ${LOG_LEVELS.join(', ')}`, schema: choice(LOG_LEVELS) },
   { key: 'logPrompts', flag: '--log-prompts [bool]', description: 'log prompt and output text (debug only)', default: 'false', expect: 'true or false', schema: bool },
-  { key: 'warmup', flag: '--warmup [bool]', description: 'generate a few tokens before reporting ready, so the first request is as fast as later ones', default: 'true', expect: 'true or false', schema: bool },
+  { key: 'warmup', flag: '--warmup [bool]', description: 'generate a few tokens before reporting ready, so the first request does not pay the first-generation costs', default: 'true', expect: 'true or false', schema: bool },
   { key: 'maxConcurrentStreams', flag: '--max-concurrent-streams <n>', description: 'concurrent streaming calls', default: '64', expect: `an integer in 1..${MAX_INT}`, schema: int(1, MAX_INT) },
   { key: 'maxPromptTokens', flag: '--max-prompt-tokens <n>', description: 'prompt length, tokens', default: '1024', expect: `an integer in 1..${MAX_INT}`, schema: int(1, MAX_INT) },
   { key: 'maxPromptBytes', flag: '--max-prompt-bytes <n>', description: 'prompt size, UTF-8 bytes, checked before tokenizing (0 = the most a prompt of --max-prompt-tokens tokens can have)', default: '0', expect: `an integer in 0..${MAX_INT}`, schema: int(0, MAX_INT) },

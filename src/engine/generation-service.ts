@@ -98,9 +98,7 @@ export class GenerationService {
    *   drains or the backend failed.
    */
   async complete(promptIds: number[], params: ModelSampling, lease: AdapterLease | undefined, signal: AbortSignal): Promise<string> {
-    if (!this.accepting) throw new Unavailable('the server is shutting down');
-    const fault = this.loop.backendFault;
-    if (fault) throw new Unavailable(fault.message, { cause: fault });
+    this.checkServing();
     const adapter = sequenceAdapter(lease);
     const grammar = await sequenceGrammar(this.model, params);
     if (signal.aborted) {
@@ -139,11 +137,16 @@ export class GenerationService {
     }
   }
 
-  /** Validates, resolves the adapter and queues the request. */
-  private async admit(req: GenerateParams, signal: AbortSignal): Promise<ServedRequest> {
+  /** Unavailable while draining, or once the model backend failed. */
+  private checkServing(): void {
     if (!this.accepting) throw new Unavailable('the server is shutting down');
     const fault = this.loop.backendFault;
     if (fault) throw new Unavailable(fault.message, { cause: fault });
+  }
+
+  /** Validates, resolves the adapter and queues the request. */
+  private async admit(req: GenerateParams, signal: AbortSignal): Promise<ServedRequest> {
+    this.checkServing();
     const promptIds = this.promptIds(req.prompt);
     req = { ...req, sampling: this.fitContext(promptIds.length, req.sampling) };
     this.checkQueue();

@@ -30,8 +30,8 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { link, open, rename, unlink } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { HOST, isGoneHere } from '../common/atomic-write.js';
 
 /** What a lease generation file holds. */
 export interface LeaseRecord {
@@ -56,7 +56,6 @@ export const DEFAULT_LEASE_RENEW_MS = 2_000;
 
 const LEASE_FILE = /^lease-(\d+)\.json$/;
 
-const HOST = hostname().replace(/[^A-Za-z0-9_-]/g, '_');
 
 /** A replica's holder id: host, pid and random, unique per engine. */
 export function newHolderId(): string {
@@ -72,15 +71,7 @@ export function newHolderId(): string {
  */
 function deadHereHolder(holder: string, self?: string): boolean {
   const m = /^(.+)-(\d+)-[0-9a-f]{8}$/.exec(holder);
-  if (!m || m[1] !== HOST || holder === self) return false;
-  const pid = Number(m[2]);
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return m !== null && holder !== self && isGoneHere(m[1], Number(m[2]));
 }
 
 /** The lease of the job in `jobDir` as it stands: highest generation and its record (undefined when none, or unreadable). */

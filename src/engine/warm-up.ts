@@ -20,11 +20,11 @@ const WARMUP_NEW_TOKENS = 4;
 export async function warmUp(model: GptModel, generation: GenerationService, log: Logger): Promise<void> {
   const started = performance.now();
   const tok = model.tokenizer;
-  // Text through the tokenizer too, as a request's prompt goes.
+  // Text through the tokenizer too, as a request's prompt goes (the row's tokens are decoded to text on the way out).
   const sample = 'The quick brown fox jumps over the lazy dog. '.repeat(8);
   const room = model.config.nPositions - WARMUP_NEW_TOKENS;
   const ids = tok.encode(sample).slice(0, Math.max(1, Math.min(WARMUP_PROMPT_TOKENS, room)));
-  const generated = await generation.complete(
+  await generation.complete(
     ids.length > 0 ? ids : [tok.eosId],
     {
       maxNewTokens: Math.min(WARMUP_NEW_TOKENS, model.config.nPositions - 1),
@@ -42,6 +42,5 @@ export async function warmUp(model: GptModel, generation: GenerationService, log
     undefined,
     new AbortController().signal,
   );
-  tok.decode(tok.encode(generated));
   log.info({ ms: Math.round(performance.now() - started) }, 'warm-up generation done');
 }

@@ -90,7 +90,8 @@ test('a background row ends with the text Generate gives the same prompt', async
   const text = await svc.complete(model.tokenizer.encode('hello'), exactly(5), undefined, signal);
   let served = '';
   for await (const c of svc.generate(genParams('hello', { sampling: greedy(5) }), signal)) served += c.text;
-  // Generate stops at EOS, the background row here does not: the served text is a prefix.
+  // Generate stops at EOS, the background row here does not: the served text is a prefix (and not empty, or this proves nothing).
+  assert.ok(served.length > 0, 'the seeded model does not start with EOS');
   assert.ok(text.startsWith(served), `${JSON.stringify(text)} starts with ${JSON.stringify(served)}`);
 });
 

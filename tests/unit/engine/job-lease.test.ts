@@ -6,10 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JobLease, leaseIsFree, readLease } from '../../../src/engine/job-lease.js';
+import { HOST } from '../../../src/common/atomic-write.js';
+import { JobLease, leaseIsFree, newHolderId, readLease } from '../../../src/engine/job-lease.js';
 
 const TIMING = { ttlMs: 600, renewMs: 100 };
 
@@ -63,5 +65,24 @@ test('an expired lease (holder stalled or dead) is taken over as the next genera
     await successor.release(true);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a live lease of a process of this host that is gone is free at once; another host\'s is not', async () => {
+  const dir = await jobDir();
+  const other = await jobDir();
+  try {
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+    const long = { ttlMs: 60_000, renewMs: 1_000 };
+    // What a killed server leaves: a lease far from expiry, in a holder id of this host and its dead pid.
+    await writeFile(join(dir, 'lease-1.json'), JSON.stringify({ holder: `${HOST}-${deadPid}-0123abcd`, expiresAtMs: Date.now() + 60_000 }));
+    const taken = await JobLease.acquire(dir, newHolderId(), long, () => undefined);
+    assert.equal(taken?.generation, 2, 'taken at once, as the next generation');
+    await taken!.release(true);
+    await writeFile(join(other, 'lease-1.json'), JSON.stringify({ holder: `another-host-${deadPid}-0123abcd`, expiresAtMs: Date.now() + 60_000 }));
+    assert.equal(await JobLease.acquire(other, newHolderId(), long, () => undefined), undefined, "another host's live lease waits for its expiry");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    await rm(other, { recursive: true, force: true });
   }
 });
